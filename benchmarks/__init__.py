@@ -1,0 +1,1 @@
+"""Benchmarks: one module a part, each `run(args) -> str` returning a markdown table."""
