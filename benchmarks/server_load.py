@@ -1,0 +1,248 @@
+"""Server load benchmark: HTTP latency with 1 and 16 clients, throughput, server memory, engine-only p50.
+
+    python -m benchmarks --only server_load --model checkpoints/default.pt
+    python -m benchmarks.server_load --model checkpoints/default.pt      # the same, this part alone
+
+A real `server.py` process on 127.0.0.1 (a free port) serves the requests; the engine-only figure runs
+the same prompts through `Predictor.complete` in this process, so "server overhead" is what HTTP,
+Flask, waitress and the queue add. `ServerProcess` is also what the server tests use to start servers.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER = ROOT / "server.py"
+
+
+class ServerProcess:
+    """`python server.py --port 0 ...` as a context manager: learns its port, waits for /health 200.
+
+    `host` is where it binds; requests always go to 127.0.0.1 (also right for 0.0.0.0).
+    """
+
+    def __init__(self, model, *extra_args: str, host: str = "127.0.0.1", env: dict | None = None,
+                 ready_timeout: float = 120.0):
+        self.cmd = [sys.executable, str(SERVER), "--host", host, "--port", "0", "--model", str(model),
+                    *extra_args]
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.ready_timeout = ready_timeout
+        self.port: int | None = None
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.proc: subprocess.Popen | None = None
+        self._listening = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _drain(self, stream, lines: list[str]):
+        for line in stream:
+            lines.append(line)
+            if line.startswith("listening on http://"):
+                self.port = int(line.split()[2].rsplit(":", 1)[1])
+                self._listening.set()
+
+    def start(self, wait_ready: bool = True) -> "ServerProcess":
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        for stream, lines in ((self.proc.stdout, self.stdout), (self.proc.stderr, self.stderr)):
+            threading.Thread(target=self._drain, args=(stream, lines), daemon=True).start()
+        deadline = time.monotonic() + self.ready_timeout
+        while not self._listening.wait(0.05):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start (exit {self.proc.poll()}): {self.output()}")
+        if wait_ready:
+            while True:
+                try:
+                    if requests.get(self.url + "/health", timeout=5).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server never became ready (exit {self.proc.poll()}): "
+                                       f"{self.output()}")
+                time.sleep(0.05)
+        return self
+
+    def output(self) -> str:
+        time.sleep(0.1)  # let the drain threads catch up
+        return "".join(self.stdout) + "".join(self.stderr)
+
+    def rss_kib(self) -> dict[str, int]:
+        """VmRSS (now) and VmHWM (peak) of the server process, in KiB, from /proc/PID/status."""
+        fields = {}
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0])
+        return fields
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def sample_prompts(data_dir: str | None, n: int, seed: int = 0, context_chars: int = 2000) -> list[dict]:
+    """Cursor positions in real Python files: held-out corpus files if present, else the stdlib.
+
+    Each request is the text before the cursor (up to `context_chars`) and the rest of its line.
+    """
+    files = []
+    if data_dir:
+        files = sorted((Path(data_dir) / "corpus" / "files" / "test").rglob("*.py"))
+    if not files:
+        import sysconfig
+        stdlib = Path(sysconfig.get_paths()["stdlib"])
+        files = sorted(p for p in stdlib.glob("*.py"))
+    rng = random.Random(seed)
+    prompts = []
+    while len(prompts) < n:
+        text = rng.choice(files).read_text(encoding="utf-8", errors="replace")
+        if len(text) < 200:
+            continue
+        cursor = rng.randrange(100, len(text))
+        line_end = text.find("\n", cursor)
+        line_end = len(text) if line_end < 0 else line_end
+        prompts.append({"prompt": text[max(0, cursor - context_chars):cursor],
+                        "suffix": text[cursor:line_end]})
+    return prompts
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+def server_timing_engine_ms(header: str) -> float:
+    for part in header.split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        if name == "engine":
+            return float(dur)
+    raise ValueError(header)
+
+
+def run_clients(url: str, prompts: list[dict], clients: int, headers: dict) -> dict:
+    """`clients` threads, each with its own keep-alive session, share `prompts` round-robin."""
+    latencies, engine_ms, failures = [], [], []
+    lock = threading.Lock()
+
+    def client(i: int):
+        session = requests.Session()
+        for body in prompts[i::clients]:
+            t0 = time.perf_counter()
+            r = session.post(url + "/autocomplete", json=body, headers=headers, timeout=60)
+            dt = (time.perf_counter() - t0) * 1000
+            with lock:
+                if r.status_code == 200:
+                    latencies.append(dt)
+                    engine_ms.append(server_timing_engine_ms(r.headers["Server-Timing"]))
+                else:
+                    failures.append(r.status_code)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {"latencies": latencies, "engine_ms": engine_ms, "failures": failures, "wall": wall}
+
+
+def add_arguments(parser: argparse.ArgumentParser):
+    parser.add_argument("--server-requests", type=int, default=100,
+                        help="server_load: requests for the 1-client and engine-only runs")
+    parser.add_argument("--server-clients", type=int, default=16, help="server_load: concurrent clients")
+    parser.add_argument("--server-requests-per-client", type=int, default=10,
+                        help="server_load: requests each concurrent client sends")
+
+
+def run(args) -> str:
+    import torch
+
+    import server
+
+    model = args.model
+    n1 = getattr(args, "server_requests", 100)
+    clients = getattr(args, "server_clients", 16)
+    per_client = getattr(args, "server_requests_per_client", 10)
+    data = getattr(args, "data", None)
+    prompts_1 = sample_prompts(data, n1, seed=1)
+    prompts_n = sample_prompts(data, clients * per_client, seed=2)
+
+    # Engine only, in this process, on a fresh predictor (same cache state as a fresh server).
+    predictor, info = server.load_model(model)
+    predictor.complete(prompts_1[0]["prompt"])  # warm-up, as the server's first request would be
+    engine = []
+    for body in prompts_1:
+        t0 = time.perf_counter()
+        predictor.complete(body["prompt"], suffix=body["suffix"])
+        engine.append((time.perf_counter() - t0) * 1000)
+    del predictor
+
+    with ServerProcess(model) as srv:
+        requests.post(srv.url + "/autocomplete", json={"prompt": prompts_1[0]["prompt"]}, timeout=60)
+        one = run_clients(srv.url, prompts_1, 1, {})
+        many = run_clients(srv.url, prompts_n, clients, {})
+        mem = srv.rss_kib()
+
+    overhead = [c - e for c, e in zip(one["latencies"], one["engine_ms"])]
+    rows = [
+        ("engine only (in process)", len(engine), percentile(engine, 50), percentile(engine, 99), "–", 0),
+        ("server, 1 client", len(one["latencies"]), percentile(one["latencies"], 50),
+         percentile(one["latencies"], 99), f"{len(one['latencies']) / one['wall']:.1f}",
+         len(one["failures"])),
+        (f"server, {clients} clients", len(many["latencies"]), percentile(many["latencies"], 50),
+         percentile(many["latencies"], 99), f"{len(many['latencies']) / many['wall']:.1f}",
+         len(many["failures"])),
+    ]
+    lines = ["| run | requests | p50 ms | p99 ms | req/s | failures |", "|---|---|---|---|---|---|"]
+    lines += [f"| {name} | {n} | {p50:.1f} | {p99:.1f} | {rps} | {fail} |"
+              for name, n, p50, p99, rps, fail in rows]
+    lines += ["",
+              f"Server overhead, 1 client: p50 {percentile(one['latencies'], 50) - percentile(engine, 50):+.2f} ms "
+              f"(server p50 − engine-only p50); per request (client latency − engine time reported in "
+              f"Server-Timing) p50 {percentile(overhead, 50):.2f} ms, p99 {percentile(overhead, 99):.2f} ms.",
+              f"Server memory after the load: VmRSS {mem.get('VmRSS', 0) / 1024:.0f} MiB, "
+              f"peak VmHWM {mem.get('VmHWM', 0) / 1024:.0f} MiB.",
+              f"Model: {info['name']} ({info['arch']}, {info['params']:,} parameters, sha256 {info['sha256']}); "
+              f"torch threads {torch.get_num_threads()}; {os.cpu_count()} CPUs; prompts: up to 2,000 chars "
+              f"before a random cursor in {'held-out corpus files' if data and Path(data, 'corpus').exists() else 'stdlib files'}, "
+              f"kind=None, max_suggestions=3."]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="checkpoints/default.pt")
+    parser.add_argument("--data", default="data")
+    add_arguments(parser)
+    print(run(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
