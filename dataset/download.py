@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import requests
+import urllib3
 from tqdm import tqdm
 
 from dataset.extract import ArchiveError, extract_archive, single_top_folder
@@ -76,6 +77,16 @@ def zip_is_valid(path: Path) -> bool:
         return False
 
 
+def _chunks(response: requests.Response):
+    """The body as it arrives. `read1` hands over whatever bytes came before a dropped connection
+    (iter_content's fixed-size reads would lose up to a chunk), so a resume starts exactly there."""
+    while True:
+        chunk = response.raw.read1(1 << 16, decode_content=True)
+        if not chunk:
+            return
+        yield chunk
+
+
 def download_file(url: str, dest: Path, timeout_s: float = 30.0, retries: int = 4, backoff_s: float = 1.0,
                   max_bytes: int = 200 * 2 ** 20, valid=zip_is_valid, progress: bool = True,
                   session: requests.Session | None = None) -> Path:
@@ -114,7 +125,7 @@ def download_file(url: str, dest: Path, timeout_s: float = 30.0, retries: int = 
                 with open(part, "ab" if resumed else "wb") as out, \
                         tqdm(total=expected, initial=have, desc=f"downloading {dest.name}", unit="B",
                              unit_scale=True, disable=not progress, leave=False) as bar:
-                    for chunk in r.iter_content(1 << 16):
+                    for chunk in _chunks(r):
                         have += len(chunk)
                         if have > max_bytes:
                             raise DownloadError(f"over the {max_bytes:,}-byte size cap")
@@ -126,10 +137,11 @@ def download_file(url: str, dest: Path, timeout_s: float = 30.0, retries: int = 
         except DownloadError:
             part.unlink(missing_ok=True)
             raise
-        except requests.Timeout:
+        except (requests.Timeout, urllib3.exceptions.ReadTimeoutError):
             last_error = f"timed out after {timeout_s:g} s"
             continue
-        except requests.RequestException as e:  # refused, reset, dropped mid-body, ...
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
+            # refused, reset, dropped mid-body, ...
             last_error = f"{type(e).__name__}: {e}"
             continue
         if valid is not None and not valid(part):
