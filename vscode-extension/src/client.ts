@@ -1,0 +1,134 @@
+// HTTP client for the completion server (docs/DESIGN.md, "Server"). Pure: no `vscode` import.
+//   POST /autocomplete {prompt, suffix?, kind?, max_suggestions?}
+//     -> {success: true, prediction: [str], probs: [float], id, ms} | {success: false, error} (4xx/503)
+//   GET /health -> 200 when ready
+import { anySignal } from './debounce';
+
+export interface CompletionRequest {
+  prompt: string;
+  suffix?: string;
+  kind?: 'word' | 'line' | 'block';
+  max_suggestions?: number;
+}
+
+export interface CompletionResponse {
+  prediction: string[];
+  probs: number[];
+  id: string;
+  /** Server-side time. */
+  ms: number;
+  /** Round trip measured here. */
+  latencyMs: number;
+}
+
+/** Why a request gave nothing: the caller reacts differently to each (only 'unreachable' marks the server down). */
+export type ClientErrorKind = 'aborted' | 'timeout' | 'unreachable' | 'http' | 'bad-response';
+
+export class ClientError extends Error {
+  constructor(readonly kind: ClientErrorKind, message: string, readonly status?: number) {
+    super(message);
+    this.name = 'ClientError';
+  }
+}
+
+export interface ClientOptions {
+  serverUrl: string;
+  apiToken?: string;
+  timeoutMs: number;
+}
+
+export class AutocompleteClient {
+  private readonly base: string;
+
+  constructor(private readonly options: ClientOptions) {
+    let url: URL;
+    try {
+      url = new URL(options.serverUrl);
+    } catch {
+      throw new ClientError('bad-response', `serverUrl is not a URL: ${JSON.stringify(options.serverUrl)}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new ClientError('bad-response', `serverUrl must be http(s): ${options.serverUrl}`);
+    }
+    this.base = url.toString().replace(/\/+$/, '');
+  }
+
+  async complete(req: CompletionRequest, signal?: AbortSignal): Promise<CompletionResponse> {
+    const t0 = performance.now();
+    const [res, timeout] = await this.send('/autocomplete', { method: 'POST', body: JSON.stringify(req) }, signal);
+    const body = await this.json(res, signal, timeout);
+    if (!res.ok || body?.success !== true) {
+      const msg = typeof body?.error === 'string' ? body.error : `HTTP ${res.status}`;
+      if (!res.ok) throw new ClientError('http', `server answered ${res.status}: ${msg}`, res.status);
+      throw new ClientError('bad-response', `server answered success=false: ${msg}`, res.status);
+    }
+    const { prediction, probs } = body;
+    if (!Array.isArray(prediction) || !prediction.every((p: unknown) => typeof p === 'string')) {
+      throw new ClientError('bad-response', 'response has no prediction list of strings');
+    }
+    const p = Array.isArray(probs) ? probs.map((x: unknown) => (typeof x === 'number' ? x : 0)) : [];
+    return {
+      prediction,
+      probs: prediction.map((_: string, i: number) => p[i] ?? 0),
+      id: typeof body.id === 'string' ? body.id : '',
+      ms: typeof body.ms === 'number' ? body.ms : NaN,
+      latencyMs: performance.now() - t0,
+    };
+  }
+
+  /** True when GET /health answers 2xx; never throws except for 'aborted'. */
+  async health(signal?: AbortSignal): Promise<boolean> {
+    try {
+      const [res] = await this.send('/health', { method: 'GET' }, signal);
+      await res.arrayBuffer().catch(() => undefined);
+      return res.ok;
+    } catch (e) {
+      if (e instanceof ClientError && e.kind === 'aborted') throw e;
+      return false;
+    }
+  }
+
+  /** The response (headers read) and the timeout signal that still guards reading its body. */
+  private async send(path: string, init: RequestInit, signal?: AbortSignal): Promise<[Response, AbortSignal]> {
+    const timeout = AbortSignal.timeout(this.options.timeoutMs);
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    if (init.body !== undefined) headers['Content-Type'] = 'application/json';
+    if (this.options.apiToken) headers.Authorization = `Bearer ${this.options.apiToken}`;
+    try {
+      const res = await fetch(this.base + path, {
+        ...init,
+        headers,
+        signal: anySignal(signal ? [signal, timeout] : [timeout]),
+      });
+      return [res, timeout];
+    } catch (e) {
+      throw this.classify(e, signal, timeout);
+    }
+  }
+
+  private async json(res: Response, signal: AbortSignal | undefined, timeout: AbortSignal): Promise<any> {
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (e) {
+      throw this.classify(e, signal, timeout);
+    }
+    try {
+      return JSON.parse(text);
+    } catch {
+      if (!res.ok) throw new ClientError('http', `server answered ${res.status}: ${text.slice(0, 200)}`, res.status);
+      throw new ClientError('bad-response', `response is not JSON: ${text.slice(0, 200)}`, res.status);
+    }
+  }
+
+  private classify(e: unknown, signal: AbortSignal | undefined, timeout: AbortSignal | undefined): ClientError {
+    if (e instanceof ClientError) return e;
+    if (signal?.aborted) return new ClientError('aborted', 'request cancelled');
+    if (timeout?.aborted) return new ClientError('timeout', `no answer within ${this.options.timeoutMs} ms`);
+    const name = (e as { name?: string })?.name;
+    if (name === 'TimeoutError') return new ClientError('timeout', `no answer within ${this.options.timeoutMs} ms`);
+    if (name === 'AbortError') return new ClientError('aborted', 'request cancelled');
+    const cause = (e as { cause?: { code?: string; message?: string } })?.cause;
+    return new ClientError('unreachable', `cannot reach ${this.base}: ${cause?.code ?? cause?.message ?? String(e)}`);
+  }
+}

@@ -1,0 +1,78 @@
+// From a cursor context to filtered suggestions: cache first, then debounce, then one live request
+// (a newer one aborts it), then the filter chain. Pure: no `vscode` import; the providers are thin wrappers.
+import { AutocompleteClient, ClientError } from './client';
+import { CompletionCache } from './cache';
+import { CompletionContext } from './context';
+import { delay, LatestRequest, anySignal } from './debounce';
+import { applyFilters, Suggestion } from './filters';
+import { ServerMonitor } from './monitor';
+
+export interface EngineSettings {
+  debounceMs: number;
+  maxSuggestionLength: number;
+  maxSuggestions: number;
+}
+
+export interface EngineResult {
+  suggestions: Suggestion[];
+  /** Where they came from: 'cache' (no request), 'server', or 'none' (cancelled, down, error). */
+  source: 'cache' | 'server' | 'none';
+  /** The server's request id and raw predictions, for the log. */
+  id?: string;
+  raw?: string[];
+}
+
+export class CompletionEngine {
+  readonly cache = new CompletionCache();
+  private readonly latest = new LatestRequest();
+
+  constructor(
+    private readonly client: () => AutocompleteClient,
+    private readonly monitor: ServerMonitor,
+    private readonly log: (line: string) => void = () => undefined,
+    /** Called for a 4xx answer (e.g. 401 for a wrong apiToken), so the UI can tell the user once. */
+    private readonly onRejected: (err: ClientError) => void = () => undefined,
+  ) {}
+
+  async suggest(ctx: CompletionContext, settings: EngineSettings, cancel?: AbortSignal): Promise<EngineResult> {
+    const filterCtx = { linePrefix: ctx.linePrefix, suffix: ctx.suffix, nextLine: ctx.nextLine, maxLength: settings.maxSuggestionLength };
+    const toSuggestions = (cs: { text: string; prob: number }[]) =>
+      applyFilters(cs.map((c) => ({ text: c.text, prob: c.prob, replaceLength: 0 })), filterCtx);
+
+    const cached = this.cache.get(ctx.prompt, ctx.suffix);
+    if (cached) {
+      this.latest.cancel(); // an older request's answer is no longer wanted
+      return { suggestions: toSuggestions(cached), source: 'cache' };
+    }
+    if (!this.monitor.available) return { suggestions: [], source: 'none' };
+
+    const ac = this.latest.begin();
+    const signal = cancel ? anySignal([cancel, ac.signal]) : ac.signal;
+    if (!(await delay(settings.debounceMs, signal))) return { suggestions: [], source: 'none' };
+
+    this.monitor.requestStarted();
+    try {
+      const res = await this.client().complete({ prompt: ctx.prompt, suffix: ctx.suffix, max_suggestions: settings.maxSuggestions }, signal);
+      this.monitor.requestEnded({ latencyMs: res.latencyMs });
+      const completions = res.prediction.map((text, i) => ({ text, prob: res.probs[i] }));
+      this.cache.set(ctx.prompt, ctx.suffix, completions);
+      const suggestions = toSuggestions(completions);
+      this.log(`response id=${res.id} server_ms=${res.ms.toFixed(1)} latency_ms=${res.latencyMs.toFixed(1)} raw=${JSON.stringify(res.prediction)} shown=${JSON.stringify(suggestions.map((s) => s.text))}`);
+      return { suggestions, source: 'server', id: res.id, raw: res.prediction };
+    } catch (e) {
+      const err = e instanceof ClientError ? e : new ClientError('bad-response', String(e));
+      if (err.kind === 'unreachable' || (err.kind === 'http' && err.status === 503)) {
+        this.monitor.requestEnded({ down: err.message });
+      } else {
+        this.monitor.requestEnded({});
+        if (err.kind !== 'aborted') this.log(`request failed (${err.kind}): ${err.message}`);
+        if (err.kind === 'http') this.onRejected(err);
+      }
+      return { suggestions: [], source: 'none' };
+    }
+  }
+
+  cancel(): void {
+    this.latest.cancel();
+  }
+}

@@ -1,0 +1,174 @@
+// VS Code glue: settings, the inline and list providers, the status bar item and the toggle command.
+// All logic worth testing lives in the vscode-free modules (context, filters, cache, debounce, client, engine).
+import * as vscode from 'vscode';
+import { AutocompleteClient } from './client';
+import { buildContext } from './context';
+import { CompletionEngine, EngineSettings } from './engine';
+import { Suggestion } from './filters';
+import { ServerMonitor, ServerState } from './monitor';
+
+const SECTION = 'pythonAutocomplete';
+const SELECTOR: vscode.DocumentSelector = [{ language: 'python' }];
+
+interface Settings extends EngineSettings {
+  serverUrl: string;
+  apiToken: string;
+  enabled: boolean;
+  mode: 'inline' | 'list' | 'both';
+  contextLines: number;
+  requestTimeoutMs: number;
+}
+
+function readSettings(): Settings {
+  const c = vscode.workspace.getConfiguration(SECTION);
+  const num = (k: string, d: number, min: number) => {
+    const v = c.get<number>(k, d);
+    return typeof v === 'number' && Number.isFinite(v) ? Math.max(min, v) : d;
+  };
+  const mode = c.get<string>('mode', 'inline');
+  return {
+    serverUrl: c.get<string>('serverUrl', 'http://127.0.0.1:5000'),
+    apiToken: c.get<string>('apiToken', ''),
+    enabled: c.get<boolean>('enabled', true),
+    mode: mode === 'list' || mode === 'both' ? mode : 'inline',
+    debounceMs: num('debounceMs', 150, 0),
+    contextLines: Math.floor(num('contextLines', 20, 0)),
+    maxSuggestionLength: Math.floor(num('maxSuggestionLength', 256, 1)),
+    requestTimeoutMs: num('requestTimeoutMs', 5000, 100),
+    maxSuggestions: 3,
+  };
+}
+
+export function activate(context: vscode.ExtensionContext): void {
+  const out = vscode.window.createOutputChannel('Python Autocomplete');
+  const log = (line: string) => out.appendLine(`${new Date().toISOString()} ${line}`);
+  let settings = readSettings();
+  let client: AutocompleteClient | undefined;
+  const getClient = () => {
+    client ??= new AutocompleteClient({ serverUrl: settings.serverUrl, apiToken: settings.apiToken, timeoutMs: settings.requestTimeoutMs });
+    return client;
+  };
+
+  // status bar: state + last latency; clicking toggles
+  const status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 100);
+  status.command = `${SECTION}.toggle`;
+  status.name = 'Python Autocomplete';
+  const ICONS: Record<ServerState, string> = {
+    unknown: '$(loading~spin)', ready: '$(check)', working: '$(sync~spin)', unreachable: '$(debug-disconnect)', disabled: '$(circle-slash)',
+  };
+  const render = (state: ServerState, latencyMs: number | undefined, detail: string) => {
+    const ms = latencyMs !== undefined ? ` ${Math.round(latencyMs)} ms` : '';
+    const word = state === 'unreachable' ? ' offline' : state === 'disabled' ? ' off' : ms;
+    status.text = `${ICONS[state]} PyAC${word}`;
+    status.tooltip = `Python Autocomplete: ${detail} (${settings.serverUrl}). Click to turn completions ${state === 'disabled' ? 'on' : 'off'}.`;
+    status.backgroundColor = state === 'unreachable' ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
+  };
+
+  const monitor = new ServerMonitor(
+    async () => {
+      try { return await getClient().health(); } catch { return false; }
+    },
+    {
+      onState: (state, latencyMs, detail) => {
+        render(state, latencyMs, detail);
+        if (state === 'unreachable' || state === 'ready') log(`server ${state}: ${detail}`);
+      },
+      onFirstDown: (detail) => {
+        void vscode.window.showWarningMessage(
+          `Python Autocomplete: the completion server at ${settings.serverUrl} is not reachable (${detail}). Completions resume when it answers.`);
+      },
+    },
+  );
+  let warnedRejected = false;
+  const engine = new CompletionEngine(getClient, monitor, log, (err) => {
+    if (warnedRejected || (err.status !== 401 && err.status !== 403)) return;
+    warnedRejected = true;
+    void vscode.window.showWarningMessage(`Python Autocomplete: ${err.message} (check pythonAutocomplete.apiToken).`);
+  });
+
+  async function suggestAt(doc: vscode.TextDocument, pos: vscode.Position, token: vscode.CancellationToken): Promise<Suggestion[]> {
+    if (!settings.enabled) return [];
+    const ctx = buildContext({ lineCount: doc.lineCount, lineText: (i) => doc.lineAt(i).text }, pos.line, pos.character, settings.contextLines);
+    // CancellationToken -> AbortController: VS Code cancels the token when the user types on
+    const ac = new AbortController();
+    const sub = token.onCancellationRequested(() => ac.abort());
+    if (token.isCancellationRequested) ac.abort();
+    try {
+      const res = await engine.suggest(ctx, settings, ac.signal);
+      return token.isCancellationRequested ? [] : res.suggestions;
+    } finally {
+      sub.dispose();
+    }
+  }
+
+  const rangeFor = (pos: vscode.Position, s: Suggestion) => new vscode.Range(pos, pos.translate(0, s.replaceLength));
+
+  const inline: vscode.InlineCompletionItemProvider = {
+    async provideInlineCompletionItems(doc, pos, _ctx, token) {
+      if (settings.mode === 'list') return [];
+      const suggestions = await suggestAt(doc, pos, token);
+      if (suggestions.length > 0) log(`inline at ${pos.line + 1}:${pos.character + 1} shown=${JSON.stringify(suggestions[0].text)} replace=${suggestions[0].replaceLength}`);
+      return suggestions.map((s) => new vscode.InlineCompletionItem(s.text, rangeFor(pos, s)));
+    },
+  };
+
+  const list: vscode.CompletionItemProvider = {
+    async provideCompletionItems(doc, pos, token) {
+      if (settings.mode === 'inline') return undefined;
+      const suggestions = await suggestAt(doc, pos, token);
+      const items = suggestions.map((s, i) => {
+        const firstLine = s.text.split('\n')[0];
+        const label = s.text.includes('\n') ? `${firstLine}…` : s.text;
+        const item = new vscode.CompletionItem({ label, description: `${(s.prob * 100).toFixed(0)}%` }, vscode.CompletionItemKind.Snippet);
+        item.insertText = s.text;
+        item.range = rangeFor(pos, s);
+        item.sortText = `\u0000${String(i).padStart(3, '0')}`; // keep the server's order, above the language server's items
+        item.preselect = i === 0;
+        item.detail = 'Python Autocomplete';
+        item.documentation = new vscode.MarkdownString().appendCodeblock(s.text, 'python');
+        return item;
+      });
+      return new vscode.CompletionList(items, true); // incomplete: ask again as the user types
+    },
+  };
+
+  const applyEnabled = () => {
+    monitor.setEnabled(settings.enabled);
+    if (!settings.enabled) engine.cancel();
+  };
+
+  context.subscriptions.push(
+    out,
+    status,
+    { dispose: () => { monitor.dispose(); engine.cancel(); } },
+    vscode.languages.registerInlineCompletionItemProvider(SELECTOR, inline),
+    vscode.languages.registerCompletionItemProvider(SELECTOR, list, '.', '(', '[', ',', '=', ' '),
+    vscode.commands.registerCommand(`${SECTION}.toggle`, async () => {
+      const enabled = !settings.enabled;
+      await vscode.workspace.getConfiguration(SECTION).update('enabled', enabled, vscode.ConfigurationTarget.Global);
+      settings = { ...readSettings(), enabled }; // the change event may come later
+      applyEnabled();
+      vscode.window.setStatusBarMessage(`Python Autocomplete ${enabled ? 'on' : 'off'}`, 2000);
+    }),
+    vscode.commands.registerCommand(`${SECTION}.checkServer`, async () => {
+      const ok = await monitor.check();
+      void vscode.window.showInformationMessage(`Python Autocomplete: server at ${settings.serverUrl} ${ok ? 'is ready' : 'does not answer'}.`);
+    }),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (!e.affectsConfiguration(SECTION)) return;
+      settings = readSettings();
+      client = undefined; // url, token or timeout may have changed
+      engine.cache.clear();
+      log(`settings changed: ${JSON.stringify({ ...settings, apiToken: settings.apiToken ? '***' : '' })}`);
+      applyEnabled();
+      if (settings.enabled) void monitor.check();
+    }),
+  );
+
+  status.show();
+  log(`activated; server ${settings.serverUrl}, mode ${settings.mode}`);
+  if (settings.enabled) void monitor.check();
+  else monitor.setEnabled(false);
+}
+
+export function deactivate(): void {}

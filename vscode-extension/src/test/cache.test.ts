@@ -1,0 +1,52 @@
+import * as assert from 'assert';
+import { CompletionCache } from '../cache';
+
+const c = (text: string, prob = 0.5) => ({ text, prob });
+
+describe('cache', () => {
+  it('returns what was stored for the same prompt and suffix, and nothing for another suffix', () => {
+    const cache = new CompletionCache();
+    cache.set('x = os.', '', [c('path')]);
+    assert.deepStrictEqual(cache.get('x = os.', ''), [c('path')]);
+    assert.strictEqual(cache.get('x = os.', ')'), undefined);
+    assert.strictEqual(cache.get('y = os.', ''), undefined);
+  });
+
+  it('typing through a suggestion gives the rest of it without a new entry', () => {
+    const cache = new CompletionCache();
+    cache.set('x = os.', '', [c('path.join(a, b)', 0.7), c('pathsep', 0.2), c('getcwd()', 0.1)]);
+    assert.deepStrictEqual(cache.get('x = os.pa', ''), [c('th.join(a, b)', 0.7), c('thsep', 0.2)]);
+    assert.deepStrictEqual(cache.get('x = os.path.j', ''), [c('oin(a, b)', 0.7)]);
+    assert.strictEqual(cache.size, 1);
+  });
+
+  it('misses when the typed characters leave every suggestion, or complete it exactly', () => {
+    const cache = new CompletionCache();
+    cache.set('x = os.', '', [c('path')]);
+    assert.strictEqual(cache.get('x = os.q', ''), undefined);
+    assert.strictEqual(cache.get('x = os.path', ''), undefined);
+  });
+
+  it('looks back at most maxTypeAhead characters', () => {
+    const cache = new CompletionCache(10, 3);
+    cache.set('a', '', [c('bcdefg')]);
+    assert.deepStrictEqual(cache.get('abcd', ''), [c('efg')]);
+    assert.strictEqual(cache.get('abcde', ''), undefined);
+  });
+
+  it('evicts the least recently used entry, where a read counts as a use', () => {
+    const cache = new CompletionCache(2);
+    cache.set('p1', '', [c('a')]);
+    cache.set('p2', '', [c('b')]);
+    assert.ok(cache.get('p1', ''));
+    cache.set('p3', '', [c('c')]);
+    assert.ok(cache.get('p1', ''));
+    assert.strictEqual(cache.get('p2', ''), undefined);
+    assert.ok(cache.get('p3', ''));
+    assert.strictEqual(cache.size, 2);
+  });
+
+  it('rejects a capacity below 1', () => {
+    assert.throws(() => new CompletionCache(0), /capacity/);
+  });
+});

@@ -1,0 +1,126 @@
+import * as assert from 'assert';
+import { AutocompleteClient } from '../client';
+import { buildContext, linesOf } from '../context';
+import { CompletionEngine } from '../engine';
+import { ServerMonitor, ServerState } from '../monitor';
+import { deadPort, ok, sendJson, sleep, TestServer } from './httpServer';
+
+const settings = { debounceMs: 10, maxSuggestionLength: 256, maxSuggestions: 3 };
+
+function setup(url: string) {
+  const states: ServerState[] = [];
+  const notices: string[] = [];
+  const client = new AutocompleteClient({ serverUrl: url, timeoutMs: 2000 });
+  const monitor = new ServerMonitor(() => client.health(), {
+    onState: (s) => states.push(s),
+    onFirstDown: (d) => notices.push(d),
+  }, 50);
+  const engine = new CompletionEngine(() => client, monitor);
+  return { states, notices, monitor, engine };
+}
+
+const at = (text: string) => {
+  const lines = text.split('\n');
+  return buildContext(linesOf(text), lines.length - 1, lines.at(-1)!.length, 20);
+};
+
+describe('engine (real HTTP server)', () => {
+  let server: TestServer;
+  let { states, notices, monitor, engine } = setup('http://127.0.0.1:1');
+  beforeEach(async () => {
+    server = await new TestServer((r, res) => {
+      const { prompt } = JSON.parse(r.body || '{}');
+      if (r.url === '/health') return sendJson(res, 200, {});
+      sendJson(res, 200, ok(prompt?.endsWith('os.') ? ['path.join(a, b)  \n', 'getcwd()'] : ['x']));
+    }).start();
+    ({ states, notices, monitor, engine } = setup(server.url));
+  });
+  afterEach(async () => {
+    monitor.dispose();
+    await server.stop();
+  });
+
+  it('asks the server once, then serves the same context and typed-through text from the cache', async () => {
+    const r1 = await engine.suggest(at('import os\np = os.'), settings);
+    assert.strictEqual(r1.source, 'server');
+    assert.deepStrictEqual(r1.suggestions.map((s) => s.text), ['path.join(a, b)', 'getcwd()']); // trailing whitespace trimmed
+    assert.deepStrictEqual(JSON.parse(server.received[0].body), { prompt: 'import os\np = os.', suffix: '', max_suggestions: 3 });
+    const r2 = await engine.suggest(at('import os\np = os.'), settings);
+    const r3 = await engine.suggest(at('import os\np = os.path.j'), settings);
+    assert.deepStrictEqual([r2.source, r3.source], ['cache', 'cache']);
+    assert.deepStrictEqual(r3.suggestions.map((s) => s.text), ['oin(a, b)']);
+    assert.strictEqual(server.received.length, 1);
+    assert.deepStrictEqual(states, ['working', 'ready']);
+    assert.ok(monitor.lastLatencyMs! >= 0);
+  });
+
+  it('a newer request cancels the older one: only the newest is answered', async () => {
+    server.setHandler(async (r, res) => { await sleep(300); if (!res.destroyed) sendJson(res, 200, ok([JSON.parse(r.body).prompt.slice(-1)])); });
+    const first = engine.suggest(at('a = 1'), settings);
+    await sleep(50); // past the debounce: the first request is on the wire
+    const second = engine.suggest(at('a = 2'), settings);
+    const [r1, r2] = await Promise.all([first, second]);
+    assert.deepStrictEqual([r1.source, r2.source], ['none', 'server']);
+    assert.deepStrictEqual(r2.suggestions.map((s) => s.text), ['2']);
+    assert.ok(server.received[0].clientAborted);
+  });
+
+  it('requests within the debounce window never reach the server', async () => {
+    const results = await Promise.all(['b = 1', 'b = 12', 'b = 123'].map((t) => engine.suggest(at(t), { ...settings, debounceMs: 100 })));
+    assert.deepStrictEqual(results.map((r) => r.source), ['none', 'none', 'server']);
+    assert.strictEqual(server.received.length, 1);
+  });
+
+  it('the caller cancelling (CancellationToken) aborts the wait and the request', async () => {
+    const ac = new AbortController();
+    const p = engine.suggest(at('c = 1'), settings, ac.signal);
+    ac.abort();
+    assert.strictEqual((await p).source, 'none');
+    await sleep(30);
+    assert.strictEqual(server.received.length, 0);
+  });
+
+  it('a server that goes down gives one notice, no more requests, and comes back through /health', async () => {
+    const port = Number(new URL(server.url).port);
+    await server.stop();
+    const r1 = await engine.suggest(at('d = 1'), settings);
+    assert.strictEqual(r1.source, 'none');
+    assert.strictEqual(monitor.state, 'unreachable');
+    const r2 = await engine.suggest(at('d = 2'), settings);
+    assert.strictEqual(r2.source, 'none');
+    await sleep(120); // rechecks fail quietly
+    assert.strictEqual(notices.length, 1);
+    assert.match(notices[0], /ECONNREFUSED/);
+    // bring a server back on the same port: the periodic /health check notices it
+    server = new TestServer((r, res) => sendJson(res, 200, r.url === '/health' ? {} : ok(['back'])));
+    await listenOn(server, port);
+    for (let i = 0; i < 100 && (monitor.state as ServerState) !== 'ready'; i++) await sleep(20);
+    assert.strictEqual(monitor.state, 'ready');
+    const r3 = await engine.suggest(at('d = 3'), settings);
+    assert.deepStrictEqual(r3.suggestions.map((s) => s.text), ['back']);
+    assert.strictEqual(notices.length, 1);
+  });
+
+  it('disabled: no requests, and re-enabling checks the server', async () => {
+    monitor.setEnabled(false);
+    assert.strictEqual((await engine.suggest(at('e = 1'), settings)).source, 'none');
+    assert.strictEqual(server.received.length, 0);
+    monitor.setEnabled(true);
+    for (let i = 0; i < 50 && monitor.state !== 'ready'; i++) await sleep(10);
+    assert.strictEqual(monitor.state, 'ready');
+  });
+
+  it('a server that cannot be reached at all is reported once', async () => {
+    const dead = setup(`http://127.0.0.1:${await deadPort()}`);
+    assert.strictEqual(await dead.monitor.check(), false);
+    assert.strictEqual(await dead.monitor.check(), false);
+    dead.monitor.dispose();
+    assert.strictEqual(dead.notices.length, 1);
+    assert.deepStrictEqual(dead.states, ['unreachable', 'unreachable']);
+  });
+});
+
+/** Start `server` on a given port (the one a stopped server used). */
+async function listenOn(server: TestServer, port: number): Promise<void> {
+  await server.start(port);
+}
