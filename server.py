@@ -185,11 +185,17 @@ class Metrics:
                 "# HELP autocomplete_model_ready 1 once the model is loaded.",
                 "# TYPE autocomplete_model_ready gauge",
                 f"autocomplete_model_ready {int(state.predictor is not None)}"]
-        for name, value in engine_stats(state.predictor).items():
-            metric = f"autocomplete_engine_{name}"
-            kind = "counter" if name.endswith("_total") else "gauge"
-            out += [f"# TYPE {metric} {kind}", f"{metric} {value}"]
+        for name, value in state.engine_stats.items():
+            # The engine's counters only grow (cache hits, tokens fed, ...); a few are levels.
+            if name in ENGINE_GAUGES:
+                out += [f"# TYPE autocomplete_engine_{name} gauge", f"autocomplete_engine_{name} {value}"]
+            else:
+                metric = f"autocomplete_engine_{name.removesuffix('_total')}_total"
+                out += [f"# TYPE {metric} counter", f"{metric} {value}"]
         return "\n".join(out) + "\n"
+
+
+ENGINE_GAUGES = {"cache_entries", "cache_size", "mean_ms"}
 
 
 def engine_stats(predictor) -> dict[str, float]:
@@ -228,11 +234,14 @@ class AppState:
         self.gate = ModelGate(config.queue_size)
         self.metrics = Metrics()
         self.model_info = dict(config.model_info)
-        self.load_error: str | None = None
+        # The engine's stats as of its last request: read while this server owns the model, so
+        # /metrics never waits for the engine's lock behind a running completion.
+        self.engine_stats: dict[str, float] = engine_stats(predictor) if predictor is not None else {}
 
     def set_ready(self, predictor, model_info: dict | None = None):
         if model_info:
             self.model_info.update(model_info)
+        self.engine_stats = engine_stats(predictor)
         self.predictor = predictor
 
 
@@ -393,6 +402,7 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
             completions = predictor.complete(args["prompt"], suffix=args["suffix"], kind=args["kind"],
                                              max_suggestions=args["max_suggestions"],
                                              time_budget_ms=args["time_budget_ms"])
+            state.engine_stats = engine_stats(predictor)
         except Exception:
             log.exception("completion engine failed")
             state.metrics.error("engine")
@@ -460,8 +470,23 @@ def load_model(path: str):
     info = {"name": Path(path).stem, "path": str(path), "sha256": digest[:16],
             "arch": getattr(config, "arch", None), "step": getattr(ckpt, "step", None),
             "params": sum(p.numel() for p in ckpt.model.parameters()),
-            "vocab_size": getattr(config, "vocab_size", None), "torch": torch.__version__}
+            "vocab_size": getattr(config, "vocab_size", None), "torch": torch.__version__,
+            "meta": {k: v for k, v in (getattr(ckpt, "meta", None) or {}).items()
+                     if isinstance(v, (str, int, float, bool)) or v is None}}
     return predictor, info
+
+
+def make_wsgi_server(app: Flask, config: ServerConfig):
+    """A bound (not yet running) waitress server for `app`; `.run()` serves, `.effective_port` tells."""
+    import waitress
+    return waitress.create_server(
+        app, host=config.host, port=config.port, threads=config.waitress_threads,
+        # Keep reading sockets while a request runs, so a hang-up is seen (client_disconnected).
+        channel_request_lookahead=1,
+        # waitress buffers whole bodies before the app sees them: stop absurd ones early. Bodies
+        # between max_body_bytes and this get Flask's JSON 413; beyond it waitress's plain-text 413.
+        max_request_body_size=8 * config.max_body_bytes,
+        ident="python-autocomplete")
 
 
 def one_line(e: BaseException) -> str:
@@ -501,6 +526,8 @@ def main(argv=None) -> int:
         return fail(f"--port must be in 0..65535, got {args.port}")
     if args.queue_size < 1 or args.max_wait_ms <= 0:
         return fail("--queue-size must be >= 1 and --max-wait-ms > 0")
+    if args.host.lower() == "localhost":
+        args.host = "127.0.0.1"  # one socket (waitress would bind ::1 too, each on its own port 0)
     model = Path(args.model)
     if not model.is_file():
         return fail(f"model checkpoint not found: {model} (pass --model PATH)")
@@ -511,16 +538,8 @@ def main(argv=None) -> int:
                           threads=args.threads, model_info={"name": model.stem, "path": str(model)})
     app = create_app(None, config)
 
-    import waitress
     try:
-        server = waitress.create_server(
-            app, host=args.host, port=args.port, threads=config.waitress_threads,
-            # Keep reading sockets while a request runs, so a hang-up is seen (client_disconnected).
-            channel_request_lookahead=1,
-            # waitress buffers whole bodies before the app sees them: stop absurd ones early. Bodies
-            # between max_body_bytes and this get Flask's JSON 413; beyond it waitress's plain 413.
-            max_request_body_size=8 * config.max_body_bytes,
-            ident="python-autocomplete")
+        server = make_wsgi_server(app, config)
     except OSError as e:
         return fail(f"cannot listen on {args.host}:{args.port}: {one_line(e)}")
     port = getattr(server, "effective_port", args.port)
@@ -537,7 +556,9 @@ def main(argv=None) -> int:
             print(f"model ready: {model} ({info['arch']}, {info['params']:,} parameters, "
                   f"{time.perf_counter() - t0:.1f} s)", flush=True)
         except BaseException as e:  # noqa: BLE001 - any failure to load ends the server, in one line
-            print(f"error: cannot load model {model}: {one_line(e)}", file=sys.stderr, flush=True)
+            # A CheckpointError already names the file and the reason.
+            message = one_line(e) if str(model) in str(e) else f"{model}: {one_line(e)}"
+            print(f"error: cannot load model {message}", file=sys.stderr, flush=True)
             os._exit(2)
 
     threading.Thread(target=load, name="model-loader", daemon=True).start()
