@@ -1,0 +1,195 @@
+"""Evaluation metrics: keystrokes saved, next-token accuracy and bits per character, line completion.
+
+Keystrokes saved (the reference's measure): type a file one character at a time; before each keystroke
+ask for the top suggestion with the last `context_lines` lines before the cursor as the prompt (what the
+editor extension sends). If the suggestion is exactly the next characters of the file, accepting it costs
+one keystroke; otherwise one character is typed. saved = 1 - keystrokes / characters. This is the
+typed-through workload the prefix cache is made for: consecutive prompts share all but their end.
+
+Bits per character: -log2 P(token) summed over a file (fed in chunks, each with the state of the one
+before, from end-of-text as documents start in training) and divided by its characters; next-token
+accuracy is how often the arg-max token is the real one.
+
+Line completion (CodeXGLUE-style): cut lines at random points, complete the rest of the line, compare
+with the real rest: exact match, and edit similarity 1 - Levenshtein / max(len).
+"""
+from __future__ import annotations
+
+import bisect
+import math
+import random
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+def prompt_at(text: str, line_starts: list[int], cursor: int, context_lines: int) -> str:
+    """The last `context_lines` lines before the cursor (the current, partial line included)."""
+    line = bisect.bisect_right(line_starts, cursor) - 1
+    return text[line_starts[max(0, line - context_lines + 1)]:cursor]
+
+
+def line_starts_of(text: str) -> list[int]:
+    return [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+
+
+def clip_text(text: str, max_chars: int | None) -> str:
+    """The first `max_chars` characters, ending at a line end when there is one."""
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    cut = text.rfind("\n", 0, max_chars)
+    return text[:cut + 1] if cut > 0 else text[:max_chars]
+
+
+@dataclass
+class TypingResult:
+    chars: int
+    keystrokes: int
+    accepted: list[tuple[int, int]] = field(default_factory=list)  # [start, end) of accepted suggestions
+    request_ms: list[float] = field(default_factory=list)
+
+    @property
+    def saved(self) -> float:
+        return 1 - self.keystrokes / self.chars if self.chars else 0.0
+
+
+def simulate_typing(predictor, text: str, kind: str | None = None, context_lines: int = 20) -> TypingResult:
+    starts = line_starts_of(text)
+    result = TypingResult(chars=len(text), keystrokes=0)
+    i = 0
+    while i < len(text):
+        prompt = prompt_at(text, starts, i, context_lines)
+        t0 = time.perf_counter()
+        suggestions = predictor.complete(prompt, kind=kind, max_suggestions=1)
+        result.request_ms.append((time.perf_counter() - t0) * 1000)
+        result.keystrokes += 1
+        s = suggestions[0].text if suggestions else ""
+        if s and text.startswith(s, i):
+            result.accepted.append((i, i + len(s)))
+            i += len(s)
+        else:
+            i += 1
+    return result
+
+
+@dataclass
+class TokenStats:
+    bits: float  # -log2 P summed over tokens
+    tokens: int
+    correct: int  # arg-max predictions equal to the real token
+    chars: int
+    token_bits: np.ndarray  # [tokens] -log2 P of each token
+    ids: list[int]
+
+    @property
+    def bits_per_char(self) -> float:
+        return self.bits / self.chars if self.chars else 0.0
+
+
+@torch.inference_mode()
+def token_stats(model, tokenizer, text: str, chunk: int = 256) -> TokenStats:
+    """Per-token surprise of `text` after end-of-text, fed in chunks carrying the state."""
+    ids = tokenizer.encode(text)
+    inputs = [tokenizer.eot_id] + ids[:-1]
+    state, bits, correct = None, [], 0
+    for s in range(0, len(ids), chunk):
+        x = torch.tensor([inputs[s:s + chunk]], dtype=torch.long)
+        y = torch.tensor(ids[s:s + chunk], dtype=torch.long)
+        logits, state = model(x, state)
+        logp = torch.log_softmax(logits[0].float(), dim=-1)  # [T, V]
+        bits.append(-logp.gather(1, y[:, None])[:, 0] / math.log(2))
+        correct += int((logp.argmax(-1) == y).sum())
+    token_bits = torch.cat(bits).numpy() if bits else np.zeros(0)
+    return TokenStats(float(token_bits.sum()), len(ids), correct, len(text), token_bits, ids)
+
+
+def char_surprise(tokenizer, text: str, stats: TokenStats) -> list[float]:
+    """Bits per character: each token's -log2 P spread evenly over its bytes, summed per character."""
+    byte_bits = np.zeros(len(text.encode("utf-8")))
+    pos = 0
+    for tok, b in zip(stats.ids, stats.token_bits):
+        n = len(tokenizer.token_bytes[tok])
+        byte_bits[pos:pos + n] = b / max(n, 1)
+        pos += n
+    out, pos = [], 0
+    for c in text:
+        n = len(c.encode("utf-8"))
+        out.append(float(byte_bits[pos:pos + n].sum()))
+        pos += n
+    return out
+
+
+def levenshtein(a: str, b: str) -> int:
+    if len(a) < len(b):
+        a, b = b, a
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def edit_similarity(a: str, b: str) -> float:
+    """1 - Levenshtein(a, b) / max(len): 1.0 for equal strings (CodeXGLUE's fuzz.ratio is close to it)."""
+    if not a and not b:
+        return 1.0
+    return 1 - levenshtein(a, b) / max(len(a), len(b))
+
+
+@dataclass
+class LineSample:
+    file: str
+    prompt_tail: str  # the typed part of the line
+    truth: str
+    pred: str
+    ms: float
+
+
+def sample_line_cuts(texts: dict[str, str], n: int, seed: int = 0, min_rest: int = 1):
+    """n (file, cursor offset, rest of line) cuts at random points of random non-blank lines."""
+    rng = random.Random(seed)
+    candidates = []
+    for name, text in texts.items():
+        pos = 0
+        for line in text.split("\n"):
+            indent = len(line) - len(line.lstrip())
+            if len(line.strip()) >= 2:
+                candidates.append((name, pos, indent, len(line.rstrip())))
+            pos += len(line) + 1
+    rng.shuffle(candidates)
+    cuts = []
+    for name, start, indent, end in candidates[:n]:
+        cut = rng.randint(start + indent, start + end - min_rest)
+        cuts.append((name, cut, texts[name][cut:start + end]))
+    return cuts
+
+
+def line_completion(predictor, texts: dict[str, str], n: int = 200, seed: int = 0,
+                    context_lines: int = 20) -> list[LineSample]:
+    samples = []
+    starts = {name: line_starts_of(t) for name, t in texts.items()}
+    for name, cut, truth in sample_line_cuts(texts, n, seed):
+        text = texts[name]
+        prompt = prompt_at(text, starts[name], cut, context_lines)
+        t0 = time.perf_counter()
+        out = predictor.complete(prompt, kind="line", max_suggestions=1)
+        ms = (time.perf_counter() - t0) * 1000
+        pred = out[0].text.split("\n", 1)[0] if out else ""
+        samples.append(LineSample(name, prompt.rsplit("\n", 1)[-1], truth, pred, ms))
+    return samples
+
+
+def line_scores(samples: list[LineSample]) -> dict:
+    if not samples:
+        return {"samples": 0, "exact_match": 0.0, "edit_similarity": 0.0}
+    em = sum(s.pred.rstrip() == s.truth.rstrip() for s in samples) / len(samples)
+    es = sum(edit_similarity(s.pred.rstrip(), s.truth.rstrip()) for s in samples) / len(samples)
+    return {"samples": len(samples), "exact_match": em, "edit_similarity": es}
+
+
+def percentile(values, q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else float("nan")

@@ -1,0 +1,224 @@
+"""The completion engine: prompt (+ suffix) -> ranked completions, reusing model state.
+
+    predictor = Predictor.from_checkpoint("checkpoints/default.pt")
+    predictor.complete("    self.assertEq", suffix="", kind=None)  # [Completion("ual(", 0.61), ...]
+
+One request:
+1. window   keep the prompt to `max_prompt_tokens` (and max_context - room for generation), cut at a line
+            start: the smallest line start that fits, so the window start moves only when it must and
+            consecutive keystrokes share the same context prefix (and the cached state).
+2. healing  back off the tokens of the trailing identifier fragment (at least the last token); they are
+            re-typed under constraint during the search (healing.py).
+3. context  the remaining token ids; the prefix cache gives the state after their longest cached prefix
+            and only the rest is fed (cache.py). Typing inside a word changes only backed-off tokens,
+            so the context is fully cached and the request costs only the search.
+4. search   batched beam search with the kind's stop rule (search.py, kinds.py).
+5. rank     word/line/block: by probability (paths giving the same text are summed). Default kind (None):
+            the rest of the line, each candidate cut where the expected saving (chars - 1) * P(prefix)
+            is largest, ranked by that expected saving.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from dataset.tokenizer import Tokenizer
+
+from .cache import CacheEntry, PrefixCache
+from .healing import TokenIndex, back_off, token_offsets
+from .kinds import StopRule, check_kind
+from .search import Hypothesis, beam_search
+
+
+@dataclass
+class Completion:
+    text: str  # what to insert at the cursor (never what was already typed)
+    prob: float  # P(text | prompt) (default kind: P(the completion starts with text))
+
+
+@dataclass
+class PredictorConfig:
+    # Cached model states (LRU). 0 disables the prefix cache.
+    cache_size: int = 32
+    # Beams advanced together per step
+    beam_width: int = 4
+    # Most tokens generated per kind (the default kind uses "line")
+    max_tokens: dict = field(default_factory=lambda: {"word": 8, "line": 24, "block": 96})
+    # Longest prompt fed to the model, in tokens (also bounded by max_context - generation room)
+    max_prompt_tokens: int = 1024
+    # Tokens kept free for generation inside a transformer's max_context
+    generation_room: int = 64
+    # Most trailing tokens backed off and re-typed by token healing
+    max_backoff_tokens: int = 3
+    # Most suggestions a request may ask for
+    max_suggestions_limit: int = 10
+
+
+class Predictor:
+    def __init__(self, model, tokenizer: Tokenizer, cache_size: int | None = None,
+                 config: PredictorConfig | None = None):
+        self.config = config or PredictorConfig()
+        if cache_size is not None:
+            self.config.cache_size = cache_size
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.index = TokenIndex(tokenizer)
+        self.cache = PrefixCache(self.config.cache_size)
+        self.lock = threading.Lock()
+        max_context = getattr(model, "max_context", None)
+        budget = self.config.max_prompt_tokens
+        if max_context:
+            budget = min(budget, max_context - min(self.config.generation_room, max_context // 4))
+        self.prompt_budget = max(budget, 1)
+        self.counters = {"requests": 0, "tokens_fed": 0, "forward_calls": 0, "search_steps": 0,
+                         "timeouts": 0, "total_ms": 0.0}
+
+    @classmethod
+    def from_checkpoint(cls, path, cache_size: int | None = None, config: PredictorConfig | None = None,
+                        device: str = "cpu") -> "Predictor":
+        from models.checkpoint import load_checkpoint  # models/ is only needed for checkpoints
+        ckpt = load_checkpoint(path, device=device)
+        predictor = cls(ckpt.model, ckpt.tokenizer, cache_size=cache_size, config=config)
+        predictor.checkpoint_meta = ckpt.meta
+        return predictor
+
+    # ------------------------------------------------------------------ public API
+    def complete(self, prompt: str, suffix: str = "", kind: str | None = None, max_suggestions: int = 3,
+                 time_budget_ms: float | None = None) -> list[Completion]:
+        """Ranked completions (best first) to insert at the cursor between `prompt` and `suffix`."""
+        if not isinstance(prompt, str) or not isinstance(suffix, str):
+            raise TypeError("prompt and suffix must be strings")
+        check_kind(kind)
+        if isinstance(max_suggestions, bool) or not isinstance(max_suggestions, int) or max_suggestions < 1:
+            raise ValueError(f"max_suggestions must be a positive integer, got {max_suggestions!r}")
+        max_suggestions = min(max_suggestions, self.config.max_suggestions_limit)
+        if time_budget_ms is not None and not (isinstance(time_budget_ms, (int, float))
+                                               and math.isfinite(time_budget_ms) and time_budget_ms > 0):
+            raise ValueError(f"time_budget_ms must be a positive number or None, got {time_budget_ms!r}")
+        with self.lock:
+            t0 = time.perf_counter()
+            deadline = None if time_budget_ms is None else t0 + time_budget_ms / 1000
+            result = self._complete(prompt, suffix, kind, max_suggestions, deadline)
+            self.counters["requests"] += 1
+            self.counters["total_ms"] += (time.perf_counter() - t0) * 1000
+            return result
+
+    def stats(self) -> dict:
+        """Counters for the server's /metrics."""
+        with self.lock:
+            c = dict(self.counters)
+            c.update(cache_hits=self.cache.hits, cache_misses=self.cache.misses,
+                     tokens_reused=self.cache.tokens_reused, cache_entries=len(self.cache),
+                     cache_size=self.cache.capacity)
+            c["mean_ms"] = c["total_ms"] / c["requests"] if c["requests"] else 0.0
+            return c
+
+    def clear_cache(self) -> None:
+        with self.lock:
+            self.cache.clear()
+
+    # ------------------------------------------------------------------ one request
+    def _complete(self, prompt, suffix, kind, max_suggestions, deadline) -> list[Completion]:
+        ids = self.window(prompt)
+        n_back = back_off(self.tokenizer, prompt, ids, self.config.max_backoff_tokens)
+        context, typed = ids[:len(ids) - n_back], self.tokenizer.decode_bytes(ids[len(ids) - n_back:])
+        if not context:  # nothing before the typed fragment: start from end-of-text, as documents do
+            context = [self.tokenizer.eot_id]
+        state, logits = self.feed(tuple(context))
+        rule = StopRule(kind, cursor_line=prompt.rsplit("\n", 1)[-1], suffix=suffix)
+        max_steps = self.config.max_tokens[kind or "line"] + n_back
+        result = beam_search(self.model, state, logits, self.index, typed, rule, self.tokenizer.eot_id,
+                             beam_width=max(self.config.beam_width, max_suggestions), n_best=max_suggestions,
+                             max_steps=max_steps, deadline=deadline, prefix_probs=kind is None)
+        self.counters["search_steps"] += result.steps
+        self.counters["forward_calls"] += result.steps
+        self.counters["timeouts"] += int(result.timed_out)
+        if kind is None:
+            return expected_saving_ranking(result.hypotheses, max_suggestions)
+        return probability_ranking(result.hypotheses, max_suggestions)
+
+    def window(self, prompt: str) -> list[int]:
+        """Token ids of the prompt, cut at a line start to fit `prompt_budget` tokens."""
+        ids = self.tokenizer.encode(prompt)
+        budget = self.prompt_budget
+        if len(ids) <= budget:
+            return ids
+        data = prompt.encode("utf-8")
+        starts = token_offsets(self.tokenizer, ids)[:-1].tolist()
+        pos = data.find(b"\n")
+        while pos >= 0:
+            line_start = pos + 1
+            # Estimate from the full encoding, then check by encoding the kept text itself.
+            if len(ids) - bisect.bisect_left(starts, line_start) <= budget:
+                kept = self.tokenizer.encode(data[line_start:].decode("utf-8"))
+                if len(kept) <= budget:
+                    return kept
+            pos = data.find(b"\n", line_start)
+        return ids[-budget:]  # the last line alone is too long: keep its last tokens
+
+    def feed(self, context: tuple[int, ...]):
+        """(state, logits [V]) after `context`, from the longest cached prefix."""
+        n, entry = self.cache.longest_prefix(context) if self.cache.capacity else (0, None)
+        if entry is not None and n == len(context):
+            return entry.state, entry.logits
+        rest = torch.tensor([context[n:]], dtype=torch.long)
+        with torch.inference_mode():
+            out, state = self.model(rest, entry.state if entry is not None else None)
+        logits = out[0, -1]
+        self.counters["tokens_fed"] += rest.shape[1]
+        self.counters["forward_calls"] += 1
+        self.cache.put(context, CacheEntry(state, logits))
+        return state, logits
+
+
+def _text(gen: bytes) -> str:
+    return gen.decode("utf-8", errors="ignore")  # drops a character cut in the middle
+
+
+def probability_ranking(hypotheses: list[Hypothesis], n: int) -> list[Completion]:
+    """Texts by probability; different token paths giving the same text add up. Finished hypotheses rank
+    before ones cut short by the step limit or deadline."""
+    merged: dict[str, list] = {}
+    for h in hypotheses:
+        text = _text(h.gen)
+        if not text:
+            continue
+        if text not in merged:
+            merged[text] = [h.finished, 0.0]
+        merged[text][0] |= h.finished
+        merged[text][1] += math.exp(h.logp)
+    ranked = sorted(merged.items(), key=lambda kv: (not kv[1][0], -kv[1][1]))
+    return [Completion(text, prob) for text, (_, prob) in ranked[:n]]
+
+
+def best_cut(gen: bytes, prefix_logp: list[float]) -> tuple[int, float]:
+    """(byte length, expected saving) of the cut of `gen` maximising (chars - 1) * P(gen[:cut]): a right
+    suggestion of c characters saves c - 1 keystrokes, a wrong one costs nothing."""
+    best, best_value, chars = 0, -1.0, 0
+    for o in range(1, len(gen) + 1):
+        if gen[o - 1] & 0xC0 != 0x80:
+            chars += 1  # a byte that starts a character
+        if o < len(gen) and gen[o] & 0xC0 == 0x80:
+            continue  # inside a multi-byte character
+        value = (chars - 1) * math.exp(prefix_logp[o - 1])
+        if value > best_value:
+            best, best_value = o, value
+    return best, best_value
+
+
+def expected_saving_ranking(hypotheses: list[Hypothesis], n: int) -> list[Completion]:
+    merged: dict[str, tuple[float, float]] = {}
+    for h in hypotheses:
+        if not h.gen:
+            continue
+        cut, value = best_cut(h.gen, h.prefix_logp)
+        text = _text(h.gen[:cut])
+        if text and (text not in merged or value > merged[text][0]):
+            merged[text] = (value, math.exp(h.prefix_logp[cut - 1]))
+    ranked = sorted(merged.items(), key=lambda kv: (-kv[1][0], -kv[1][1]))
+    return [Completion(text, prob) for text, (_, prob) in ranked[:n]]
