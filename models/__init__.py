@@ -1,5 +1,5 @@
 """Language models for code completion; the interface is `models.base.LanguageModel` (docs/DESIGN.md)."""
-from .base import LanguageModel
+from .base import LanguageModel, map_state
 from .config import ARCHS, ModelConfig
 from .highway import HighwayModel
 from .lstm import LstmModel
@@ -19,5 +19,5 @@ def build_model(config: ModelConfig) -> LanguageModel:
     return MODELS[config.arch](config)
 
 
-__all__ = ["ARCHS", "LanguageModel", "ModelConfig", "build_model", "LstmModel", "HighwayModel",
+__all__ = ["ARCHS", "LanguageModel", "map_state", "ModelConfig", "build_model", "LstmModel", "HighwayModel",
            "TransformerModel", "TransformerXLModel", "MODELS"]

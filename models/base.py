@@ -55,3 +55,17 @@ def index_rows(x: torch.Tensor | None, index: torch.Tensor, dim: int) -> torch.T
     if x is None:
         return None
     return x.index_select(dim, index.to(x.device))
+
+
+def map_state(fn, state):
+    """Apply `fn` to every tensor of a state (NamedTuples, tuples and lists of tensors, ints kept):
+    e.g. `map_state(torch.Tensor.detach, state)` to carry a state across training steps."""
+    if state is None or isinstance(state, (int, float)):
+        return state
+    if isinstance(state, torch.Tensor):
+        return fn(state)
+    if isinstance(state, tuple) and hasattr(state, "_fields"):  # NamedTuple
+        return type(state)(*(map_state(fn, x) for x in state))
+    if isinstance(state, (tuple, list)):
+        return type(state)(map_state(fn, x) for x in state)
+    raise TypeError(f"unsupported state element {type(state).__name__}")

@@ -57,10 +57,11 @@ def save_checkpoint(path, model: LanguageModel, config: ModelConfig, tokenizer: 
     for name, tensor in model.state_dict().items():
         # Tied weights (embedding = output projection) are one tensor under two names: convert it once,
         # so torch.save stores one shared storage, not two copies.
-        if id(tensor) not in converted:
+        key = (tensor.data_ptr(), tuple(tensor.shape), tensor.dtype)
+        if key not in converted:
             t = tensor.detach().cpu()
-            converted[id(tensor)] = (t.half() if half and t.is_floating_point() else t).clone()
-        weights[name] = converted[id(tensor)]
+            converted[key] = (t.half() if half and t.is_floating_point() else t).clone()
+        weights[name] = converted[key]
     payload = {
         "format": FORMAT,
         "model_config": config.to_dict(),

@@ -75,6 +75,9 @@ class HighwayModel(LanguageModel):
         if config.tie_weights:
             self.head.weight = self.embed.weight
         self._init_weights(config.n_layers)
+        # With tied weights the logits are h . E with |h| <= 1 (tanh-bounded): embeddings of N(0, 0.02)
+        # would keep every logit near 0 and learning slow. N(0, 0.25) gives logits of usable scale.
+        nn.init.normal_(self.embed.weight, mean=0.0, std=0.25)
         for layer in self.layers:
             layer.reset_gate_bias(-2.0)
 

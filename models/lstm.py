@@ -40,6 +40,9 @@ class LstmModel(LanguageModel):
         if config.tie_weights:
             self.head.weight = self.embed.weight
         self._init_weights(config.n_layers)  # embeddings/head; nn.LSTM keeps its uniform init
+        # With tied weights the logits are h . E with |h| <= 1 (tanh-bounded): embeddings of N(0, 0.02)
+        # would keep every logit near 0 and learning slow. N(0, 0.25) gives logits of usable scale.
+        nn.init.normal_(self.embed.weight, mean=0.0, std=0.25)
         # Forget-gate bias 1 (gate order i, f, g, o): remember by default early in training.
         with torch.no_grad():
             d = config.d_model
