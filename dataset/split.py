@@ -2,7 +2,8 @@
 
 Hashing the name (not a random draw) makes the split stable: adding a project never moves another one.
 With few projects the fractions alone can leave valid or test empty, so when there are at least three
-projects an empty split takes the smallest project (fewest characters, then name) from the largest one.
+projects an empty split takes the smallest project (fewest characters, then name) from the split with
+the most projects. With one or two projects the largest trains and the other validates.
 """
 from __future__ import annotations
 
@@ -21,17 +22,22 @@ def assign_splits(project_chars: dict[str, int], valid_fraction: float = 0.05,
     """Map each project name to "train", "valid" or "test"."""
     if not (0 <= valid_fraction and 0 <= test_fraction and valid_fraction + test_fraction < 1):
         raise ValueError("valid and test fractions must be >= 0 and add up to less than 1")
+    if len(project_chars) < 3:
+        # Too few to split three ways: the largest trains, a second one (if any) validates.
+        ranked = sorted(project_chars, key=lambda p: (-project_chars[p], p))
+        return {p: "train" if i == 0 else "valid" for i, p in enumerate(ranked)}
     split = {}
     for name in sorted(project_chars):
         u = project_unit(name)
         split[name] = "valid" if u < valid_fraction else "test" if u < valid_fraction + test_fraction \
             else "train"
-    if len(project_chars) >= 3:
-        for target, fraction in (("valid", valid_fraction), ("test", test_fraction)):
-            if fraction == 0 or any(s == target for s in split.values()):
-                continue
-            members = {s: [p for p in split if split[p] == s] for s in SPLITS}
-            donor = max(SPLITS, key=lambda s: (len(members[s]), s == "train"))
-            smallest = min(members[donor], key=lambda p: (project_chars[p], p))
-            split[smallest] = target
+    if "train" not in split.values():
+        split[max(split, key=lambda p: (project_chars[p], p))] = "train"
+    for target, fraction in (("valid", valid_fraction), ("test", test_fraction)):
+        if fraction == 0 or any(s == target for s in split.values()):
+            continue
+        members = {s: [p for p in split if split[p] == s] for s in SPLITS}
+        donor = max(SPLITS, key=lambda s: (len(members[s]), s == "train"))
+        smallest = min(members[donor], key=lambda p: (project_chars[p], p))
+        split[smallest] = target
     return split
