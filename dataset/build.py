@@ -184,7 +184,8 @@ def _write_files(corpus: Path, records: list[dict], old_manifest: dict) -> int:
     for r in records:
         target = files_dir / r["split"] / r["project"] / r["path"]
         wanted.add(target)
-        if old.get((r["project"], r["path"], r["split"])) == r["sha256"] and target.is_file():
+        if old.get((r["project"], r["path"], r["split"])) == r["sha256"] and target.is_file() \
+                and target.stat().st_size == len(r["text"].encode("utf-8")):
             continue
         _write_text_atomic(target, r["text"])
         written += 1

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 import zipfile
 from collections import Counter
@@ -59,7 +60,7 @@ def github_source(spec: str, base_url: str) -> tuple[str, str]:
         name = parts[-1] if parts else parsed.netloc
         for suffix in _ARCHIVE_SUFFIXES:
             name = name.removesuffix(suffix)
-        return f"url/{parsed.netloc}/{name}", spec
+        return f"url/{slug(parsed.hostname or 'host')}/{slug(name)}", spec
     if _OWNER_REPO.match(spec) and ".." not in spec:
         owner, repo = spec.split("/")
         return f"github/{owner}/{repo}", f"{base_url.rstrip('/')}/{owner}/{repo}/archive/HEAD.zip"
@@ -71,10 +72,26 @@ def zip_is_valid(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as zf:
             return zf.testzip() is None
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError):
+    except Exception:  # BadZipFile, OSError, EOFError, zlib.error on corrupt deflate data, ...
         return False
-    except Exception:  # zlib.error on corrupt deflate data
+
+
+def archive_is_valid(path: Path) -> bool:
+    """A zip that passes its CRC checks, or a tar (optionally compressed) that reads to the end."""
+    if zipfile.is_zipfile(path):
+        return zip_is_valid(path)
+    try:
+        with tarfile.open(path, "r:*") as tf:
+            for _ in tf:  # reading every header decompresses the whole stream
+                pass
+        return True
+    except Exception:  # TarError, EOFError, zlib/lzma errors on a truncated or corrupt stream
         return False
+
+
+def archive_suffix(url: str) -> str:
+    path = urlparse(url).path.lower()
+    return next((s for s in _ARCHIVE_SUFFIXES if path.endswith(s)), ".zip")
 
 
 def _chunks(response: requests.Response):
@@ -88,7 +105,7 @@ def _chunks(response: requests.Response):
 
 
 def download_file(url: str, dest: Path, timeout_s: float = 30.0, retries: int = 4, backoff_s: float = 1.0,
-                  max_bytes: int = 200 * 2 ** 20, valid=zip_is_valid, progress: bool = True,
+                  max_bytes: int = 200 * 2 ** 20, valid=archive_is_valid, progress: bool = True,
                   session: requests.Session | None = None) -> Path:
     """Download `url` to `dest` (resuming `dest.part`); returns dest or raises DownloadError."""
     dest = Path(dest)
@@ -194,7 +211,7 @@ def fetch_github(specs: list[str], raw: Path, download_config, extract_config, s
             sources.append({"kind": "github", "spec": spec, "error": str(e)})
             continue
         base = slug(name.split("/", 1)[1].replace("/", "__"))
-        archive, folder = raw / f"{base}.zip", raw / base
+        archive, folder = raw / f"{base}{archive_suffix(url)}", raw / base
         try:
             if _marker_ok(folder.with_name(folder.name + ".extracted.json"), archive, folder) is None:
                 download_file(url, archive, download_config.timeout_s, download_config.retries,

@@ -1,5 +1,7 @@
 """Downloads against a real HTTP server on 127.0.0.1 serving real zip archives built here."""
 import io
+import sys
+import tarfile
 import threading
 import time
 import zipfile
@@ -73,7 +75,12 @@ class ArchiveServer:
                     return
                 self.wfile.write(body[start:])
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                if not isinstance(sys.exc_info()[1], ConnectionError):  # clients that hung up: fine
+                    super().handle_error(request, client_address)
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -167,8 +174,15 @@ def test_build_goes_on_when_sources_fail(server, tmp_path):
     server.slow["/team/slow/archive/HEAD.zip"] = 1.0
     good = zip_bytes({"c.py": module(42) * 5})
     server.routes["/team/corrupt/archive/HEAD.zip"] = good[:200] + bytes(b ^ 0xFF for b in good[200:400]) + good[400:]
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w:gz") as tf:
+        data = module(7).encode()
+        info = tarfile.TarInfo("pkg-1.0/pkg/mod.py")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    server.routes["/dl/pkg-1.0.tar.gz"] = tar.getvalue()
     listing = ["team/alpha", "team/beta", "team/gamma", "team/delta", "team/missing", "team/slow",
-               "team/corrupt"]
+               "team/corrupt", server.url + "/dl/pkg-1.0.tar.gz"]
     out = tmp_path / "data"
     config = BuildConfig(out=out, github=listing, vocab_size=300, progress=False,
                          download=DownloadConfig(github_base_url=server.url, timeout_s=0.3, retries=1,
@@ -180,7 +194,7 @@ def test_build_goes_on_when_sources_fail(server, tmp_path):
     assert "corrupt" in problems["corrupt"]
     assert meta["skipped"]["download_failed"] == 2 and meta["skipped"]["corrupt_archive"] == 1
     projects = {f["project"] for f in __import__("json").loads((out / "corpus/manifest.json").read_text())["files"]}
-    assert projects == {f"github/team/{n}" for n in ["alpha", "beta", "gamma", "delta"]}
+    assert projects == {f"github/team/{n}" for n in ["alpha", "beta", "gamma", "delta"]} | {"url/127.0.0.1/pkg-1.0"}
     # Paths are inside the repository (the archive's top folder repo-HEAD/ is stepped into).
     assert (out / "corpus/files").rglob("core.py")
     assert all("repo-HEAD" not in str(p) for p in (out / "corpus/files").rglob("*.py"))
