@@ -124,8 +124,8 @@ class Predictor:
 
     # ------------------------------------------------------------------ one request
     def _complete(self, prompt, suffix, kind, max_suggestions, deadline) -> list[Completion]:
-        ids = self.window(prompt)
-        n_back = back_off(self.tokenizer, prompt, ids, self.config.max_backoff_tokens)
+        kept, ids = self.window(prompt)
+        n_back = back_off(self.tokenizer, kept, ids, self.config.max_backoff_tokens)
         context, typed = ids[:len(ids) - n_back], self.tokenizer.decode_bytes(ids[len(ids) - n_back:])
         if not context:  # nothing before the typed fragment: start from end-of-text, as documents do
             context = [self.tokenizer.eot_id]
@@ -142,24 +142,36 @@ class Predictor:
             return expected_saving_ranking(result.hypotheses, max_suggestions)
         return probability_ranking(result.hypotheses, max_suggestions)
 
-    def window(self, prompt: str) -> list[int]:
-        """Token ids of the prompt, cut at a line start to fit `prompt_budget` tokens."""
+    def window(self, prompt: str) -> tuple[str, list[int]]:
+        """(kept text, its token ids): the end of the prompt, cut at a line start to fit `prompt_budget`.
+
+        The start is chosen from the complete lines only, with room reserved for the cursor line rounded
+        up to 16 tokens: typing changes only the cursor line (whose token count can also shrink when BPE
+        merges), so the start stays put while typing on a line, and consecutive requests share a prefix."""
         ids = self.tokenizer.encode(prompt)
         budget = self.prompt_budget
         if len(ids) <= budget:
-            return ids
+            return prompt, ids
         data = prompt.encode("utf-8")
         starts = token_offsets(self.tokenizer, ids)[:-1].tolist()
+        cursor_line = data.rfind(b"\n") + 1
+        cursor_tok = bisect.bisect_left(starts, cursor_line)
+        reserve = 16 * ((len(ids) - cursor_tok) // 16 + 1)
         pos = data.find(b"\n")
         while pos >= 0:
             line_start = pos + 1
             # Estimate from the full encoding, then check by encoding the kept text itself.
-            if len(ids) - bisect.bisect_left(starts, line_start) <= budget:
-                kept = self.tokenizer.encode(data[line_start:].decode("utf-8"))
+            if cursor_tok - bisect.bisect_left(starts, line_start) + reserve <= budget or line_start == cursor_line:
+                text = data[line_start:].decode("utf-8")
+                kept = self.tokenizer.encode(text)
                 if len(kept) <= budget:
-                    return kept
+                    return text, kept
             pos = data.find(b"\n", line_start)
-        return ids[-budget:]  # the last line alone is too long: keep its last tokens
+        # The cursor line alone is too long: keep its last tokens (whole characters only).
+        kept = ids[-budget:]
+        while kept and self.tokenizer.token_bytes[kept[0]][:1] and self.tokenizer.token_bytes[kept[0]][0] & 0xC0 == 0x80:
+            kept = kept[1:]  # a token starting inside a multi-byte character
+        return self.tokenizer.decode(kept), kept
 
     def feed(self, context: tuple[int, ...]):
         """(state, logits [V]) after `context`, from the longest cached prefix."""

@@ -111,7 +111,7 @@ def train_tiny_model(tokenizer, steps: int = 400, seed: int = 0):
     finally:
         torch.set_num_threads(threads)
     model.eval()
-    return model, config, float(loss)
+    return model, config, loss.item()
 
 
 def make_tiny_checkpoint(path=None) -> Path:

@@ -1,0 +1,212 @@
+"""The Predictor on a tiny real checkpoint: healing, prefix cache, suffix, kinds, time budget, window."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from evaluate.metrics import line_starts_of, prompt_at
+from evaluate.predictor import Completion, Predictor, PredictorConfig
+from tests.tiny_model import TINY_TEXT, make_tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def ckpt():
+    torch.set_num_threads(1)
+    return make_tiny_checkpoint()
+
+
+@pytest.fixture()
+def predictor(ckpt):
+    return Predictor.from_checkpoint(ckpt)
+
+
+def before(marker: str, occurrence: int = 1) -> str:
+    """TINY_TEXT up to the end of the n-th occurrence of `marker`."""
+    pos = -1
+    for _ in range(occurrence):
+        pos = TINY_TEXT.index(marker, pos + 1)
+    return TINY_TEXT[:pos + len(marker)]
+
+
+def test_from_checkpoint_and_result_type(predictor):
+    out = predictor.complete(before("def ad"), max_suggestions=2)
+    assert 1 <= len(out) <= 2
+    assert all(isinstance(c, Completion) and isinstance(c.text, str) and 0 < c.prob <= 1 for c in out)
+    assert out[0].text.startswith("d(a, b)")
+
+
+def test_token_healing_completes_a_partly_typed_identifier(predictor):
+    prompt = before("self.assertEq")
+    tok = predictor.tokenizer
+    last = tok.token_bytes[tok.encode(prompt)[-1]]
+    assert last != b"assertEqual" and b"Equal" not in last  # the prompt ends inside a token
+    assert predictor.complete(prompt, kind="word")[0].text == "ual"
+    assert predictor.complete(prompt, kind="line")[0].text.startswith("ual(")
+    assert predictor.complete(prompt)[0].text.startswith("ual(")
+    # never repeats what was typed
+    assert all(not c.text.startswith("Eq") for c in predictor.complete(prompt, max_suggestions=5))
+
+
+def test_suffix_of_closing_brackets_is_not_duplicated(predictor):
+    prompt = before("    print(add")
+    free = predictor.complete(prompt, kind="line")[0].text
+    assert free.endswith("))")  # without a suffix the line closes print( itself: the test can fail
+    for kind in ("line", None, "block"):
+        text = predictor.complete(prompt, suffix=")", kind=kind)[0].text
+        line = prompt.rsplit("\n", 1)[-1] + text + ")"
+        assert line.count("(") == line.count(")"), (kind, text)
+    quoted = predictor.complete(before('if __name__ == "__ma'), suffix='"', kind="line")[0].text
+    assert quoted == "in__"
+
+
+def test_kinds_stop_where_they_should(predictor):
+    prompt = before("    def test_add(self):\n")
+    word = predictor.complete(prompt, kind="word")[0].text
+    line = predictor.complete(prompt, kind="line")[0].text
+    block = predictor.complete(prompt, kind="block")[0].text
+    assert word == "        self"
+    assert line == "        self.assertEqual(add(1, 2), 3)"
+    assert block == "        self.assertEqual(add(1, 2), 3)\n        self.assertEqual(add(2, 2), 4)"
+    # a block opened by the cursor line stops when the code returns to its level (here: a blank line)
+    opener = predictor.complete(before("    def pop(self):"), kind="block")[0].text
+    assert opener == "\n        return self.items.pop()"
+
+
+def typed_through(text: str, start: int, end: int):
+    starts = line_starts_of(text)
+    for i in range(start, end):
+        yield prompt_at(text, starts, i, 20)
+
+
+@pytest.mark.parametrize("kind", [None, "line", "word"])
+def test_prefix_cache_gives_identical_results(ckpt, kind):
+    cached = Predictor.from_checkpoint(ckpt, cache_size=32)
+    uncached = Predictor.from_checkpoint(ckpt, cache_size=0)
+    start = TINY_TEXT.index("    def test_stack")
+    for prompt in typed_through(TINY_TEXT, start, start + 160):
+        a = cached.complete(prompt, kind=kind)
+        b = uncached.complete(prompt, kind=kind)
+        assert [c.text for c in a] == [c.text for c in b], prompt[-30:]
+        assert [c.prob for c in a] == pytest.approx([c.prob for c in b], rel=1e-3, abs=1e-6)
+    s_cached, s_uncached = cached.stats(), uncached.stats()
+    assert s_cached["cache_hits"] > 100
+    assert s_cached["tokens_fed"] * 5 < s_uncached["tokens_fed"]
+
+
+def test_cache_reuses_state_across_retokenisation(ckpt):
+    p = Predictor.from_checkpoint(ckpt, cache_size=8)
+    base = before("        stack.push(1)\n")
+    p.complete(base + "        self.assertEqual(len")
+    fed = p.stats()["tokens_fed"]
+    # "(" can merge with the next character; the context is re-fed from the longest common token prefix
+    p.complete(base + "        self.assertEqual(len(")
+    p.complete(base + "        self.assertEqual(len(s")
+    assert p.stats()["tokens_fed"] - fed <= 6
+    assert p.stats()["cache_hits"] >= 2
+
+
+class SlowModel(nn.Module):
+    """The tiny model, `delay` seconds slower per forward (a model too slow for the budget)."""
+
+    def __init__(self, model, delay: float):
+        super().__init__()
+        self.model, self.delay, self.calls = model, delay, 0
+        self.max_context = model.max_context
+
+    def forward(self, tokens, state=None):
+        self.calls += 1
+        time.sleep(self.delay)
+        return self.model(tokens, state)
+
+    def select_state(self, state, index):
+        return self.model.select_state(state, index)
+
+    def state_length(self, state):
+        return self.model.state_length(state)
+
+
+def test_time_budget_is_respected(predictor):
+    prompt = before("class Stack:\n")
+    slow = SlowModel(predictor.model, delay=0.03)
+    p = Predictor(slow, predictor.tokenizer, cache_size=0)
+    unbounded = p.complete(prompt, kind="block")
+    unbounded_calls = slow.calls
+    assert unbounded_calls > 12
+    slow.calls = 0
+    t0 = time.perf_counter()
+    out = p.complete(prompt, kind="block", time_budget_ms=100)
+    elapsed = time.perf_counter() - t0
+    assert slow.calls <= 100 / 30 + 2  # the context forward and the steps that fit, one more at most
+    assert elapsed < 0.1 + 2 * 0.03 + 0.25
+    assert out and unbounded[0].text.startswith(out[0].text)  # the best so far: a prefix of the full block
+    assert p.stats()["timeouts"] == 1
+
+
+def test_window_is_cut_at_line_starts_and_stable_while_typing(ckpt):
+    p = Predictor.from_checkpoint(ckpt, config=PredictorConfig(max_prompt_tokens=60))
+    tok = p.tokenizer
+    start = TINY_TEXT.index("    def test_mul")
+    previous_start, moves = 0, 0
+    for i in range(start, start + 80):
+        prompt = TINY_TEXT[:i]
+        kept, ids = p.window(prompt)
+        assert tok.decode(ids) == kept
+        assert len(ids) <= 60 and prompt.endswith(kept)
+        cut = len(prompt) - len(kept)
+        assert cut == 0 or prompt[cut - 1] == "\n"  # starts at a line start
+        assert cut >= previous_start  # only moves forward...
+        line_before = prompt.rfind("\n", 0, max(cut - 1, 0)) + 1
+        assert len(tok.encode(prompt[line_before:])) > 60 - 32  # ...and not much more than it must
+        moves += cut != previous_start
+        previous_start = cut
+    assert moves <= 5  # about once per new line
+
+def test_concurrent_requests_are_serialised_and_correct(predictor):
+    prompts = [before("self.assertEq"), before("def mu"), before("    print(add"), before("stack.pu")]
+    expected = [[c.text for c in predictor.complete(p)] for p in prompts]
+    results, errors = {}, []
+
+    def worker(k):
+        try:
+            for _ in range(3):
+                for j, p in enumerate(prompts):
+                    results[(k, j)] = [c.text for c in predictor.complete(p)]
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for (k, j), texts in results.items():
+        assert texts == expected[j]
+    assert predictor.stats()["requests"] == len(prompts) * 13
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"kind": "sentence"}, ValueError),
+    ({"max_suggestions": 0}, ValueError),
+    ({"max_suggestions": "3"}, ValueError),
+    ({"time_budget_ms": -5}, ValueError),
+    ({"time_budget_ms": float("nan")}, ValueError),
+    ({"suffix": None}, TypeError),
+])
+def test_bad_arguments_raise_clear_errors(predictor, kwargs, error):
+    with pytest.raises(error):
+        predictor.complete("x = ", **kwargs)
+    with pytest.raises(TypeError):
+        predictor.complete(None)
+
+
+@pytest.mark.parametrize("prompt", ["", "\n", "é", "x" * 3000, "😀😀", "\t\t", "def f(:\n\x00"])
+def test_odd_prompts_do_not_crash(predictor, prompt):
+    out = predictor.complete(prompt, suffix="]", max_suggestions=3)
+    assert all(isinstance(c.text, str) and c.text for c in out)
+    for kind in ("word", "line", "block"):
+        predictor.complete(prompt, kind=kind)

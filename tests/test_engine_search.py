@@ -1,0 +1,207 @@
+"""Beam search against exhaustive search on a fixed bigram model, token healing lookups, and stop rules."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from evaluate.healing import TokenIndex, back_off
+from evaluate.kinds import StopRule, closing_suffix
+from evaluate.predictor import Predictor, PredictorConfig
+from tests.tiny_model import BigramModel, tiny_tokenizer
+
+SYMBOLS = [b"a", b"b", b"c", b" ", b"\n"]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny_tokenizer()
+
+
+def symbol_ids(tok):
+    index = TokenIndex(tok)
+    return [index.by_bytes[s] for s in SYMBOLS]
+
+
+def bigram_table(tok, weights: dict[tuple[int, int], float] | None = None, seed: int = 0) -> torch.Tensor:
+    """[V, V] logits: only SYMBOLS and eot can follow anything; random (or given) logits among them."""
+    ids = symbol_ids(tok) + [tok.eot_id]
+    g = torch.Generator().manual_seed(seed)
+    table = torch.full((tok.vocab_size, tok.vocab_size), -math.inf)
+    for prev in ids:
+        for nxt in ids:
+            table[prev, nxt] = weights.get((prev, nxt), -30.0) if weights is not None else \
+                float(torch.randn((), generator=g)) * 2
+    return table
+
+
+def line_cut(gen: bytes):
+    """The line rule, written independently: stop before the first newline after non-blank text."""
+    for i, b in enumerate(gen):
+        if b == 10 and gen[:i].strip():
+            return i
+    return None
+
+
+def exhaustive(table, tok, start: int, typed: bytes, max_steps: int) -> dict[str, float]:
+    """P(text) of every finished line completion, by enumerating all token paths of <= max_steps tokens.
+    Healing steps are renormalised over the tokens consistent with the typed bytes."""
+    V = table.shape[0]
+    texts: dict[str, float] = {}
+    tb = tok.token_bytes
+
+    def rec(prev, remaining, gen, p, steps):
+        if steps == max_steps:
+            return
+        logits = table[prev]
+        cand = [t for t in range(V) if logits[t] > -math.inf]
+        if remaining:
+            cand = [t for t in cand if tb[t] and (remaining.startswith(tb[t]) or tb[t].startswith(remaining))]
+        if not cand:
+            return
+        probs = torch.softmax(logits[cand], 0).tolist()
+        for t, q in zip(cand, probs):
+            if t == tok.eot_id:
+                if not remaining:
+                    texts[gen.decode()] = texts.get(gen.decode(), 0.0) + p * q
+                continue
+            n = min(len(tb[t]), len(remaining))
+            rem, g = remaining[n:], gen + tb[t][n:]
+            cut = None if rem else line_cut(g)
+            if cut is not None:
+                texts[g[:cut].decode()] = texts.get(g[:cut].decode(), 0.0) + p * q
+            else:
+                rec(t, rem, g, p * q, steps + 1)
+
+    rec(start, typed, b"", 1.0, 0)
+    return texts
+
+
+def predictor_for(table, tok, beam_width, max_tokens=4):
+    cfg = PredictorConfig(beam_width=beam_width, max_tokens={"word": max_tokens, "line": max_tokens,
+                                                             "block": max_tokens})
+    return Predictor(BigramModel(table), tok, cache_size=0, config=cfg)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_wide_beam_equals_exhaustive_top3(tok, seed):
+    table = bigram_table(tok, seed=seed)
+    # Prompt "b": healing backs off its only token, the context is end-of-text, "b" is re-typed.
+    truth = exhaustive(table, tok, tok.eot_id, b"b", max_steps=5)
+    truth.pop("", None)  # an empty completion is no suggestion
+    best = sorted(truth.items(), key=lambda kv: -kv[1])[:3]
+    got = predictor_for(table, tok, beam_width=256).complete("b", kind="line", max_suggestions=3)
+    assert [c.text for c in got] == [t for t, _ in best]
+    for c, (_, p) in zip(got, best):
+        assert c.prob == pytest.approx(p, rel=1e-4)
+
+
+def test_beam_finds_best_where_greedy_fails(tok):
+    a, b, c, sp, nl = symbol_ids(tok)
+    eot = tok.eot_id
+    # After the typed "b": "a" (60%) or "c" (40%). After "a" the line wanders on (4 equal choices, no end);
+    # after "c" it ends at once. Best finished line: "c" (P = 0.4); greedy follows "a" and never ends.
+    w = {(eot, b): 0.0, (b, a): math.log(0.6), (b, c): math.log(0.4), (c, nl): 0.0}
+    for x in (a, sp):
+        for y in (a, b, c, sp):
+            w[(x, y)] = 0.0
+    table = bigram_table(tok, weights=w)
+    truth = exhaustive(table, tok, eot, b"b", max_steps=5)
+    best_text = max(truth, key=truth.get)
+    assert best_text == "c"
+    greedy = predictor_for(table, tok, beam_width=1).complete("b", kind="line", max_suggestions=1)
+    assert greedy[0].text != best_text  # greedy cannot find it: the test can fail
+    beam = Predictor(BigramModel(table), tok, cache_size=0,
+                     config=PredictorConfig(beam_width=2, max_tokens={"word": 4, "line": 4, "block": 4}))
+    got = beam.complete("b", kind="line", max_suggestions=1)
+    assert got[0].text == "c" and got[0].prob == pytest.approx(truth["c"], rel=1e-4)
+
+
+def test_beams_advance_as_one_batched_forward(tok):
+    table = bigram_table(tok, seed=3)
+    model = BigramModel(table)
+    p = Predictor(model, tok, cache_size=0, config=PredictorConfig(beam_width=4))
+    p.complete("ab", kind="line", max_suggestions=3)
+    steps = p.stats()["search_steps"]
+    # one forward for the context and one per search step, whatever the number of beams
+    assert model.forward_calls == 1 + steps
+
+
+def test_token_index_allowed(tok):
+    index = TokenIndex(tok)
+    remaining = b"assertEq"
+    allowed = index.allowed(remaining).tolist()
+    assert allowed, "single bytes are always tokens"
+    for i in allowed:
+        b = tok.token_bytes[i]
+        assert remaining.startswith(b) or b.startswith(remaining)
+    expected = [i for i, b in enumerate(tok.token_bytes)
+                if b and (remaining.startswith(b) or b.startswith(remaining))]
+    assert sorted(allowed) == sorted(expected)
+
+
+def test_back_off_covers_the_identifier_fragment(tok):
+    prompt = "        self.assertEq"
+    ids = tok.encode(prompt)
+    n = back_off(tok, prompt, ids, max_tokens=3)
+    dropped = tok.decode_bytes(ids[-n:])
+    assert b"Eq" in dropped and dropped.endswith(b"Eq")
+    assert n >= 1
+    # a prompt ending in punctuation backs off exactly its last token
+    ids = tok.encode("print(")
+    assert back_off(tok, "print(", ids) == 1
+
+
+# ------------------------------------------------------------------ stop rules
+@pytest.mark.parametrize("gen, cut", [
+    (b"ual(add(1, 2), 3)", 3),
+    (b" foo bar", 4),
+    (b"\n    return x", 11),
+    (b"):\n    x = 1", 2),
+    (b"abc", None),
+])
+def test_word_rule(gen, cut):
+    assert StopRule("word").cut(gen) == cut
+
+
+@pytest.mark.parametrize("gen, cut", [
+    (b"(1, 2)\n    x", 6),
+    (b"\n    return x\n", 13),
+    (b"abc", None),
+    (b"\n\n    ", None),
+])
+def test_line_rule(gen, cut):
+    assert StopRule("line").cut(gen) == cut
+    assert StopRule(None).cut(gen) == cut  # the default kind cuts lines the same way
+
+
+def test_block_rule():
+    body = b"\n    y = x\n    return y"
+    assert StopRule("block", "def f(x):").cut(body + b"\n\ndef g():\n") == len(body)
+    assert StopRule("block", "def f(x):").cut(body + b"\n") is None  # still inside
+    inner = b"\n        y = 1"
+    assert StopRule("block", "    if x:").cut(inner + b"\n    z = 2\n") == len(inner)  # back to the if's level
+    same = b"\n    z = 2"
+    assert StopRule("block", "    y = 1").cut(same + b"\nw = 3\n") == len(same)  # dedent below the start
+    assert StopRule("block", "x = 1").cut(b"\ny = 2\nimport os\n") == len(b"\ny = 2")
+    assert StopRule("block", "x = 1").cut(b"\ny = 2\n# note") == len(b"\ny = 2")
+
+
+def test_suffix_rule():
+    assert closing_suffix(")") == b")"
+    assert closing_suffix('")  \nnext line') == b'")'
+    assert closing_suffix(") + 1") == b""
+    assert closing_suffix("") == b""
+    rule = StopRule("line", "print(foo", suffix=")")
+    assert rule.cut(b", baz):\n") == 5  # stops before the ")" the suffix already has
+    assert rule.cut(b"(1, 2))") == 6  # its own brackets are balanced first
+    assert rule.cut(b'"a)b")') == 5  # a ")" inside its own string does not count
+    assert StopRule("line", 'x == "__ma', suffix='"').cut(b'in__":') == 4
+    assert StopRule("word", "f(x", suffix=")").cut(b")") == 0
+
+
+def test_unknown_kind_is_an_error():
+    with pytest.raises(ValueError, match="unknown completion kind"):
+        StopRule("sentence")
