@@ -1,8 +1,6 @@
 """End-to-end corpus builds: the standard library (the default), local folders and a package index."""
 import functools
 import http.server
-import json
-import os
 import subprocess
 import sys
 import tarfile
