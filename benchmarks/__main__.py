@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-PARTS = ["train_speed", "latency", "server_load"]
+PARTS = ["dataset", "train_speed", "latency", "server_load"]
 
 
 def main(argv=None) -> int:

@@ -48,6 +48,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, default=2, help="threads for tokenizer training and encoding")
     b.add_argument("--valid-fraction", type=float, default=0.05)
     b.add_argument("--test-fraction", type=float, default=0.05)
+    b.add_argument("--test-project", action="append", default=[], metavar="PROJECT",
+                   help="keep this project (e.g. pypi/requests) entirely out of training, in the test "
+                        "split; repeatable")
+    b.add_argument("--valid-project", action="append", default=[], metavar="PROJECT",
+                   help="put this project in the valid split; repeatable")
     b.add_argument("--max-file-kb", type=int, default=1000, help="skip files bigger than this (default 1000)")
     b.add_argument("--keep-generated", action="store_true",
                    help="keep files marked 'generated' / 'DO NOT EDIT' (still drops minified ones)")
@@ -75,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out, stdlib=args.stdlib, local=args.local, pypi=args.pypi, github=github,
         vocab_size=args.vocab_size, workers=args.workers, valid_fraction=args.valid_fraction,
         test_fraction=args.test_fraction, progress=not args.no_progress,
+        pinned={**{p: "valid" for p in args.valid_project}, **{p: "test" for p in args.test_project}},
         clean=CleanConfig(max_bytes=args.max_file_kb * 1000, skip_generated=not args.keep_generated),
         download=DownloadConfig(github_base_url=args.github_base_url, timeout_s=args.timeout,
                                 retries=args.retries, max_archive_bytes=int(args.max_archive_mb * 2 ** 20),

@@ -62,6 +62,7 @@ class BuildConfig:
     min_frequency: int = 2
     valid_fraction: float = 0.05
     test_fraction: float = 0.05
+    pinned: dict[str, str] = field(default_factory=dict)  # project -> split, chosen by the user
     workers: int = 2
     progress: bool = True
     clean: CleanConfig = field(default_factory=CleanConfig)
@@ -222,7 +223,8 @@ def build_corpus(config: BuildConfig) -> dict:
         project_chars = Counter()
         for r in records:
             project_chars[r["project"]] += r["chars"]
-        split_of = assign_splits(dict(project_chars), config.valid_fraction, config.test_fraction)
+        split_of = assign_splits(dict(project_chars), config.valid_fraction, config.test_fraction,
+                                 config.pinned)
         for r in records:
             r["split"] = split_of[r["project"]]
         records.sort(key=lambda r: (SPLITS.index(r["split"]), r["project"], r["path"]))

@@ -18,10 +18,25 @@ def project_unit(name: str) -> float:
 
 
 def assign_splits(project_chars: dict[str, int], valid_fraction: float = 0.05,
-                  test_fraction: float = 0.05) -> dict[str, str]:
-    """Map each project name to "train", "valid" or "test"."""
+                  test_fraction: float = 0.05, pinned: dict[str, str] | None = None) -> dict[str, str]:
+    """Map each project name to "train", "valid" or "test".
+
+    `pinned` maps project names to a split chosen by the user (e.g. real-world projects kept entirely
+    out of training as the test split); the others are split by hash as usual.
+    """
     if not (0 <= valid_fraction and 0 <= test_fraction and valid_fraction + test_fraction < 1):
         raise ValueError("valid and test fractions must be >= 0 and add up to less than 1")
+    pinned = dict(pinned or {})
+    unknown = sorted(p for p in pinned if p not in project_chars)
+    if unknown:
+        raise ValueError(f"pinned projects not in the corpus: {', '.join(unknown)} "
+                         f"(known names look like {', '.join(sorted(project_chars)[:3])})")
+    if any(s not in SPLITS for s in pinned.values()):
+        raise ValueError(f"a pinned split must be one of {SPLITS}")
+    if pinned:
+        free = {p: c for p, c in project_chars.items() if p not in pinned}
+        split = assign_splits(free, valid_fraction, test_fraction) if free else {}
+        return {**split, **pinned}
     if len(project_chars) < 3:
         # Too few to split three ways: the largest trains, a second one (if any) validates.
         ranked = sorted(project_chars, key=lambda p: (-project_chars[p], p))

@@ -1,4 +1,6 @@
 """Cleaning rules and the project split."""
+import pytest
+
 from dataset.clean import CleanConfig, clean_source
 from dataset.split import SPLITS, assign_splits
 
@@ -43,3 +45,19 @@ def test_few_projects_still_fill_valid_and_test():
     assert assign_splits({"only": 5}) == {"only": "train"}
     # Whatever the fractions, train is never empty.
     assert "train" in assign_splits({f"p{i}": i for i in range(5)}, 0.5, 0.49).values()
+
+
+def test_pinned_projects_go_to_their_split_and_others_split_by_hash():
+    projects = {f"pypi/p{i}": 100 + i for i in range(40)}
+    pinned = {"pypi/p3": "test", "pypi/p7": "test", "pypi/p9": "valid"}
+    split = assign_splits(projects, 0.05, 0.0, pinned)
+    assert {p for p, s in split.items() if s == "test"} == {"pypi/p3", "pypi/p7"}
+    assert split["pypi/p9"] == "valid"
+    # The others are split exactly as they would be without the pinned ones.
+    free = {p: c for p, c in projects.items() if p not in pinned}
+    assert {p: split[p] for p in free} == assign_splits(free, 0.05, 0.0)
+
+
+def test_pinning_an_unknown_project_is_a_clear_error():
+    with pytest.raises(ValueError, match="not in the corpus: pypi/nope"):
+        assign_splits({"a": 1, "b": 2, "c": 3}, pinned={"pypi/nope": "test"})
