@@ -10,9 +10,10 @@ Flask, waitress and the queue add. `ServerProcess` is also what the server tests
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import threading
@@ -144,23 +145,41 @@ def server_timing_engine_ms(header: str) -> float:
     raise ValueError(header)
 
 
-def run_clients(url: str, prompts: list[dict], clients: int, headers: dict) -> dict:
-    """`clients` threads, each with its own keep-alive session, share `prompts` round-robin."""
+class Client:
+    """One keep-alive HTTP connection (http.client: the lightest Python client, so the figures are
+    the server's, not a client library's)."""
+
+    def __init__(self, port: int, headers: dict | None = None):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.headers = {"Content-Type": "application/json", **(headers or {})}
+
+    def complete(self, body: dict) -> tuple[int, float, float | None]:
+        """(status, client latency ms, engine ms from Server-Timing or None)."""
+        data = json.dumps(body)
+        t0 = time.perf_counter()
+        self.conn.request("POST", "/autocomplete", data, self.headers)
+        response = self.conn.getresponse()
+        response.read()
+        ms = (time.perf_counter() - t0) * 1000
+        timing = response.getheader("Server-Timing")
+        return response.status, ms, server_timing_engine_ms(timing) if timing else None
+
+
+def run_clients(port: int, prompts: list[dict], clients: int, headers: dict | None = None) -> dict:
+    """`clients` threads, each with its own keep-alive connection, share `prompts` round-robin."""
     latencies, engine_ms, failures = [], [], []
     lock = threading.Lock()
 
     def client(i: int):
-        session = requests.Session()
+        c = Client(port, headers)
         for body in prompts[i::clients]:
-            t0 = time.perf_counter()
-            r = session.post(url + "/autocomplete", json=body, headers=headers, timeout=60)
-            dt = (time.perf_counter() - t0) * 1000
+            status, ms, engine = c.complete(body)
             with lock:
-                if r.status_code == 200:
-                    latencies.append(dt)
-                    engine_ms.append(server_timing_engine_ms(r.headers["Server-Timing"]))
+                if status == 200:
+                    latencies.append(ms)
+                    engine_ms.append(engine)
                 else:
-                    failures.append(r.status_code)
+                    failures.append(status)
 
     t0 = time.perf_counter()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
@@ -175,6 +194,8 @@ def run_clients(url: str, prompts: list[dict], clients: int, headers: dict) -> d
 def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--server-requests", type=int, default=100,
                         help="server_load: requests for the 1-client and engine-only runs")
+    parser.add_argument("--server-torch-threads", type=int, default=1,
+                        help="server_load: torch threads, in the server and for the engine-only run")
     parser.add_argument("--server-clients", type=int, default=16, help="server_load: concurrent clients")
     parser.add_argument("--server-requests-per-client", type=int, default=10,
                         help="server_load: requests each concurrent client sends")
@@ -190,23 +211,37 @@ def run(args) -> str:
     clients = getattr(args, "server_clients", 16)
     per_client = getattr(args, "server_requests_per_client", 10)
     data = getattr(args, "data", None)
+    threads = getattr(args, "server_torch_threads", 1)
+    torch.set_num_threads(threads)
     prompts_1 = sample_prompts(data, n1, seed=1)
     prompts_n = sample_prompts(data, clients * per_client, seed=2)
 
-    # Engine only, in this process, on a fresh predictor (same cache state as a fresh server).
+    # Engine only (a fresh predictor in this process) and the server with 1 client (a fresh process),
+    # interleaved prompt by prompt so both see the same machine load; alternating who goes first.
     predictor, info = server.load_model(model)
-    predictor.complete(prompts_1[0]["prompt"])  # warm-up, as the server's first request would be
-    engine = []
-    for body in prompts_1:
-        t0 = time.perf_counter()
-        predictor.complete(body["prompt"], suffix=body["suffix"])
-        engine.append((time.perf_counter() - t0) * 1000)
-    del predictor
-
-    with ServerProcess(model) as srv:
-        requests.post(srv.url + "/autocomplete", json={"prompt": prompts_1[0]["prompt"]}, timeout=60)
-        one = run_clients(srv.url, prompts_1, 1, {})
-        many = run_clients(srv.url, prompts_n, clients, {})
+    engine, one = [], {"latencies": [], "engine_ms": [], "failures": []}
+    with ServerProcess(model, "--torch-threads", str(threads)) as srv:
+        client = Client(srv.port)
+        predictor.complete(prompts_1[0]["prompt"])  # the same warm-up for both
+        client.complete({"prompt": prompts_1[0]["prompt"]})
+        t_server = 0.0
+        for i, body in enumerate(prompts_1):
+            for side in ((0, 1) if i % 2 == 0 else (1, 0)):
+                if side == 0:
+                    t0 = time.perf_counter()
+                    predictor.complete(body["prompt"], suffix=body["suffix"])
+                    engine.append((time.perf_counter() - t0) * 1000)
+                else:
+                    status, ms, engine_ms = client.complete(body)
+                    t_server += ms / 1000
+                    if status == 200:
+                        one["latencies"].append(ms)
+                        one["engine_ms"].append(engine_ms)
+                    else:
+                        one["failures"].append(status)
+        one["wall"] = t_server
+        del predictor
+        many = run_clients(srv.port, prompts_n, clients)
         mem = srv.rss_kib()
 
     overhead = [c - e for c, e in zip(one["latencies"], one["engine_ms"])]
