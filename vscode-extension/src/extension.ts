@@ -64,6 +64,7 @@ export function activate(context: vscode.ExtensionContext): void {
     status.backgroundColor = state === 'unreachable' ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
   };
 
+  let lastLogged: ServerState | undefined;
   const monitor = new ServerMonitor(
     async () => {
       try { return await getClient().health(); } catch { return false; }
@@ -71,7 +72,9 @@ export function activate(context: vscode.ExtensionContext): void {
     {
       onState: (state, latencyMs, detail) => {
         render(state, latencyMs, detail);
-        if (state === 'unreachable' || state === 'ready') log(`server ${state}: ${detail}`);
+        // log changes of availability only (not every working -> ready of a request)
+        if (state !== 'working' && state !== lastLogged) log(`server ${state}: ${detail}`);
+        if (state !== 'working') lastLogged = state;
       },
       onFirstDown: (detail) => {
         void vscode.window.showWarningMessage(
@@ -132,6 +135,19 @@ export function activate(context: vscode.ExtensionContext): void {
     },
   };
 
+  // The list provider is registered only in 'list'/'both' mode: its trigger characters would otherwise open
+  // the suggest widget (filled by other providers) in inline mode, and that widget hides the ghost text.
+  let listRegistration: vscode.Disposable | undefined;
+  const applyMode = () => {
+    const want = settings.mode !== 'inline';
+    if (want && !listRegistration) listRegistration = vscode.languages.registerCompletionItemProvider(SELECTOR, list, '.', '(', '[', ',', ' ');
+    if (!want && listRegistration) {
+      listRegistration.dispose();
+      listRegistration = undefined;
+    }
+  };
+  applyMode();
+
   const applyEnabled = () => {
     monitor.setEnabled(settings.enabled);
     if (!settings.enabled) engine.cancel();
@@ -142,7 +158,7 @@ export function activate(context: vscode.ExtensionContext): void {
     status,
     { dispose: () => { monitor.dispose(); engine.cancel(); } },
     vscode.languages.registerInlineCompletionItemProvider(SELECTOR, inline),
-    vscode.languages.registerCompletionItemProvider(SELECTOR, list, '.', '(', '[', ',', '=', ' '),
+    { dispose: () => listRegistration?.dispose() },
     vscode.commands.registerCommand(`${SECTION}.toggle`, async () => {
       const enabled = !settings.enabled;
       await vscode.workspace.getConfiguration(SECTION).update('enabled', enabled, vscode.ConfigurationTarget.Global);
@@ -159,6 +175,7 @@ export function activate(context: vscode.ExtensionContext): void {
       settings = readSettings();
       client = undefined; // url, token or timeout may have changed
       engine.cache.clear();
+      applyMode();
       log(`settings changed: ${JSON.stringify({ ...settings, apiToken: settings.apiToken ? '***' : '' })}`);
       applyEnabled();
       if (settings.enabled) void monitor.check();
