@@ -530,7 +530,8 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"done: {out / 'last.pt'}, {out / 'best.pt'}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"done: {out / 'last.pt'}, {out / 'best.pt'}")
     return 0
 
 
