@@ -36,7 +36,14 @@ class PrefixCache:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def longest_prefix(self, ids: tuple[int, ...]) -> tuple[int, CacheEntry | None]:
+    def get(self, ids: tuple[int, ...]) -> CacheEntry | None:
+        """The entry for exactly `ids` (no statistics)."""
+        entry = self.entries.get(ids)
+        if entry is not None:
+            self.entries.move_to_end(ids)
+        return entry
+
+    def longest_prefix(self, ids: tuple[int, ...], count: bool = True) -> tuple[int, CacheEntry | None]:
         """(n, entry) for the longest cached key equal to ids[:n]; (0, None) when there is none.
         A linear scan: capacities are small (tens) and tuple slices compare in C."""
         best_n, best = 0, None
@@ -44,13 +51,19 @@ class PrefixCache:
             n = len(key)
             if best_n < n <= len(ids) and ids[:n] == key:
                 best_n, best = n, key
+        if count:
+            self.record(best_n)
         if best is None:
-            self.misses += 1
             return 0, None
-        self.hits += 1
-        self.tokens_reused += best_n
         self.entries.move_to_end(best)
         return best_n, self.entries[best]
+
+    def record(self, reused: int) -> None:
+        if reused:
+            self.hits += 1
+            self.tokens_reused += reused
+        else:
+            self.misses += 1
 
     def put(self, ids: tuple[int, ...], entry: CacheEntry) -> None:
         if self.capacity == 0 or not ids:

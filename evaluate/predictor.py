@@ -43,10 +43,14 @@ class Completion:
 
 @dataclass
 class PredictorConfig:
-    # Cached model states (LRU). 0 disables the prefix cache.
+    # Cached model states after prompts (LRU). 0 disables the prefix cache (and the step cache).
     cache_size: int = 32
-    # Beams advanced together per step
+    # Cached states along single-beam search paths (LRU): typing through a suggestion reuses them
+    step_cache_size: int = 32
+    # Beams advanced together per step for the word/line/block kinds (at least max_suggestions)
     beam_width: int = 4
+    # Beams for the default kind: 1 = greedy, whose steps the step cache can reuse while typing
+    auto_beam_width: int = 1
     # Most tokens generated per kind (the default kind uses "line")
     max_tokens: dict = field(default_factory=lambda: {"word": 8, "line": 24, "block": 96})
     # Longest prompt fed to the model, in tokens (also bounded by max_context - generation room)
@@ -69,13 +73,14 @@ class Predictor:
         self.tokenizer = tokenizer
         self.index = TokenIndex(tokenizer)
         self.cache = PrefixCache(self.config.cache_size)
+        self.step_cache = PrefixCache(self.config.step_cache_size if self.config.cache_size else 0)
         self.lock = threading.Lock()
         max_context = getattr(model, "max_context", None)
         budget = self.config.max_prompt_tokens
         if max_context:
             budget = min(budget, max_context - min(self.config.generation_room, max_context // 4))
         self.prompt_budget = max(budget, 1)
-        self.counters = {"requests": 0, "tokens_fed": 0, "forward_calls": 0, "search_steps": 0,
+        self.counters = {"requests": 0, "tokens_fed": 0, "forward_calls": 0, "search_steps": 0, "step_cache_hits": 0,
                          "timeouts": 0, "total_ms": 0.0}
 
     @classmethod
@@ -121,6 +126,7 @@ class Predictor:
     def clear_cache(self) -> None:
         with self.lock:
             self.cache.clear()
+            self.step_cache.clear()
 
     # ------------------------------------------------------------------ one request
     def _complete(self, prompt, suffix, kind, max_suggestions, deadline) -> list[Completion]:
@@ -129,14 +135,18 @@ class Predictor:
         context, typed = ids[:len(ids) - n_back], self.tokenizer.decode_bytes(ids[len(ids) - n_back:])
         if not context:  # nothing before the typed fragment: start from end-of-text, as documents do
             context = [self.tokenizer.eot_id]
-        state, logits = self.feed(tuple(context))
+        context = tuple(context)
+        state, logits = self.feed(context)
         rule = StopRule(kind, cursor_line=prompt.rsplit("\n", 1)[-1], suffix=suffix)
         max_steps = self.config.max_tokens[kind or "line"] + n_back
+        width = self.config.auto_beam_width if kind is None else max(self.config.beam_width, max_suggestions)
         result = beam_search(self.model, state, logits, self.index, typed, rule, self.tokenizer.eot_id,
-                             beam_width=max(self.config.beam_width, max_suggestions), n_best=max_suggestions,
-                             max_steps=max_steps, deadline=deadline, prefix_probs=kind is None)
+                             beam_width=width, n_best=max_suggestions, max_steps=max_steps, deadline=deadline,
+                             prefix_probs=kind is None, step_cache=self.step_cache if self.step_cache.capacity else None,
+                             context_key=context)
         self.counters["search_steps"] += result.steps
-        self.counters["forward_calls"] += result.steps
+        self.counters["step_cache_hits"] += result.steps - result.forwards
+        self.counters["forward_calls"] += result.forwards
         self.counters["timeouts"] += int(result.timed_out)
         if kind is None:
             return expected_saving_ranking(result.hypotheses, max_suggestions)
@@ -175,7 +185,13 @@ class Predictor:
 
     def feed(self, context: tuple[int, ...]):
         """(state, logits [V]) after `context`, from the longest cached prefix."""
-        n, entry = self.cache.longest_prefix(context) if self.cache.capacity else (0, None)
+        n, entry = 0, None
+        if self.cache.capacity:  # the longest prefix among prompts and search paths
+            n, entry = self.cache.longest_prefix(context, count=False)
+            n2, entry2 = self.step_cache.longest_prefix(context, count=False)
+            if n2 > n:
+                n, entry = n2, entry2
+            self.cache.record(n)
         if entry is not None and n == len(context):
             return entry.state, entry.logits
         rest = torch.tensor([context[n:]], dtype=torch.long)
@@ -208,29 +224,19 @@ def probability_ranking(hypotheses: list[Hypothesis], n: int) -> list[Completion
     return [Completion(text, prob) for text, (_, prob) in ranked[:n]]
 
 
-def best_cut(gen: bytes, prefix_logp: list[float]) -> tuple[int, float]:
-    """(byte length, expected saving) of the cut of `gen` maximising (chars - 1) * P(gen[:cut]): a right
-    suggestion of c characters saves c - 1 keystrokes, a wrong one costs nothing."""
-    best, best_value, chars = 0, -1.0, 0
-    for o in range(1, len(gen) + 1):
-        if gen[o - 1] & 0xC0 != 0x80:
-            chars += 1  # a byte that starts a character
-        if o < len(gen) and gen[o] & 0xC0 == 0x80:
-            continue  # inside a multi-byte character
-        value = (chars - 1) * math.exp(prefix_logp[o - 1])
-        if value > best_value:
-            best, best_value = o, value
-    return best, best_value
-
-
 def expected_saving_ranking(hypotheses: list[Hypothesis], n: int) -> list[Completion]:
+    """Every cut of every hypothesis, by expected saving (chars - 1) * P(prefix); the first is
+    `best_cut` of the best hypothesis."""
     merged: dict[str, tuple[float, float]] = {}
     for h in hypotheses:
-        if not h.gen:
-            continue
-        cut, value = best_cut(h.gen, h.prefix_logp)
-        text = _text(h.gen[:cut])
-        if text and (text not in merged or value > merged[text][0]):
-            merged[text] = (value, math.exp(h.prefix_logp[cut - 1]))
+        chars = 0
+        for o in range(1, len(h.gen) + 1):
+            chars += h.gen[o - 1] & 0xC0 != 0x80
+            if o < len(h.gen) and h.gen[o] & 0xC0 == 0x80:
+                continue
+            p = math.exp(h.prefix_logp[o - 1])
+            value, text = (chars - 1) * p, _text(h.gen[:o])
+            if text and (text not in merged or value > merged[text][0]):
+                merged[text] = (value, p)
     ranked = sorted(merged.items(), key=lambda kv: (-kv[1][0], -kv[1][1]))
     return [Completion(text, prob) for text, (_, prob) in ranked[:n]]

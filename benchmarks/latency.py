@@ -1,0 +1,120 @@
+"""Completion latency: p50/p90/p99 ms per request, each kind, with and without the prefix cache.
+
+    python -m benchmarks --only latency --model checkpoints/default.pt
+    python -m benchmarks.latency --model checkpoints/default.pt --latency-requests 50
+
+Two workloads on held-out files (the test split of --data; the valid or train split if it has none):
+- cold: prompts cut at random points, the last 20 lines before the cursor, a fresh cache each time
+  (what a request costs when nothing is cached: the whole 20-line prompt is fed);
+- typed-through: runs of consecutive keystrokes at random points, one request per character (what
+  typing costs: with the cache only the tokens after the longest cached prefix are fed).
+The engine runs in this process with the torch threads of --latency-threads (the server's default: 1).
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from evaluate.metrics import line_starts_of, percentile, prompt_at
+from evaluate.predictor import Predictor
+
+KINDS = {"auto": None, "word": "word", "line": "line", "block": "block"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--latency-requests", type=int, default=60, help="latency: cold requests per kind")
+    parser.add_argument("--latency-runs", type=int, default=6, help="latency: typed-through runs per kind")
+    parser.add_argument("--latency-run-chars", type=int, default=40, help="latency: keystrokes per typed run")
+    parser.add_argument("--latency-kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
+    parser.add_argument("--latency-threads", type=int, default=1, help="latency: torch threads")
+    parser.add_argument("--latency-context-lines", type=int, default=20)
+    parser.add_argument("--latency-seed", type=int, default=0)
+
+
+def held_out_texts(data: str, limit: int = 40, seed: int = 0) -> list[str]:
+    from dataset.corpus import split_files
+    for split in ("test", "valid", "train"):
+        try:
+            files = split_files(data, split)
+        except (FileNotFoundError, ValueError):
+            continue
+        if files:
+            files = random.Random(seed).sample(files, min(limit, len(files)))
+            texts = [p.read_text(encoding="utf-8") for _, p in files]
+            return [t for t in texts if len(t) > 200]
+    from tests.tiny_model import TINY_TEXT  # no corpus: the tiny text still measures the engine
+    return [TINY_TEXT]
+
+
+def _row(name, kind, cache, ms) -> str:
+    return (f"| {name} | {kind} | {cache} | {len(ms)} | {percentile(ms, 50):.1f} | {percentile(ms, 90):.1f} | "
+            f"{percentile(ms, 99):.1f} | {sum(ms) / max(len(ms), 1):.1f} |")
+
+
+def run(args) -> str:
+    torch.set_num_threads(args.latency_threads)
+    cached = Predictor.from_checkpoint(args.model, cache_size=32)
+    uncached = Predictor(cached.model, cached.tokenizer, cache_size=0)
+    texts = held_out_texts(args.data, seed=args.latency_seed)
+    rng = random.Random(args.latency_seed)
+    n_ctx = args.latency_context_lines
+
+    def cursor():
+        text = texts[rng.randrange(len(texts))]
+        return text, line_starts_of(text), rng.randrange(1, len(text))
+
+    def timed(predictor, prompt, kind):
+        t0 = time.perf_counter()
+        predictor.complete(prompt, kind=kind)
+        return (time.perf_counter() - t0) * 1000
+
+    params = sum(p.numel() for p in cached.model.parameters())
+    lines = [f"Model `{args.model}` ({params / 1e6:.1f}M parameters, "
+             f"{type(cached.model).__name__}), torch threads {args.latency_threads}, "
+             f"prompts: last {n_ctx} lines of held-out files. ms per request.", "",
+             "| workload | kind | prefix cache | requests | p50 | p90 | p99 | mean |",
+             "|---|---|---|---|---|---|---|---|"]
+    uncached.complete("import os\n")  # warm up (first-call allocations)
+    for kind_name in args.latency_kinds:
+        kind = KINDS[kind_name]
+        cold = []
+        for _ in range(args.latency_requests):
+            text, starts, i = cursor()
+            cold.append(timed(uncached, prompt_at(text, starts, i, n_ctx), kind))
+        lines.append(_row("cold 20-line prompt", kind_name, "no", cold))
+        typed = {"yes": [], "no": []}
+        for _ in range(args.latency_runs):
+            text, starts, i = cursor()
+            cached.clear_cache()
+            for j in range(i, min(i + args.latency_run_chars, len(text))):
+                prompt = prompt_at(text, starts, j, n_ctx)
+                typed["yes"].append(timed(cached, prompt, kind))
+                typed["no"].append(timed(uncached, prompt, kind))
+        lines.append(_row("typed-through", kind_name, "yes", typed["yes"]))
+        lines.append(_row("typed-through", kind_name, "no", typed["no"]))
+        print(f"latency: {kind_name} done", file=sys.stderr, flush=True)
+    s = cached.stats()
+    lines += ["", f"Prefix cache over the typed-through runs: {s['cache_hits']} hits, {s['cache_misses']} misses, "
+                  f"{s['tokens_reused']} tokens reused, {s['tokens_fed']} fed."]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="checkpoints/default.pt")
+    parser.add_argument("--data", default="data")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    if not Path(args.model).is_file():
+        parser.error(f"no checkpoint at {args.model}")
+    print(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Evaluation metrics and the `python -m evaluate` command on the tiny real checkpoint."""
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+import torch
+
+from evaluate.__main__ import main
+from evaluate.metrics import (char_surprise, clip_text, edit_similarity, levenshtein, line_completion,
+                              line_scores, line_starts_of, prompt_at, sample_line_cuts, simulate_typing,
+                              token_stats)
+from evaluate.predictor import Predictor
+from tests.tiny_model import TINY_TEXT, make_tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def ckpt():
+    torch.set_num_threads(1)
+    return make_tiny_checkpoint()
+
+
+@pytest.fixture(scope="module")
+def predictor(ckpt):
+    return Predictor.from_checkpoint(ckpt)
+
+
+def scrambled(text: str, seed: int = 0) -> str:
+    lines = text.split("\n")
+    random.Random(seed).shuffle(lines)
+    return "\n".join(line[::-1] for line in lines)
+
+
+def test_prompt_is_the_last_lines_before_the_cursor():
+    text = "a\nb\nc\nd\ne"
+    starts = line_starts_of(text)
+    assert prompt_at(text, starts, len(text), 2) == "d\ne"
+    assert prompt_at(text, starts, 5, 2) == "b\nc"  # cursor right after "b\nc" ... at the start of line 3
+    assert prompt_at(text, starts, 6, 20) == "a\nb\nc\n"
+    assert clip_text("ab\ncd\nef", 7) == "ab\ncd\n"
+
+
+def test_typing_simulation_accounting(predictor):
+    text = clip_text(TINY_TEXT[TINY_TEXT.index("class TestMath"):], 400)
+    r = simulate_typing(predictor, text)
+    # every keystroke either typed one character or accepted a suggestion equal to the next characters
+    assert r.keystrokes == r.chars - sum(end - start - 1 for start, end in r.accepted)
+    assert all(e > s for s, e in r.accepted)
+    assert all(r.accepted[i][1] <= r.accepted[i + 1][0] for i in range(len(r.accepted) - 1))
+    assert r.saved > 0.5  # the model knows this text by heart
+    assert len(r.request_ms) == r.keystrokes
+    unknown = simulate_typing(predictor, scrambled(text)[:300])
+    assert unknown.saved < r.saved - 0.3  # and it does not know the scrambled one
+
+
+def test_token_stats_chunked_equals_one_pass(ckpt, predictor):
+    text = TINY_TEXT[:800]
+    one = token_stats(predictor.model, predictor.tokenizer, text, chunk=10_000)
+    chunked = token_stats(predictor.model, predictor.tokenizer, text, chunk=7)
+    assert one.tokens == chunked.tokens == len(predictor.tokenizer.encode(text))
+    assert chunked.bits == pytest.approx(one.bits, rel=1e-4)
+    assert chunked.correct == one.correct
+    assert one.bits_per_char < 0.5 and one.correct / one.tokens > 0.8
+    other = token_stats(predictor.model, predictor.tokenizer, scrambled(text))
+    assert other.bits_per_char > 2 * one.bits_per_char
+    surprise = char_surprise(predictor.tokenizer, text, one)
+    assert len(surprise) == len(text) and sum(surprise) == pytest.approx(one.bits, rel=1e-5)
+
+
+def test_token_stats_bits_are_cross_entropy(predictor):
+    text = "def add(a, b):\n    return a + b\n"
+    s = token_stats(predictor.model, predictor.tokenizer, text)
+    ids = [predictor.tokenizer.eot_id] + predictor.tokenizer.encode(text)
+    with torch.inference_mode():
+        logits, _ = predictor.model(torch.tensor([ids[:-1]]))
+    nll = torch.nn.functional.cross_entropy(logits[0], torch.tensor(ids[1:]), reduction="sum")
+    assert s.bits == pytest.approx(float(nll) / math.log(2), rel=1e-4)
+
+
+def test_edit_similarity():
+    assert levenshtein("kitten", "sitting") == 3
+    assert levenshtein("", "abc") == 3
+    assert edit_similarity("abc", "abc") == 1.0
+    assert edit_similarity("", "") == 1.0
+    assert edit_similarity("abcd", "abce") == pytest.approx(0.75)
+    assert edit_similarity("", "xy") == 0.0
+
+
+def test_line_cuts_and_completion(predictor):
+    texts = {"tiny.py": TINY_TEXT}
+    cuts = sample_line_cuts(texts, 30, seed=1)
+    assert len(cuts) == 30
+    for name, cut, truth in cuts:
+        line_end = TINY_TEXT.find("\n", cut)
+        assert truth == TINY_TEXT[cut:line_end].rstrip() and truth
+    samples = line_completion(predictor, texts, n=30, seed=1)
+    scores = line_scores(samples)
+    assert scores["samples"] == 30
+    assert scores["exact_match"] > 0.5 and scores["edit_similarity"] >= scores["exact_match"]
+
+
+def test_evaluate_command_on_files(ckpt, tmp_path, capsys):
+    f = tmp_path / "tiny.py"
+    f.write_text(TINY_TEXT)
+    out = tmp_path / "report"
+    assert main(["--model", str(ckpt), "--files", str(f), "--max-chars", "300", "--line-samples", "10",
+                 "--kind", "auto", "word", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| tiny.py |" in printed and "saved (auto)" in printed and "exact match" in printed
+    report = json.loads((out / "eval.json").read_text())
+    o = report["overall"]
+    assert 0.3 < o["saved_auto"] <= 1 and 0 < o["saved_word"] <= 1
+    assert o["bits_per_char"] < 1 and o["line_completion"]["samples"] == 10
+    keys = (out / "tiny.py.keystrokes.html").read_text()
+    assert keys.count("class='acc acc-start'") >= 5
+    assert "span style='background:" in (out / "tiny.py.surprise.html").read_text()
+
+
+def test_evaluate_command_on_a_corpus_split(ckpt, tmp_path, capsys):
+    corpus = tmp_path / "data" / "corpus"
+    (corpus / "files" / "test" / "proj").mkdir(parents=True)
+    (corpus / "files" / "test" / "proj" / "mod.py").write_text(TINY_TEXT)
+    (corpus / "meta.json").write_text("{}")
+    (corpus / "manifest.json").write_text(json.dumps({"files": [
+        {"project": "proj", "path": "mod.py", "split": "test", "sha256": "", "chars": len(TINY_TEXT)}]}))
+    out = tmp_path / "r"
+    assert main(["--model", str(ckpt), "--data", str(tmp_path / "data"), "--max-chars", "200",
+                 "--line-samples", "5", "--out", str(out)]) == 0
+    report = json.loads((out / "eval.json").read_text())
+    assert report["split"] == "test" and report["files"][0]["file"] == "proj/mod.py"
+
+
+def test_evaluate_command_errors(ckpt, tmp_path, capsys):
+    assert main(["--model", str(tmp_path / "missing.pt"), "--files", __file__]) == 2
+    assert "cannot load checkpoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="no such file"):
+        main(["--model", str(ckpt), "--files", str(tmp_path / "nope.py")])
+    with pytest.raises(SystemExit, match="no corpus"):
+        main(["--model", str(ckpt), "--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit):
+        main(["--model", str(ckpt), "--files", __file__, "--max-chars", "-1"])
