@@ -42,7 +42,9 @@ def test_autocomplete_returns_reference_shape(client):
     assert all(isinstance(t, str) for t in body["prediction"])
     assert len(body["probs"]) == len(body["prediction"])
     assert all(0.0 <= p <= 1.0 for p in body["probs"])
-    assert body["probs"] == sorted(body["probs"], reverse=True)  # prediction[0] is the best
+    # kind "line" ranks by probability (the default kind ranks by expected saving): best first
+    line = client.post("/autocomplete", json={"prompt": "def add(a, b):\n    return a", "kind": "line"})
+    assert line.get_json()["probs"] == sorted(line.get_json()["probs"], reverse=True)
     assert isinstance(body["id"], str) and body["id"]
     assert body["ms"] >= 0
     assert "engine;dur=" in r.headers["Server-Timing"]
