@@ -79,9 +79,15 @@ t "tools ready: $(csrun --version 2>/dev/null | tail -1 | cut -d' ' -f1) / node 
 rm -rf "$RUN" "$REPORTS" && mkdir -p "$RUN/ud/User" "$RUN/exts" "$RUN/ws" "$RUN/chrome" "$REPORTS"
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PIDS=()
+# Each server runs in its own process group (setsid), so stopping it stops its children too (code-server
+# forks an extension host, a file watcher and language servers).
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
+  for i in $(seq 1 50); do
+    alive=0; for p in "${PIDS[@]}"; do kill -0 -- "-$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break; sleep 0.1
+  done
+  for p in "${PIDS[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
   cp "$RUN"/server.log "$RUN"/cs.log "$REPORTS"/ 2>/dev/null || true
   find "$RUN/ud/logs" -name '*Python Autocomplete.log' -exec cp {} "$REPORTS/extension-output.log" \; 2>/dev/null || true
   [ "${E2E_KEEP:-0}" = 1 ] || rm -rf "$RUN"
@@ -90,7 +96,7 @@ trap cleanup EXIT
 
 # 5) the real completion server with the real checkpoint
 API_PORT=$(free_port)
-"$PY" server.py --host 127.0.0.1 --port "$API_PORT" --model "$MODEL" > "$RUN/server.log" 2>&1 &
+setsid "$PY" server.py --host 127.0.0.1 --port "$API_PORT" --model "$MODEL" > "$RUN/server.log" 2>&1 &
 PIDS+=($!)
 for i in $(seq 1 1200); do
   curl -sf -o /dev/null "http://127.0.0.1:$API_PORT/health" && break
@@ -136,7 +142,7 @@ t "extension installed: $EXT"
 
 # 7) code-server
 CS_PORT=$(free_port)
-csrun "${CSARGS[@]}" --bind-addr "127.0.0.1:$CS_PORT" --auth none --disable-telemetry --disable-update-check \
+setsid env PATH="$CACHE/node24/bin:$PATH" "$CS" "${CSARGS[@]}" --bind-addr "127.0.0.1:$CS_PORT" --auth none --disable-telemetry --disable-update-check \
   --disable-workspace-trust --disable-getting-started-override > "$RUN/cs.log" 2>&1 &
 PIDS+=($!)
 for i in $(seq 1 600); do curl -sf -o /dev/null "http://127.0.0.1:$CS_PORT/healthz" && break; sleep 0.1; done

@@ -1,7 +1,7 @@
 // From a cursor context to filtered suggestions: cache first, then debounce, then one live request
 // (a newer one aborts it), then the filter chain. Pure: no `vscode` import; the providers are thin wrappers.
 import { AutocompleteClient, ClientError } from './client';
-import { CompletionCache } from './cache';
+import { CachedCompletion, CompletionCache } from './cache';
 import { CompletionContext } from './context';
 import { delay, LatestRequest, anySignal } from './debounce';
 import { applyFilters, Suggestion } from './filters';
@@ -22,9 +22,32 @@ export interface EngineResult {
   raw?: string[];
 }
 
+interface Answer {
+  completions: CachedCompletion[];
+  id: string;
+  raw: string[];
+  ms: number;
+  latencyMs: number;
+}
+
+/** `p`'s value, or undefined as soon as `signal` aborts (the shared request itself goes on). */
+function untilAborted<T>(p: Promise<T | undefined>, signal?: AbortSignal): Promise<T | undefined> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    const onAbort = () => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then((v) => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(v);
+    });
+  });
+}
+
 export class CompletionEngine {
   readonly cache = new CompletionCache();
   private readonly latest = new LatestRequest();
+  private inflight: { key: string; done: Promise<Answer | undefined> } | undefined;
 
   constructor(
     private readonly client: () => AutocompleteClient,
@@ -36,7 +59,7 @@ export class CompletionEngine {
 
   async suggest(ctx: CompletionContext, settings: EngineSettings, cancel?: AbortSignal): Promise<EngineResult> {
     const filterCtx = { linePrefix: ctx.linePrefix, suffix: ctx.suffix, nextLine: ctx.nextLine, maxLength: settings.maxSuggestionLength };
-    const toSuggestions = (cs: { text: string; prob: number }[]) =>
+    const toSuggestions = (cs: CachedCompletion[]) =>
       applyFilters(cs.map((c) => ({ text: c.text, prob: c.prob, replaceLength: 0 })), filterCtx);
 
     const cached = this.cache.get(ctx.prompt, ctx.suffix);
@@ -46,9 +69,28 @@ export class CompletionEngine {
     }
     if (!this.monitor.available) return { suggestions: [], source: 'none' };
 
+    // The inline and the list provider ask for the same position at once ('both' mode): share one request.
+    const key = `${ctx.suffix}\u0000${ctx.prompt}`;
+    if (this.inflight?.key === key) {
+      const res = await untilAborted(this.inflight.done, cancel);
+      return res ? { suggestions: toSuggestions(res.completions), source: 'server', id: res.id, raw: res.raw } : { suggestions: [], source: 'none' };
+    }
+    const done = this.request(ctx, settings, cancel);
+    const entry = { key, done };
+    this.inflight = entry;
+    const res = await done;
+    if (this.inflight === entry) this.inflight = undefined;
+    if (!res) return { suggestions: [], source: 'none' };
+    const suggestions = toSuggestions(res.completions);
+    this.log(`response id=${res.id} server_ms=${res.ms.toFixed(1)} latency_ms=${res.latencyMs.toFixed(1)} raw=${JSON.stringify(res.raw)} shown=${JSON.stringify(suggestions.map((s) => s.text))}`);
+    return { suggestions, source: 'server', id: res.id, raw: res.raw };
+  }
+
+  /** Debounce, then one request (aborting the previous one); undefined when cancelled or failed. */
+  private async request(ctx: CompletionContext, settings: EngineSettings, cancel?: AbortSignal): Promise<Answer | undefined> {
     const ac = this.latest.begin();
     const signal = cancel ? anySignal([cancel, ac.signal]) : ac.signal;
-    if (!(await delay(settings.debounceMs, signal))) return { suggestions: [], source: 'none' };
+    if (!(await delay(settings.debounceMs, signal))) return undefined;
 
     this.monitor.requestStarted();
     try {
@@ -56,9 +98,7 @@ export class CompletionEngine {
       this.monitor.requestEnded({ latencyMs: res.latencyMs });
       const completions = res.prediction.map((text, i) => ({ text, prob: res.probs[i] }));
       this.cache.set(ctx.prompt, ctx.suffix, completions);
-      const suggestions = toSuggestions(completions);
-      this.log(`response id=${res.id} server_ms=${res.ms.toFixed(1)} latency_ms=${res.latencyMs.toFixed(1)} raw=${JSON.stringify(res.prediction)} shown=${JSON.stringify(suggestions.map((s) => s.text))}`);
-      return { suggestions, source: 'server', id: res.id, raw: res.prediction };
+      return { completions, id: res.id, raw: res.prediction, ms: res.ms, latencyMs: res.latencyMs };
     } catch (e) {
       const err = e instanceof ClientError ? e : new ClientError('bad-response', String(e));
       if (err.kind === 'unreachable' || (err.kind === 'http' && err.status === 503)) {
@@ -68,7 +108,7 @@ export class CompletionEngine {
         if (err.kind !== 'aborted') this.log(`request failed (${err.kind}): ${err.message}`);
         if (err.kind === 'http') this.onRejected(err);
       }
-      return { suggestions: [], source: 'none' };
+      return undefined;
     }
   }
 

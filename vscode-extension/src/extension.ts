@@ -89,8 +89,9 @@ export function activate(context: vscode.ExtensionContext): void {
     void vscode.window.showWarningMessage(`Python Autocomplete: ${err.message} (check pythonAutocomplete.apiToken).`);
   });
 
-  async function suggestAt(doc: vscode.TextDocument, pos: vscode.Position, token: vscode.CancellationToken): Promise<Suggestion[]> {
-    if (!settings.enabled) return [];
+  /** Suggestions at `pos`, or undefined when there is no answer (disabled, cancelled, server down, error). */
+  async function suggestAt(doc: vscode.TextDocument, pos: vscode.Position, token: vscode.CancellationToken): Promise<Suggestion[] | undefined> {
+    if (!settings.enabled) return undefined;
     const ctx = buildContext({ lineCount: doc.lineCount, lineText: (i) => doc.lineAt(i).text }, pos.line, pos.character, settings.contextLines);
     // CancellationToken -> AbortController: VS Code cancels the token when the user types on
     const ac = new AbortController();
@@ -98,7 +99,7 @@ export function activate(context: vscode.ExtensionContext): void {
     if (token.isCancellationRequested) ac.abort();
     try {
       const res = await engine.suggest(ctx, settings, ac.signal);
-      return token.isCancellationRequested ? [] : res.suggestions;
+      return token.isCancellationRequested || res.source === 'none' ? undefined : res.suggestions;
     } finally {
       sub.dispose();
     }
@@ -110,7 +111,9 @@ export function activate(context: vscode.ExtensionContext): void {
     async provideInlineCompletionItems(doc, pos, _ctx, token) {
       if (settings.mode === 'list') return [];
       const suggestions = await suggestAt(doc, pos, token);
-      if (suggestions.length > 0) log(`inline at ${pos.line + 1}:${pos.character + 1} shown=${JSON.stringify(suggestions[0].text)} replace=${suggestions[0].replaceLength}`);
+      if (!suggestions) return [];
+      // one line per answered position (the e2e test reads it): what the ghost text is, or null for none
+      log(`inline at ${pos.line + 1}:${pos.character + 1} shown=${JSON.stringify(suggestions[0]?.text ?? null)} replace=${suggestions[0]?.replaceLength ?? 0}`);
       return suggestions.map((s) => new vscode.InlineCompletionItem(s.text, rangeFor(pos, s)));
     },
   };
@@ -119,6 +122,8 @@ export function activate(context: vscode.ExtensionContext): void {
     async provideCompletionItems(doc, pos, token) {
       if (settings.mode === 'inline') return undefined;
       const suggestions = await suggestAt(doc, pos, token);
+      if (!suggestions) return undefined;
+      log(`list at ${pos.line + 1}:${pos.character + 1} items=${JSON.stringify(suggestions.map((s) => s.text))} replace=${suggestions[0]?.replaceLength ?? 0}`);
       const items = suggestions.map((s, i) => {
         const firstLine = s.text.split('\n')[0];
         const label = s.text.includes('\n') ? `${firstLine}…` : s.text;
@@ -165,6 +170,18 @@ export function activate(context: vscode.ExtensionContext): void {
       settings = { ...readSettings(), enabled }; // the change event may come later
       applyEnabled();
       vscode.window.setStatusBarMessage(`Python Autocomplete ${enabled ? 'on' : 'off'}`, 2000);
+    }),
+    vscode.commands.registerCommand(`${SECTION}.selectMode`, async () => {
+      const picks = [
+        { label: 'inline', description: 'ghost text, Tab accepts' },
+        { label: 'list', description: 'entries in the suggestion list' },
+        { label: 'both', description: 'ghost text and list entries' },
+      ];
+      const pick = await vscode.window.showQuickPick(picks, { placeHolder: `Show completions as (now: ${settings.mode})` });
+      if (!pick) return;
+      await vscode.workspace.getConfiguration(SECTION).update('mode', pick.label, vscode.ConfigurationTarget.Global);
+      settings = { ...readSettings(), mode: pick.label as Settings['mode'] };
+      applyMode();
     }),
     vscode.commands.registerCommand(`${SECTION}.checkServer`, async () => {
       const ok = await monitor.check();

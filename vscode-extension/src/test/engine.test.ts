@@ -65,6 +65,14 @@ describe('engine (real HTTP server)', () => {
     assert.ok(server.received[0].clientAborted);
   });
 
+  it('two providers asking for the same position at once share one request', async () => {
+    const [a, b] = await Promise.all([engine.suggest(at('import os\np = os.'), settings), engine.suggest(at('import os\np = os.'), settings)]);
+    assert.deepStrictEqual([a.source, b.source], ['server', 'server']);
+    assert.deepStrictEqual(b.suggestions, a.suggestions);
+    assert.strictEqual(a.suggestions[0].text, 'path.join(a, b)');
+    assert.strictEqual(server.received.length, 1);
+  });
+
   it('requests within the debounce window never reach the server', async () => {
     const results = await Promise.all(['b = 1', 'b = 12', 'b = 123'].map((t) => engine.suggest(at(t), { ...settings, debounceMs: 100 })));
     assert.deepStrictEqual(results.map((r) => r.source), ['none', 'none', 'server']);
