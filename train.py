@@ -54,7 +54,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
     warmup: int = 100  # linear warmup steps
     weight_decay: float = 0.1
-    dropout: float = 0.0
+    dropout: float = 0.1
     grad_clip: float = 1.0
     eval_every: int = 250  # steps between validations (0: only at the end)
     eval_tokens: int = 65536  # validation tokens per evaluation (a fixed prefix of valid.npy)
