@@ -106,18 +106,22 @@ class ServerProcess:
         self.stop()
 
 
+def prompt_files(data_dir: str | None) -> tuple[list[Path], str]:
+    """Held-out corpus files if the corpus is built, else this interpreter's standard library."""
+    if data_dir:
+        files = sorted((Path(data_dir) / "corpus" / "files" / "test").rglob("*.py"))
+        if files:
+            return files, f"{len(files)} held-out corpus files ({data_dir}/corpus/files/test)"
+    import sysconfig
+    return sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")), "standard-library files"
+
+
 def sample_prompts(data_dir: str | None, n: int, seed: int = 0, context_chars: int = 2000) -> list[dict]:
     """Cursor positions in real Python files: held-out corpus files if present, else the stdlib.
 
     Each request is the text before the cursor (up to `context_chars`) and the rest of its line.
     """
-    files = []
-    if data_dir:
-        files = sorted((Path(data_dir) / "corpus" / "files" / "test").rglob("*.py"))
-    if not files:
-        import sysconfig
-        stdlib = Path(sysconfig.get_paths()["stdlib"])
-        files = sorted(p for p in stdlib.glob("*.py"))
+    files, _ = prompt_files(data_dir)
     rng = random.Random(seed)
     prompts = []
     while len(prompts) < n:
@@ -244,6 +248,7 @@ def run(args) -> str:
         many = run_clients(srv.port, prompts_n, clients)
         mem = srv.rss_kib()
 
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     overhead = [c - e for c, e in zip(one["latencies"], one["engine_ms"])]
     rows = [
         ("engine only (in process)", len(engine), percentile(engine, 50), percentile(engine, 99), "–", 0),
@@ -264,8 +269,9 @@ def run(args) -> str:
               f"Server memory after the load: VmRSS {mem.get('VmRSS', 0) / 1024:.0f} MiB, "
               f"peak VmHWM {mem.get('VmHWM', 0) / 1024:.0f} MiB.",
               f"Model: {info['name']} ({info['arch']}, {info['params']:,} parameters, sha256 {info['sha256']}); "
-              f"torch threads {torch.get_num_threads()}; {os.cpu_count()} CPUs; prompts: up to 2,000 chars "
-              f"before a random cursor in {'held-out corpus files' if data and Path(data, 'corpus').exists() else 'stdlib files'}, "
+              f"torch threads {torch.get_num_threads()}; {os.cpu_count()} CPUs, load average {load} "
+              f"(1/5/15 min, from other processes too); prompts: up to 2,000 chars "
+              f"before a random cursor in {prompt_files(data)[1]}, "
               f"kind=None, max_suggestions=3."]
     return "\n".join(lines)
 
