@@ -567,11 +567,11 @@ def main(argv=None) -> int:
     print(f"listening on http://{args.host}:{port} (loading {model} ...)", flush=True)
 
     def load():
+        t0 = time.perf_counter()
         try:
             if args.torch_threads:
-                import torch
+                import torch  # most of the start-up time: imported here, after binding
                 torch.set_num_threads(args.torch_threads)
-            t0 = time.perf_counter()
             predictor, info = load_model(str(model))
             app_state(app).set_ready(predictor, info)
             print(f"model ready: {model} ({info['arch']}, {info['params']:,} parameters, "
