@@ -23,8 +23,14 @@ const INLINE = [
   { name: 'sorted-call', typed: 'paths = sorted(', autoClosed: ')' },
   { name: 'main-guard', typed: 'if __name__ == ', autoClosed: '' },
   { name: 'import', typed: 'import ', autoClosed: '' },
+  { name: 'string-arg', typed: 'print("', autoClosed: '")' },
+  { name: 'raise', typed: 'raise ValueError(', autoClosed: ')' },
+  { name: 'with-open', typed: 'with open(', autoClosed: ')' },
+  { name: 'return', typed: 'return ', autoClosed: '' },
 ];
-const LIST = ['y = os.', 'z = sys.', 'root = os.path.'];
+// the list is asked for on the provider's trigger characters (quick suggestions are off in this test)
+const LIST = [{ typed: 'y = os.', autoClosed: '' }, { typed: 'z = sys.', autoClosed: '' }, ...INLINE]
+  .filter((c) => '.([, '.includes(c.typed.slice(-1)));
 const WANT_ACCEPTED = 3;
 const MIN_ACCEPTED = 2;
 
@@ -45,11 +51,16 @@ function findOutputLog() {
   return hits[0];
 }
 
-/** The last log line of the extension matching `re` (polled: the output channel reaches its file with a delay). */
-async function logLine(re, timeoutMs = 10000) {
+const logLines = () => {
+  const log = findOutputLog();
+  return log ? fs.readFileSync(log, 'utf8').split('\n') : [];
+};
+
+/** The last line of the extension's log after line `from` matching `re` (polled: the output channel reaches
+ *  its file with a delay). */
+async function logLine(re, timeoutMs = 10000, from = 0) {
   for (let waited = 0; waited <= timeoutMs; waited += 100) {
-    const log = findOutputLog();
-    const m = log ? fs.readFileSync(log, 'utf8').split('\n').map((l) => l.match(re)).filter(Boolean).pop() : null;
+    const m = logLines().slice(from).map((l) => l.match(re)).filter(Boolean).pop();
     if (m) return m;
     await sleep(100);
   }
@@ -97,7 +108,7 @@ async function clearLine(page) {
   const page = ctx.pages()[0] || (await ctx.newPage());
   const statusText = () => page.evaluate(() => [...document.querySelectorAll('.statusbar-item')].map((e) => e.textContent).find((t) => /PyAC/.test(t)) || '');
   const statusIs = (re, timeout) => page.waitForFunction((src) => [...document.querySelectorAll('.statusbar-item')].some((e) => new RegExp(src).test(e.textContent)), re.source, { timeout }).then(() => true, () => false);
-  const toasts = () => page.evaluate(() => [...document.querySelectorAll('.notification-toast')].filter((e) => /Python Autocomplete/.test(e.textContent)).map((e) => e.textContent.slice(0, 200)));
+  const toasts = () => page.evaluate(() => [...document.querySelectorAll('.notification-toast')].filter((e) => /Python Autocomplete/.test(e.textContent)).map((e) => (e.querySelector('.notification-list-item-message') || e).textContent.slice(0, 200)));
   try {
     await page.goto(`http://127.0.0.1:${CS_PORT}/?folder=${WS}`);
     await page.waitForSelector('.monaco-workbench', { timeout: 90000 });
@@ -134,11 +145,13 @@ async function clearLine(page) {
       await page.keyboard.press('Control+End');
       const before = await saveAndRead(page, null); // the document on disk before this line
       if (!before.endsWith('\n')) throw new Error(`expected the file to end with a newline: ${JSON.stringify(before.slice(-40))}`);
+      await sleep(300); // let the log catch up, then only read what this line adds to it
+      const logFrom = logLines().length;
       await page.keyboard.type(sc.typed, { delay: 60 });
       const docText = before + sc.typed;
       const lines = docText.split('\n');
       const where = `${lines.length}:${lines[lines.length - 1].length + 1}`;
-      const answer = await logLine(new RegExp(`inline at ${where} shown=(.*) replace=(\\d+)$`), 30000);
+      const answer = await logLine(new RegExp(`inline at ${where} shown=(.*) replace=(\\d+)$`), 30000, logFrom);
       if (!answer) {
         await shot(`${sc.name}_no_answer`);
         failures.push(`${sc.name}: the extension logged no answer at ${where} within 30 s`);
@@ -211,15 +224,18 @@ async function clearLine(page) {
     if (!(await logLine(/settings changed: .*"mode":"both"/))) failures.push('choosing mode "both" did not change the setting');
     await editor.click();
     let listDone = false;
-    for (const typed of LIST) {
+    for (const { typed, autoClosed } of LIST) {
       await page.keyboard.press('Escape');
       await page.keyboard.press('Control+End');
       const before = await saveAndRead(page, null);
+      await sleep(300);
+      const logFrom = logLines().length;
       await page.keyboard.type(typed, { delay: 60 });
       const lines = (before + typed).split('\n');
       const where = `${lines.length}:${lines[lines.length - 1].length + 1}`;
-      const m = await logLine(new RegExp(`list at ${where} items=(\\[.*\\]) replace=(\\d+)$`), 15000);
+      const m = await logLine(new RegExp(`list at ${where} items=(\\[.*\\]) replace=(\\d+)$`), 15000, logFrom);
       const texts = m ? JSON.parse(m[1]) : [];
+      const replace = m ? Number(m[2]) : 0;
       if (!texts.length) {
         lap(`list: typed ${JSON.stringify(typed)}: ${m ? 'the model suggests nothing here' : 'no list request logged'}, next line`);
         await clearLine(page);
@@ -237,7 +253,7 @@ async function clearLine(page) {
       await sleep(300);
       await page.keyboard.press('Escape');
       const after = await saveAndRead(page, before);
-      const expected = before + typed + texts[0];
+      const expected = before + typed + texts[0] + autoClosed.slice(replace);
       if (after !== expected) failures.push(`list: file ends with ${JSON.stringify(after.slice(before.length))}, expected ${JSON.stringify(expected.slice(before.length))}`);
       else lap(`list: saved line is ${JSON.stringify(after.slice(before.length))}`);
       listDone = true;
