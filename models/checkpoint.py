@@ -79,6 +79,7 @@ def save_checkpoint(path, model: LanguageModel, config: ModelConfig, tokenizer: 
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is an ordinary readable file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
