@@ -106,6 +106,53 @@ class ServerProcess:
         self.stop()
 
 
+class EngineProcess:
+    """`Predictor.complete` alone in a child process: send a request, get back its time in ms."""
+
+    def __init__(self, model, threads: int):
+        self.cmd = [sys.executable, "-m", "benchmarks.server_load", "--engine-worker", str(model),
+                    "--server-torch-threads", str(threads)]
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"engine worker failed to start (exit {self.proc.wait()})")
+        self.info = json.loads(line)
+        return self
+
+    def complete(self, body: dict) -> float:
+        self.proc.stdin.write(json.dumps(body) + "\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(30)
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def engine_worker(model: str, threads: int):
+    """The child of EngineProcess: JSON requests on stdin, ms per `complete` on stdout."""
+    import torch
+
+    import server
+    torch.set_num_threads(threads)
+    predictor, info = server.load_model(model)
+    print(json.dumps(info), flush=True)
+    for line in sys.stdin:
+        body = json.loads(line)
+        t0 = time.perf_counter()
+        predictor.complete(body["prompt"], suffix=body.get("suffix", ""))
+        print((time.perf_counter() - t0) * 1000, flush=True)
+
+
 def prompt_files(data_dir: str | None) -> tuple[list[Path], str]:
     """Held-out corpus files if the corpus is built, else this interpreter's standard library."""
     if data_dir:
@@ -195,6 +242,12 @@ def run_clients(port: int, prompts: list[dict], clients: int, headers: dict | No
     return {"latencies": latencies, "engine_ms": engine_ms, "failures": failures, "wall": wall}
 
 
+def describe_statuses(statuses: list[int]) -> str:
+    """[503, 503, 500] -> "2 × 503, 1 × 500"; [] -> "0"."""
+    counts = {s: statuses.count(s) for s in sorted(set(statuses))}
+    return ", ".join(f"{n} × {s}" for s, n in counts.items()) or "0"
+
+
 def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--server-requests", type=int, default=100,
                         help="server_load: requests for the 1-client and engine-only runs")
@@ -206,35 +259,30 @@ def add_arguments(parser: argparse.ArgumentParser):
 
 
 def run(args) -> str:
-    import torch
-
-    import server
-
     model = args.model
     n1 = getattr(args, "server_requests", 100)
     clients = getattr(args, "server_clients", 16)
     per_client = getattr(args, "server_requests_per_client", 10)
     data = getattr(args, "data", None)
     threads = getattr(args, "server_torch_threads", 1)
-    torch.set_num_threads(threads)
     prompts_1 = sample_prompts(data, n1, seed=1)
     prompts_n = sample_prompts(data, clients * per_client, seed=2)
 
-    # Engine only (a fresh predictor in this process) and the server with 1 client (a fresh process),
-    # interleaved prompt by prompt so both see the same machine load; alternating who goes first.
-    predictor, info = server.load_model(model)
-    engine, one = [], {"latencies": [], "engine_ms": [], "failures": []}
-    with ServerProcess(model, "--torch-threads", str(threads)) as srv:
+    # Engine only (a fresh predictor in its own process, timed around `complete`) and the server with
+    # 1 client (a fresh process, timed by the client), interleaved prompt by prompt, alternating who
+    # goes first, so both see the same machine load. This process only sends and times: a client
+    # that also computes would be slow to wake for its answers on a busy CPU.
+    with EngineProcess(model, threads) as eng, ServerProcess(model, "--torch-threads", str(threads)) as srv:
+        info = eng.info
+        mem_ready = srv.rss_kib()  # model loaded, no request yet
         client = Client(srv.port)
-        predictor.complete(prompts_1[0]["prompt"])  # the same warm-up for both
+        eng.complete({"prompt": prompts_1[0]["prompt"]})  # the same warm-up for both
         client.complete({"prompt": prompts_1[0]["prompt"]})
-        t_server = 0.0
+        engine, one, t_server = [], {"latencies": [], "engine_ms": [], "failures": []}, 0.0
         for i, body in enumerate(prompts_1):
             for side in ((0, 1) if i % 2 == 0 else (1, 0)):
                 if side == 0:
-                    t0 = time.perf_counter()
-                    predictor.complete(body["prompt"], suffix=body["suffix"])
-                    engine.append((time.perf_counter() - t0) * 1000)
+                    engine.append(eng.complete(body))
                 else:
                     status, ms, engine_ms = client.complete(body)
                     t_server += ms / 1000
@@ -244,32 +292,35 @@ def run(args) -> str:
                     else:
                         one["failures"].append(status)
         one["wall"] = t_server
-        del predictor
+        eng.stop()
         many = run_clients(srv.port, prompts_n, clients)
         mem = srv.rss_kib()
 
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     overhead = [c - e for c, e in zip(one["latencies"], one["engine_ms"])]
     rows = [
-        ("engine only (in process)", len(engine), percentile(engine, 50), percentile(engine, 99), "–", 0),
+        ("engine only (own process)", len(engine), percentile(engine, 50), percentile(engine, 99), "–", []),
         ("server, 1 client", len(one["latencies"]), percentile(one["latencies"], 50),
          percentile(one["latencies"], 99), f"{len(one['latencies']) / one['wall']:.1f}",
-         len(one["failures"])),
+         one["failures"]),
+        ("↳ its engine time inside the server (Server-Timing)", len(one["engine_ms"]),
+         percentile(one["engine_ms"], 50), percentile(one["engine_ms"], 99), "–", []),
         (f"server, {clients} clients", len(many["latencies"]), percentile(many["latencies"], 50),
          percentile(many["latencies"], 99), f"{len(many['latencies']) / many['wall']:.1f}",
-         len(many["failures"])),
+         many["failures"]),
     ]
-    lines = ["| run | requests | p50 ms | p99 ms | req/s | failures |", "|---|---|---|---|---|---|"]
-    lines += [f"| {name} | {n} | {p50:.1f} | {p99:.1f} | {rps} | {fail} |"
+    lines = ["| run | answered 200 | p50 ms | p99 ms | req/s | not 200 |", "|---|---|---|---|---|---|"]
+    lines += [f"| {name} | {n} | {p50:.1f} | {p99:.1f} | {rps} | {describe_statuses(fail)} |"
               for name, n, p50, p99, rps, fail in rows]
     lines += ["",
               f"Server overhead, 1 client: p50 {percentile(one['latencies'], 50) - percentile(engine, 50):+.2f} ms "
               f"(server p50 − engine-only p50); per request (client latency − engine time reported in "
               f"Server-Timing) p50 {percentile(overhead, 50):.2f} ms, p99 {percentile(overhead, 99):.2f} ms.",
-              f"Server memory after the load: VmRSS {mem.get('VmRSS', 0) / 1024:.0f} MiB, "
+              f"Server memory (VmRSS): {mem_ready.get('VmRSS', 0) / 1024:.0f} MiB with the model loaded, "
+              f"{mem.get('VmRSS', 0) / 1024:.0f} MiB after the load (engine caches filled), "
               f"peak VmHWM {mem.get('VmHWM', 0) / 1024:.0f} MiB.",
               f"Model: {info['name']} ({info['arch']}, {info['params']:,} parameters, sha256 {info['sha256']}); "
-              f"torch threads {torch.get_num_threads()}; {os.cpu_count()} CPUs, load average {load} "
+              f"torch threads {threads}; {os.cpu_count()} CPUs, load average {load} "
               f"(1/5/15 min, from other processes too); prompts: up to 2,000 chars "
               f"before a random cursor in {prompt_files(data)[1]}, "
               f"kind=None, max_suggestions=3."]
@@ -280,8 +331,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="checkpoints/default.pt")
     parser.add_argument("--data", default="data")
+    parser.add_argument("--engine-worker", metavar="MODEL", help=argparse.SUPPRESS)
     add_arguments(parser)
-    print(run(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    if args.engine_worker:
+        engine_worker(args.engine_worker, args.server_torch_threads)
+        return 0
+    print(run(args))
     return 0
 
 
