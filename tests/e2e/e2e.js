@@ -53,7 +53,7 @@ function findOutputLog() {
 
 const logLines = () => {
   const log = findOutputLog();
-  return log ? fs.readFileSync(log, 'utf8').split('\n') : [];
+  return log ? fs.readFileSync(log, 'utf8').split('\n').filter((l) => l !== '') : [];
 };
 
 /** The last line of the extension's log after line `from` matching `re` (polled: the output channel reaches
@@ -75,13 +75,27 @@ async function askServer(prompt, suffix) {
   return res.json();
 }
 
-async function saveAndRead(page, notEqual) {
+/** The log's length once it has stopped growing for 500 ms (output reaches the file with a delay), so
+ *  that lines logged before this point are never taken for answers to what is typed next. */
+async function settledLogLength() {
+  let n = logLines().length;
+  for (let still = 0, i = 0; still < 5 && i < 50; i++) {
+    await sleep(100);
+    const m = logLines().length;
+    still = m === n ? still + 1 : 0;
+    n = m;
+  }
+  return n;
+}
+
+/** Ctrl+S, then read the file until it is `expected` (VS Code writes it a moment later); returns the last read. */
+async function saveAndCheck(page, expected) {
   await page.keyboard.press('Control+S');
   let disk = '';
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 50; i++) {
     await sleep(100);
     disk = fs.readFileSync(FILE, 'utf8');
-    if (disk !== notEqual) break;
+    if (disk === expected) break;
   }
   return disk;
 }
@@ -139,14 +153,13 @@ async function clearLine(page) {
 
     // 1) inline: type, ghost text, Tab, save, compare the file with typed + accepted
     let accepted = 0;
+    let doc = fs.readFileSync(FILE, 'utf8'); // what the editor holds (saved, ends with an empty line)
     for (const sc of INLINE) {
       if (accepted >= WANT_ACCEPTED) break;
       await page.keyboard.press('Escape');
       await page.keyboard.press('Control+End');
-      const before = await saveAndRead(page, null); // the document on disk before this line
-      if (!before.endsWith('\n')) throw new Error(`expected the file to end with a newline: ${JSON.stringify(before.slice(-40))}`);
-      await sleep(300); // let the log catch up, then only read what this line adds to it
-      const logFrom = logLines().length;
+      const before = doc; // the document before this line (it ends with an empty last line)
+      const logFrom = await settledLogLength(); // only read what this line adds to the log
       await page.keyboard.type(sc.typed, { delay: 60 });
       const docText = before + sc.typed;
       const lines = docText.split('\n');
@@ -170,7 +183,11 @@ async function clearLine(page) {
         break;
       }
       const ms = await page.evaluate(() => window.__probe.ghostAt - window.__probe.lastKey);
-      latencies.push(ms);
+      // the round trip of the request behind this ghost text (the last response logged before the answer line)
+      const fresh = logLines().slice(logFrom);
+      const at = fresh.findLastIndex((l) => l.includes(`inline at ${where} `));
+      const rt = fresh.slice(0, at < 0 ? fresh.length : at).map((l) => l.match(/ server_ms=([\d.]+) latency_ms=([\d.]+)/)).filter(Boolean).pop();
+      latencies.push({ name: sc.name, ghost_ms: ms, request_ms: rt ? Number(rt[2]) : null, server_ms: rt ? Number(rt[1]) : null });
       const ghostDom = await page.evaluate((sel) => [...document.querySelectorAll(sel)].map((e) => e.textContent.replace(/\u00a0/g, ' ')).join('|'), GHOST);
       await shot(`${sc.name}_ghost`);
       lap(`${sc.name}: typed ${JSON.stringify(sc.typed)} -> ghost ${JSON.stringify(shown.text)} (replaces ${shown.replace} char(s) after the cursor) ${ms.toFixed(0)} ms after the last key; DOM: ${JSON.stringify(ghostDom)}`);
@@ -184,9 +201,9 @@ async function clearLine(page) {
       await page.keyboard.press('Tab');
       await sleep(300);
       await page.keyboard.press('Escape');
-      const after = await saveAndRead(page, before);
-      await shot(`${sc.name}_accepted`);
       const expected = docText + shown.text + sc.autoClosed.slice(shown.replace);
+      const after = await saveAndCheck(page, expected);
+      await shot(`${sc.name}_accepted`);
       if (after !== expected) {
         failures.push(`${sc.name}: file on disk ends with ${JSON.stringify(after.slice(before.length))}, expected ${JSON.stringify(expected.slice(before.length))}`);
         break;
@@ -195,6 +212,7 @@ async function clearLine(page) {
       accepted++;
       await page.keyboard.press('End');
       await page.keyboard.press('Enter'); // next line (autoIndent is off, so it starts at column 1)
+      doc = expected + '\n';
     }
     if (accepted < MIN_ACCEPTED && !failures.length) failures.push(`only ${accepted} line(s) got ghost text; need ${MIN_ACCEPTED}`);
 
@@ -227,9 +245,8 @@ async function clearLine(page) {
     for (const { typed, autoClosed } of LIST) {
       await page.keyboard.press('Escape');
       await page.keyboard.press('Control+End');
-      const before = await saveAndRead(page, null);
-      await sleep(300);
-      const logFrom = logLines().length;
+      const before = doc;
+      const logFrom = await settledLogLength();
       await page.keyboard.type(typed, { delay: 60 });
       const lines = (before + typed).split('\n');
       const where = `${lines.length}:${lines[lines.length - 1].length + 1}`;
@@ -252,13 +269,14 @@ async function clearLine(page) {
       await page.keyboard.press('Enter');
       await sleep(300);
       await page.keyboard.press('Escape');
-      const after = await saveAndRead(page, before);
       const expected = before + typed + texts[0] + autoClosed.slice(replace);
+      const after = await saveAndCheck(page, expected);
       if (after !== expected) failures.push(`list: file ends with ${JSON.stringify(after.slice(before.length))}, expected ${JSON.stringify(expected.slice(before.length))}`);
       else lap(`list: saved line is ${JSON.stringify(after.slice(before.length))}`);
       listDone = true;
       await page.keyboard.press('End');
       await page.keyboard.press('Enter');
+      doc = expected + '\n';
       break;
     }
     if (!listDone && !failures.some((f) => f.startsWith('list'))) failures.push('list: no candidate line got list entries');
@@ -286,9 +304,13 @@ async function clearLine(page) {
     await ctx.close();
   }
   if (latencies.length) {
-    const sorted = [...latencies].sort((a, b) => a - b);
-    console.log(`keystroke -> ghost text latency (ms, includes the 150 ms debounce): ${latencies.map((x) => x.toFixed(0)).join(', ')}; median ${sorted[Math.floor(sorted.length / 2)].toFixed(0)}`);
-    fs.writeFileSync(`${SHOTS}/latency.json`, JSON.stringify({ latencies_ms: latencies }, null, 1));
+    const median = (xs) => { const v = xs.filter((x) => x !== null).sort((a, b) => a - b); return v.length ? v[Math.floor(v.length / 2)].toFixed(0) : '-'; };
+    console.log('keystroke -> ghost text latency (ms; the ghost time includes the 150 ms debounce):');
+    console.log('| line | keystroke -> ghost text | request round trip | server time |');
+    console.log('|---|---|---|---|');
+    for (const l of latencies) console.log(`| ${l.name} | ${l.ghost_ms.toFixed(0)} | ${l.request_ms ?? 'cache'} | ${l.server_ms ?? '-'} |`);
+    console.log(`| median | ${median(latencies.map((l) => l.ghost_ms))} | ${median(latencies.map((l) => l.request_ms))} | ${median(latencies.map((l) => l.server_ms))} |`);
+    fs.writeFileSync(`${SHOTS}/latency.json`, JSON.stringify(latencies, null, 1));
   }
   fs.writeFileSync(`${SHOTS}/final_main.py`, fs.readFileSync(FILE, 'utf8'));
   for (const f of failures) console.log('  FAIL ' + f);
