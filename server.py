@@ -531,6 +531,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def limit_malloc_arenas(n: int = 2) -> None:
+    """Cap glibc's malloc arenas (as MALLOC_ARENA_MAX=n would) unless the environment sets it.
+
+    glibc gives threads that allocate their own arenas (up to 8 per core); the engine runs on
+    whichever waitress thread holds the model, so its tensors end up spread over many arenas, each
+    keeping freed memory. Measured with the 4.2M-parameter model: 700 -> 633 MiB RSS after the load
+    benchmark. Only one thread computes at a time, so arena contention costs nothing here.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").mallopt(-8, n)  # -8: M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass  # not glibc
+
+
 def fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr, flush=True)
     return 2
@@ -552,6 +569,7 @@ def main(argv=None) -> int:
     model = Path(args.model)
     if not model.is_file():
         return fail(f"model checkpoint not found: {model} (pass --model PATH)")
+    limit_malloc_arenas()  # before any thread starts
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     config = ServerConfig(host=args.host, port=args.port, token=token, queue_size=args.queue_size,

@@ -26,6 +26,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVER = ROOT / "server.py"
 
 
+def rss_kib(pid: int) -> dict[str, int]:
+    """VmRSS (now) and VmHWM (peak) of a process, in KiB, from /proc/PID/status."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0])
+    return fields
+
+
 class ServerProcess:
     """`python server.py --port 0 ...` as a context manager: learns its port, waits for /health 200.
 
@@ -82,13 +92,7 @@ class ServerProcess:
         return "".join(self.stdout) + "".join(self.stderr)
 
     def rss_kib(self) -> dict[str, int]:
-        """VmRSS (now) and VmHWM (peak) of the server process, in KiB, from /proc/PID/status."""
-        fields = {}
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                fields[key] = int(value.split()[0])
-        return fields
+        return rss_kib(self.proc.pid)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -292,6 +296,7 @@ def run(args) -> str:
                     else:
                         one["failures"].append(status)
         one["wall"] = t_server
+        mem_engine, mem_one = rss_kib(eng.proc.pid), srv.rss_kib()  # after the same 100 requests
         eng.stop()
         many = run_clients(srv.port, prompts_n, clients)
         mem = srv.rss_kib()
@@ -312,12 +317,17 @@ def run(args) -> str:
     lines = ["| run | answered 200 | p50 ms | p99 ms | req/s | not 200 |", "|---|---|---|---|---|---|"]
     lines += [f"| {name} | {n} | {p50:.1f} | {p99:.1f} | {rps} | {describe_statuses(fail)} |"
               for name, n, p50, p99, rps, fail in rows]
+    # Same prompt, same order in both runs: per-prompt differences cancel the prompts' own spread.
+    paired = [c - e for c, e in zip(one["latencies"], engine)] if not one["failures"] else [float("nan")]
     lines += ["",
-              f"Server overhead, 1 client: p50 {percentile(one['latencies'], 50) - percentile(engine, 50):+.2f} ms "
-              f"(server p50 − engine-only p50); per request (client latency − engine time reported in "
-              f"Server-Timing) p50 {percentile(overhead, 50):.2f} ms, p99 {percentile(overhead, 99):.2f} ms.",
+              f"Server overhead, 1 client: p50 of (server latency − engine-alone time) for the same prompt "
+              f"{percentile(paired, 50):+.2f} ms; p50 of (client latency − the server's own engine time, "
+              f"Server-Timing) {percentile(overhead, 50):.2f} ms (p99 {percentile(overhead, 99):.2f}); "
+              f"difference of the p50s {percentile(one['latencies'], 50) - percentile(engine, 50):+.2f} ms.",
               f"Server memory (VmRSS): {mem_ready.get('VmRSS', 0) / 1024:.0f} MiB with the model loaded, "
-              f"{mem.get('VmRSS', 0) / 1024:.0f} MiB after the load (engine caches filled), "
+              f"{mem_one.get('VmRSS', 0) / 1024:.0f} MiB after the 1-client run (the engine alone in its "
+              f"process: {mem_engine.get('VmRSS', 0) / 1024:.0f} MiB after the same requests), "
+              f"{mem.get('VmRSS', 0) / 1024:.0f} MiB after the {clients}-client run, "
               f"peak VmHWM {mem.get('VmHWM', 0) / 1024:.0f} MiB.",
               f"Model: {info['name']} ({info['arch']}, {info['params']:,} parameters, sha256 {info['sha256']}); "
               f"torch threads {threads}; {os.cpu_count()} CPUs, load average {load} "

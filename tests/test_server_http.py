@@ -197,7 +197,7 @@ headers = st.fixed_dictionaries({}, optional={
     "Accept-Encoding": st.sampled_from(["gzip", "identity", "*"]) | header_text})
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "FOO"]),
        path=st.sampled_from(["/autocomplete", "/health", "/metrics", "/", "/autocomplete/", "//autocomplete",
                              "/autocomplete?x=1", "/%00", "/" + "a" * 3000]),
@@ -210,7 +210,7 @@ def test_fuzz_only_2xx_4xx(srv, method, path, body, hdrs):
         assert r.json()["success"] is False
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=bodies, content_type=st.sampled_from(["application/json", "application/json; charset=utf-8"]))
 def test_fuzz_autocomplete_bodies(srv, body, content_type):
     r = requests.post(srv.url + "/autocomplete", data=body, headers={"Content-Type": content_type}, timeout=30)
