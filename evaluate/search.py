@@ -80,6 +80,7 @@ def beam_search(model, state: Any, logits: torch.Tensor, index: TokenIndex, type
     steps, forwards, timed_out = 0, 0, False
     rows = 1  # batch size of `state`
     best_saving = 0.0  # prefix_probs: the best expected saving of any cut so far
+    pruned: list[Hypothesis] = []  # prefix_probs: beams stopped by the bound
     for step in range(max_steps):
         logp = _step_logp(logits, alive, index, blocked)  # [B, V]
         scores = logp + torch.tensor([h.logp for h in alive], dtype=logp.dtype)[:, None]
@@ -115,8 +116,10 @@ def beam_search(model, state: Any, logits: torch.Tensor, index: TokenIndex, type
             for h in finished + survivors:
                 best_saving = max(best_saving, _best_saving(h))
             left = max_steps - step - 1
-            survivors = [h for h in survivors if (len(h.gen) + CHARS_PER_TOKEN_BOUND * left - 1)
-                         * math.exp(h.logp) > best_saving]
+            keep = [(len(h.gen) + CHARS_PER_TOKEN_BOUND * left - 1) * math.exp(h.logp) > best_saving
+                    for h in survivors]
+            pruned += [h for h, k in zip(survivors, keep) if not k]  # their cuts stay candidates
+            survivors = [h for h, k in zip(survivors, keep) if k]
         alive = survivors
         finished.sort(key=lambda h: -h.logp)
         if not alive:
@@ -143,7 +146,7 @@ def beam_search(model, state: Any, logits: torch.Tensor, index: TokenIndex, type
         forwards += 1
         if rows == 1 and step_cache is not None:
             step_cache.put(key, CacheEntry(state, logits[0]))
-    alive = [h for h in alive if not h.remaining]  # half re-typed text is no completion
+    alive = [h for h in alive + pruned if not h.remaining]  # half re-typed text is no completion
     return SearchResult(finished + sorted(alive, key=lambda h: -h.logp), steps, forwards, timed_out)
 
 

@@ -205,3 +205,41 @@ def test_suffix_rule():
 def test_unknown_kind_is_an_error():
     with pytest.raises(ValueError, match="unknown completion kind"):
         StopRule("sentence")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_default_kind_cuts_the_greedy_line_at_the_best_expected_saving(tok, seed):
+    # An uncertain model (random bigram table): the cut must still come back, with P(prefix) exact.
+    table = bigram_table(tok, seed=seed)
+    p = predictor_for(table, tok, beam_width=4, max_tokens=8)
+    got = p.complete("b", max_suggestions=3)
+    assert got, "the default kind always offers its best cut"
+    # The greedy path from the typed "b" (single-character tokens: one path per text).
+    tb = tok.token_bytes
+    probs = torch.softmax(table, dim=-1)
+    prev, path, p_prefix = index_of(tok, b"b"), "", [1.0]
+    for _ in range(8):
+        nxt = int(probs[prev].argmax())
+        if nxt == tok.eot_id or (tb[nxt] == b"\n" and path.strip()):
+            break
+        path += tb[nxt].decode()
+        p_prefix.append(p_prefix[-1] * float(probs[prev, nxt]))
+        prev = nxt
+    greedy_best = max((len(path[:k]) - 1) * p_prefix[k] for k in range(1, len(path) + 1)) if path else 0.0
+
+    def exact(text: str) -> float:  # P(the completion starts with text)
+        q, prev = 1.0, index_of(tok, b"b")
+        for ch in text.encode():
+            nxt = index_of(tok, bytes([ch]))
+            q, prev = q * float(probs[prev, nxt]), nxt
+        return q
+
+    for c in got:
+        assert c.prob == pytest.approx(exact(c.text), rel=1e-4)
+    values = [(len(c.text) - 1) * c.prob for c in got]
+    assert values == sorted(values, reverse=True)
+    assert values[0] >= greedy_best - 1e-9
+
+
+def index_of(tok, b: bytes) -> int:
+    return TokenIndex(tok).by_bytes[b]
