@@ -10,7 +10,7 @@ MODEL ?= checkpoints/default.pt
 DATA ?= data
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install data train serve eval bench test test-python test-extension test-e2e extension clean
+.PHONY: install data data-default train serve eval bench test test-python test-extension test-e2e extension clean
 
 # Idempotent: the stamp is newer than both requirement files, so a second run does nothing.
 install: $(VENV)/.installed
@@ -26,14 +26,34 @@ $(VENV)/.installed: requirements.txt requirements-nodeps.txt setup.py
 data: install
 	$(PY) -m dataset build --out $(DATA)
 
-train: install data
-	$(PY) train.py --data $(DATA)
+# The shipped default model: the standard library plus these real projects' source distributions
+# (exact versions), with four other real projects kept entirely out of training as the test split.
+DEFAULT_DATA ?= data/default-model
+TRAIN_PYPI := flask==3.1.3 werkzeug==3.1.9 jinja2==3.1.6 rich==15.0.0 pytest==9.2.0 black==26.10.1 \
+	tornado==6.6.1 aiohttp==3.14.5 pydantic==2.14.3 docutils==0.23 scrapy==2.19.0 networkx==3.6.1
+VALID_PYPI := httpx==0.28.1
+TEST_PYPI := requests==2.34.2 click==8.5.1 attrs==26.1.0 toolz==1.2.0
+name = pypi/$(firstword $(subst ==, ,$(1)))
+TRAIN_MINUTES ?= 100
+RUN ?= runs/default-model
+
+data-default: install
+	$(PY) -m dataset build --out $(DEFAULT_DATA) --stdlib \
+	  $(foreach p,$(TRAIN_PYPI) $(VALID_PYPI) $(TEST_PYPI),--pypi $(p)) --test-fraction 0 \
+	  $(foreach p,$(TEST_PYPI),--test-project $(call name,$(p))) \
+	  $(foreach p,$(VALID_PYPI),--valid-project $(call name,$(p)))
+
+# Reproduces checkpoints/default.pt (transformer 4x256, see README) into $(RUN)/default.pt.
+train: data-default
+	$(PY) train.py --data $(DEFAULT_DATA) --model transformer --d-model 256 --layers 4 --heads 8 \
+	  --seq-len 256 --batch-size 16 --minutes $(TRAIN_MINUTES) --threads 2 --out $(RUN) --resume
+	$(PY) -m models.export $(RUN)/best.pt $(RUN)/default.pt
 
 serve: install
 	$(PY) server.py --host $(HOST) --port $(PORT) --model $(MODEL)
 
-eval: install data
-	$(PY) -m evaluate --model $(MODEL) --data $(DATA)
+eval: install data-default
+	$(PY) -m evaluate --model $(MODEL) --data $(DEFAULT_DATA)
 
 bench: install
 	$(PY) -m benchmarks --model $(MODEL)
