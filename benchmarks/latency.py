@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from evaluate.metrics import line_starts_of, percentile, prompt_at
-from evaluate.predictor import Predictor
+from evaluate.predictor import Predictor, PredictorConfig
 
 KINDS = {"auto": None, "word": "word", "line": "line", "block": "block"}
 
@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-threads", type=int, default=1, help="latency: torch threads")
     parser.add_argument("--latency-context-lines", type=int, default=20)
     parser.add_argument("--latency-seed", type=int, default=0)
+    parser.add_argument("--latency-auto-beam-width", type=int, default=None,
+                        help="latency: beams for the default kind (default: PredictorConfig's)")
 
 
 def held_out_texts(data: str, limit: int = 40, seed: int = 0) -> list[str]:
@@ -58,8 +60,11 @@ def _row(name, kind, cache, ms) -> str:
 
 def run(args) -> str:
     torch.set_num_threads(args.latency_threads)
-    cached = Predictor.from_checkpoint(args.model, cache_size=32)
-    uncached = Predictor(cached.model, cached.tokenizer, cache_size=0)
+    config = PredictorConfig(cache_size=32)
+    if getattr(args, "latency_auto_beam_width", None):
+        config.auto_beam_width = args.latency_auto_beam_width
+    cached = Predictor.from_checkpoint(args.model, config=config)
+    uncached = Predictor(cached.model, cached.tokenizer, config=PredictorConfig(**{**config.__dict__, "cache_size": 0}))
     texts = held_out_texts(args.data, seed=args.latency_seed)
     rng = random.Random(args.latency_seed)
     n_ctx = args.latency_context_lines
@@ -75,7 +80,8 @@ def run(args) -> str:
 
     params = sum(p.numel() for p in cached.model.parameters())
     lines = [f"Model `{args.model}` ({params / 1e6:.1f}M parameters, "
-             f"{type(cached.model).__name__}), torch threads {args.latency_threads}, "
+             f"{type(cached.model).__name__}), torch threads {args.latency_threads}, default kind with "
+             f"{config.auto_beam_width} beam(s), other kinds {config.beam_width}, "
              f"prompts: last {n_ctx} lines of held-out files. ms per request.", "",
              "| workload | kind | prefix cache | requests | p50 | p90 | p99 | mean |",
              "|---|---|---|---|---|---|---|---|"]

@@ -20,7 +20,7 @@ import torch
 
 from .metrics import (char_surprise, clip_text, line_completion, line_scores, percentile, simulate_typing,
                       token_stats)
-from .predictor import Predictor
+from .predictor import Predictor, PredictorConfig
 from .views import keystrokes_html, surprise_html
 
 KIND_NAMES = {"auto": None, "word": "word", "line": "line", "block": "block"}
@@ -40,12 +40,18 @@ def parse_args(argv=None):
     p.add_argument("--context-lines", type=int, default=20, help="lines before the cursor sent as the prompt")
     p.add_argument("--line-samples", type=int, default=200, help="random line cuts for line completion")
     p.add_argument("--cache-size", type=int, default=32, help="prefix cache entries (0 disables it)")
+    p.add_argument("--beam-width", type=int, default=PredictorConfig.beam_width,
+                   help="beams for the word/line/block kinds")
+    p.add_argument("--auto-beam-width", type=int, default=PredictorConfig.auto_beam_width,
+                   help="beams for the default kind (1: greedy)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", default="reports/eval", help="folder for eval.json and the HTML views")
     args = p.parse_args(argv)
-    for name in ("max_files", "max_chars", "context_lines", "line_samples", "cache_size"):
-        if getattr(args, name) < 0 or (name == "context_lines" and args.context_lines < 1):
+    for name in ("max_files", "max_chars", "context_lines", "line_samples", "cache_size", "beam_width",
+                 "auto_beam_width"):
+        if getattr(args, name) < 0 or (name in ("context_lines", "beam_width", "auto_beam_width")
+                                       and getattr(args, name) < 1):
             p.error(f"--{name.replace('_', '-')} must be positive")
     return args
 
@@ -91,13 +97,15 @@ def _safe(name: str) -> str:
 def evaluate(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
-    predictor = Predictor.from_checkpoint(args.model, cache_size=args.cache_size)
+    config = PredictorConfig(cache_size=args.cache_size, beam_width=args.beam_width,
+                             auto_beam_width=args.auto_beam_width)
+    predictor = Predictor.from_checkpoint(args.model, config=config)
     model, tokenizer = predictor.model, predictor.tokenizer
     texts = load_texts(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     chunk = model.max_context or 512
-    report = {"model": str(args.model), "split": None if args.files else args.split, "files": [],
+    report = {"model": str(args.model), "beam_width": args.beam_width, "auto_beam_width": args.auto_beam_width, "split": None if args.files else args.split, "files": [],
               "kinds": args.kind, "context_lines": args.context_lines, "max_chars": args.max_chars}
     totals = {k: [0, 0] for k in args.kind}  # kind -> [chars, keystrokes]
     all_ms = {k: [] for k in args.kind}
