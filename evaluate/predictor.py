@@ -106,6 +106,7 @@ class Predictor:
         if time_budget_ms is not None and not (isinstance(time_budget_ms, (int, float))
                                                and math.isfinite(time_budget_ms) and time_budget_ms > 0):
             raise ValueError(f"time_budget_ms must be a positive number or None, got {time_budget_ms!r}")
+        prompt, suffix = _encodable(prompt), _encodable(suffix)
         with self.lock:
             t0 = time.perf_counter()
             deadline = None if time_budget_ms is None else t0 + time_budget_ms / 1000
@@ -203,6 +204,15 @@ class Predictor:
         self.counters["forward_calls"] += 1
         self.cache.put(context, CacheEntry(state, logits))
         return state, logits
+
+
+def _encodable(text: str) -> str:
+    """`text` unchanged, or with what UTF-8 cannot encode (lone surrogates from JSON) as '?'."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", errors="replace").decode("utf-8")
 
 
 def _text(gen: bytes) -> str:

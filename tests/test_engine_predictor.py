@@ -204,7 +204,7 @@ def test_bad_arguments_raise_clear_errors(predictor, kwargs, error):
         predictor.complete(None)
 
 
-@pytest.mark.parametrize("prompt", ["", "\n", "é", "x" * 3000, "😀😀", "\t\t", "def f(:\n\x00"])
+@pytest.mark.parametrize("prompt", ["", "\n", "é", "x" * 3000, "😀😀", "\t\t", "def f(:\n\x00", "x = '\ud800"])
 def test_odd_prompts_do_not_crash(predictor, prompt):
     out = predictor.complete(prompt, suffix="]", max_suggestions=3)
     assert all(isinstance(c.text, str) and c.text for c in out)
