@@ -21,6 +21,7 @@ import torch
 from .metrics import (char_surprise, clip_text, line_completion, line_scores, percentile, simulate_typing,
                       token_stats)
 from .predictor import Predictor, PredictorConfig
+from .remote import RemotePredictor
 from .views import keystrokes_html, surprise_html
 
 KIND_NAMES = {"auto": None, "word": "word", "line": "line", "block": "block"}
@@ -46,6 +47,10 @@ def parse_args(argv=None):
                    help="beams for the default kind (1: greedy)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--server", metavar="URL",
+                   help="type through a running completion server (e.g. http://127.0.0.1:5000) instead of an "
+                        "in-process predictor; --model still gives bits/char and accuracy")
+    p.add_argument("--token", help="API token for --server")
     p.add_argument("--out", default="reports/eval", help="folder for eval.json and the HTML views")
     args = p.parse_args(argv)
     for name in ("max_files", "max_chars", "context_lines", "line_samples", "cache_size", "beam_width",
@@ -101,11 +106,13 @@ def evaluate(args) -> dict:
                              auto_beam_width=args.auto_beam_width)
     predictor = Predictor.from_checkpoint(args.model, config=config)
     model, tokenizer = predictor.model, predictor.tokenizer
+    # What the typing simulation and line completion ask: this process's predictor, or the server.
+    completer = RemotePredictor(args.server, args.token) if args.server else predictor
     texts = load_texts(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     chunk = model.max_context or 512
-    report = {"model": str(args.model), "beam_width": args.beam_width, "auto_beam_width": args.auto_beam_width, "split": None if args.files else args.split, "files": [],
+    report = {"model": str(args.model), "server": args.server, "beam_width": args.beam_width, "auto_beam_width": args.auto_beam_width, "split": None if args.files else args.split, "files": [],
               "kinds": args.kind, "context_lines": args.context_lines, "max_chars": args.max_chars}
     totals = {k: [0, 0] for k in args.kind}  # kind -> [chars, keystrokes]
     all_ms = {k: [] for k in args.kind}
@@ -115,8 +122,8 @@ def evaluate(args) -> dict:
         row = {"file": name}
         typed = clip_text(text, args.max_chars)
         for i, kind in enumerate(args.kind):
-            predictor.clear_cache()
-            r = simulate_typing(predictor, typed, KIND_NAMES[kind], args.context_lines)
+            completer.clear_cache()
+            r = simulate_typing(completer, typed, KIND_NAMES[kind], args.context_lines)
             totals[kind][0] += r.chars
             totals[kind][1] += r.keystrokes
             all_ms[kind] += r.request_ms
@@ -136,8 +143,8 @@ def evaluate(args) -> dict:
         report["files"].append(row)
         print(f"{name}: " + ", ".join(f"saved[{k}] {row[f'saved_{k}']:.1%}" for k in args.kind)
               + f", {row['bits_per_char']:.3f} bits/char ({time.time() - t_start:.0f} s)", file=sys.stderr, flush=True)
-    predictor.clear_cache()
-    samples = line_completion(predictor, texts, args.line_samples, args.seed, args.context_lines)
+    completer.clear_cache()
+    samples = line_completion(completer, texts, args.line_samples, args.seed, args.context_lines)
     report["overall"] = {
         "files": len(texts),
         **{f"saved_{k}": 1 - ks / c if c else 0.0 for k, (c, ks) in totals.items()},
@@ -149,7 +156,7 @@ def evaluate(args) -> dict:
         "seconds": time.time() - t_start,
     }
     report["line_samples"] = [s.__dict__ for s in samples[:50]]
-    report["predictor"] = predictor.stats()
+    report["predictor"] = completer.stats()
     (out / "eval.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     return report
 
@@ -185,6 +192,8 @@ def main(argv=None) -> int:
             return 2
         raise
     print(table(report))
+    if args.server:
+        print(f"\n(typing and line completion through the server at {args.server})")
     print(f"\nsaved {Path(args.out) / 'eval.json'} and the HTML views in {args.out}/", file=sys.stderr)
     return 0
 

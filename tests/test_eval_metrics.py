@@ -141,3 +141,20 @@ def test_evaluate_command_errors(ckpt, tmp_path, capsys):
         main(["--model", str(ckpt), "--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "o")])
     with pytest.raises(SystemExit):
         main(["--model", str(ckpt), "--files", __file__, "--max-chars", "-1"])
+
+
+def test_evaluate_through_a_running_server_matches_in_process(ckpt, tmp_path):
+    """`--server URL` types through real HTTP requests of just {"prompt": ...}; the server runs the same
+    engine, so keystrokes saved and line completions equal the in-process figures exactly."""
+    from benchmarks.server_load import ServerProcess
+    f = tmp_path / "tiny.py"
+    f.write_text(TINY_TEXT)
+    common = ["--model", str(ckpt), "--files", str(f), "--max-chars", "300", "--line-samples", "10"]
+    assert main(common + ["--out", str(tmp_path / "local")]) == 0
+    with ServerProcess(ckpt, "--torch-threads", "1") as srv:
+        assert main(common + ["--server", srv.url, "--out", str(tmp_path / "remote")]) == 0
+    local = json.loads((tmp_path / "local" / "eval.json").read_text())
+    remote = json.loads((tmp_path / "remote" / "eval.json").read_text())
+    assert remote["server"] == srv.url and local["server"] is None
+    assert remote["overall"]["saved_auto"] == local["overall"]["saved_auto"] > 0.3
+    assert [s["pred"] for s in remote["line_samples"]] == [s["pred"] for s in local["line_samples"]]

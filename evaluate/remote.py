@@ -1,0 +1,41 @@
+"""A predictor that asks a running completion server, so `python -m evaluate --server URL` measures what
+a client gets: the same typing simulation, through HTTP, with the server's own caches and queue.
+
+Only `{"prompt": ...}` is sent for the default kind (what the reference's extension sends); `kind` and
+`max_suggestions` are added only when asked for.
+"""
+from __future__ import annotations
+
+import requests
+
+from .predictor import Completion
+
+
+class RemotePredictor:
+    def __init__(self, url: str, token: str | None = None, timeout_s: float = 30.0):
+        self.url = url.rstrip("/") + "/autocomplete"
+        self.session = requests.Session()  # keep-alive, like an editor's client
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.timeout_s = timeout_s
+
+    def complete(self, prompt: str, suffix: str = "", kind: str | None = None, max_suggestions: int = 1,
+                 time_budget_ms: float | None = None) -> list[Completion]:
+        body = {"prompt": prompt}
+        if suffix:
+            body["suffix"] = suffix
+        if kind is not None:
+            body["kind"] = kind
+        if max_suggestions != 1:
+            body["max_suggestions"] = max_suggestions
+        r = self.session.post(self.url, json=body, timeout=self.timeout_s)
+        if r.status_code != 200:
+            raise RuntimeError(f"server answered {r.status_code}: {r.text[:200]}")
+        answer = r.json()
+        return [Completion(t, p) for t, p in zip(answer["prediction"], answer["probs"])]
+
+    def clear_cache(self) -> None:
+        """The server's caches are its own: a real client cannot clear them either."""
+
+    def stats(self) -> dict:
+        return {"server": self.url}
