@@ -250,4 +250,12 @@ def expected_saving_ranking(hypotheses: list[Hypothesis], n: int) -> list[Comple
             if text and (text not in merged or value > merged[text][0]):
                 merged[text] = (value, p)
     ranked = sorted(merged.items(), key=lambda kv: (-kv[1][0], -kv[1][1]))
-    return [Completion(text, prob) for text, (_, prob) in ranked[:n]]
+    # Cuts of one path are prefixes of each other ("th", "th,", "th, "): a suggestion list of them says
+    # the same thing three times. Keep only the best cut of each path, so alternatives really differ.
+    chosen: list[Completion] = []
+    for text, (_, prob) in ranked:
+        if not any(c.text.startswith(text) or text.startswith(c.text) for c in chosen):
+            chosen.append(Completion(text, prob))
+            if len(chosen) == n:
+                break
+    return chosen

@@ -210,3 +210,17 @@ def test_odd_prompts_do_not_crash(predictor, prompt):
     assert all(isinstance(c.text, str) and c.text for c in out)
     for kind in ("word", "line", "block"):
         predictor.complete(prompt, kind=kind)
+
+
+def test_default_kind_alternatives_are_not_cuts_of_one_another(ckpt):
+    """The default kind ranks every cut of every beam; the list keeps one cut per path, so no suggestion
+    is a prefix of another (a list of "th", "th,", "th, " would say the same thing three times)."""
+    wide = Predictor.from_checkpoint(ckpt, config=PredictorConfig(auto_beam_width=4))
+    prompts = [TINY_TEXT[:cut] for cut in range(40, len(TINY_TEXT), 37)]
+    multi = 0
+    for prompt in prompts:
+        texts = [c.text for c in wide.complete(prompt, max_suggestions=3)]
+        multi += len(texts) > 1
+        for i, a in enumerate(texts):
+            assert not any(b.startswith(a) or a.startswith(b) for b in texts[i + 1:]), (prompt[-30:], texts)
+    assert multi > 0  # alternatives exist at all
