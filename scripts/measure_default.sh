@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The default model's figures through the running server, as a client sees them: start `server.py` with
+# MODEL, type the held-out projects through HTTP requests of just {"prompt": ...} (20 lines of context),
+# and print keystrokes saved, latency, bits/char, accuracy and line completion.
+# Usage: scripts/measure_default.sh [MODEL] [FILES] [CHARS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODEL=${1:-checkpoints/default.pt}
+FILES=${2:-12}
+CHARS=${3:-2000}
+DATA=${DATA:-data/default-model}
+PORT=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+.venv/bin/python server.py --host 127.0.0.1 --port "$PORT" --model "$MODEL" > reports/measure-server.log 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 1 300); do
+  curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2
+done
+.venv/bin/python -m evaluate --model "$MODEL" --data "$DATA" --split test --max-files "$FILES" \
+  --max-chars "$CHARS" --line-samples 200 --threads 1 --server "http://127.0.0.1:$PORT" --out reports/eval-server
