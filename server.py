@@ -306,20 +306,12 @@ def parse_completion_request(config: ServerConfig) -> dict:
                 or not math.isfinite(budget):
             raise ApiError(400, '"time_budget_ms" must be a positive number', "bad_field")
         budget = min(float(budget), config.max_time_budget_ms)
-    # Keep what the model can use: the end of the prompt and the start of the suffix. Lone surrogates
-    # ("\ud800" is valid JSON) cannot be encoded as UTF-8: replace them rather than fail.
-    prompt = clean_text(prompt[-config.max_prompt_chars:])
-    suffix = clean_text(suffix[:config.max_suffix_chars])
+    # Keep what the model can use: the end of the prompt and the start of the suffix. (Lone surrogates,
+    # valid in JSON but not in UTF-8, are the engine's to replace: Predictor.complete does it.)
+    prompt = prompt[-config.max_prompt_chars:]
+    suffix = suffix[:config.max_suffix_chars]
     return {"prompt": prompt, "suffix": suffix, "kind": kind, "max_suggestions": n,
             "time_budget_ms": budget}
-
-
-def clean_text(text: str) -> str:
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", errors="replace").decode("utf-8")
 
 
 def create_app(predictor, config: ServerConfig | None = None) -> Flask:
