@@ -9,8 +9,8 @@ generating we only allow tokens consistent with the dropped bytes R:
     token t is allowed  <=>  bytes(t) is a prefix of R   (t re-types part of R), or
                              R is a prefix of bytes(t)   (t finishes R and continues with new text)
 
-Constrained steps are renormalised over the allowed set, so the probabilities of all healed
-continuations sum to one: P(continuation | what was typed).
+Allowed tokens keep their model probabilities (search.py divides whole paths by P(typed) at the end),
+so the reported probabilities are P(continuation | what was typed).
 
 `TokenIndex` answers both questions in O(len(R) + log V): a dict from bytes to id for the prefixes of R,
 and the token byte strings sorted, where the tokens starting with R form one contiguous range.

@@ -238,7 +238,7 @@ def test_default_kind_cuts_the_greedy_line_at_the_best_expected_saving(tok, seed
         assert c.prob == pytest.approx(exact(c.text), rel=1e-4)
     values = [(len(c.text) - 1) * c.prob for c in got]
     assert values == sorted(values, reverse=True)
-    assert values[0] >= greedy_best - 1e-9
+    assert values[0] >= greedy_best - 1e-6  # float32 rounding of the same product
 
 
 def index_of(tok, b: bytes) -> int:
