@@ -62,6 +62,10 @@ class PredictorConfig:
     max_backoff_tokens: int = 3
     # Most suggestions a request may ask for
     max_suggestions_limit: int = 10
+    # Suggestions less likely than this are not offered (less noise for the reader). Off by default: on
+    # held-out files 0.02 cost 0.9 and 0.05 cost 1.2 points of keystrokes saved (a wrong suggestion costs
+    # the typist nothing, so even unlikely ones pay on average).
+    min_probability: float = 0.0
 
 
 class Predictor:
@@ -150,9 +154,9 @@ class Predictor:
         self.counters["step_cache_hits"] += result.steps - result.forwards
         self.counters["forward_calls"] += result.forwards
         self.counters["timeouts"] += int(result.timed_out)
-        if kind is None:
-            return expected_saving_ranking(result.hypotheses, max_suggestions)
-        return probability_ranking(result.hypotheses, max_suggestions)
+        ranked = expected_saving_ranking(result.hypotheses, max_suggestions) if kind is None \
+            else probability_ranking(result.hypotheses, max_suggestions)
+        return [c for c in ranked if c.prob >= self.config.min_probability]
 
     def window(self, prompt: str) -> tuple[str, list[int]]:
         """(kept text, its token ids): the end of the prompt, cut at a line start to fit `prompt_budget`.

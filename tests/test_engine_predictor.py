@@ -224,3 +224,13 @@ def test_default_kind_alternatives_are_not_cuts_of_one_another(ckpt):
         for i, a in enumerate(texts):
             assert not any(b.startswith(a) or a.startswith(b) for b in texts[i + 1:]), (prompt[-30:], texts)
     assert multi > 0  # alternatives exist at all
+
+
+def test_min_probability_drops_unlikely_suggestions(ckpt):
+    prompt = TINY_TEXT[:120]
+    every = Predictor.from_checkpoint(ckpt).complete(prompt, kind="word", max_suggestions=5)
+    assert len(every) >= 2
+    cut = (every[0].prob + every[-1].prob) / 2
+    strict = Predictor.from_checkpoint(ckpt, config=PredictorConfig(min_probability=cut))
+    kept = strict.complete(prompt, kind="word", max_suggestions=5)
+    assert kept == [c for c in every if c.prob >= cut] and 0 < len(kept) < len(every)
