@@ -55,7 +55,7 @@ serve: install
 eval: install data-default
 	$(PY) -m evaluate --model $(MODEL) --data $(DEFAULT_DATA)
 
-bench: install
+bench: install data
 	$(PY) -m benchmarks --model $(MODEL)
 
 test: test-python test-extension test-e2e
