@@ -150,6 +150,7 @@ def evaluate(args) -> dict:
         **{f"saved_{k}": 1 - ks / c if c else 0.0 for k, (c, ks) in totals.items()},
         **{f"p50_ms_{k}": percentile(all_ms[k], 50) for k in args.kind},
         **{f"p90_ms_{k}": percentile(all_ms[k], 90) for k in args.kind},
+        **{f"p99_ms_{k}": percentile(all_ms[k], 99) for k in args.kind},
         "chars_typed": sum(c for c, _ in totals.values()) // max(len(totals), 1),
         "bits_per_char": bits / max(chars, 1), "accuracy": correct / max(tokens, 1), "tokens": tokens,
         "line_completion": line_scores(samples),
@@ -176,7 +177,8 @@ def table(report: dict) -> str:
     lines.append("")
     lines.append(f"Line completion ({lc['samples']} random cuts): exact match **{lc['exact_match']:.1%}**, "
                  f"edit similarity **{lc['edit_similarity']:.1%}**. Request latency while typing: "
-                 + ", ".join(f"{k} p50 {o[f'p50_ms_{k}']:.1f} ms / p90 {o[f'p90_ms_{k}']:.1f} ms" for k in kinds)
+                 + ", ".join(f"{k} p50 {o[f'p50_ms_{k}']:.1f} / p90 {o[f'p90_ms_{k}']:.1f} / p99 {o[f'p99_ms_{k}']:.1f} ms"
+                            for k in kinds)
                  + f". ({o['seconds']:.0f} s)")
     return "\n".join(lines)
 
