@@ -9,6 +9,7 @@ MODEL=${1:-checkpoints/default.pt}
 FILES=${2:-12}
 CHARS=${3:-2000}
 DATA=${DATA:-data/default-model}
+mkdir -p reports
 PORT=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 .venv/bin/python server.py --host 127.0.0.1 --port "$PORT" --model "$MODEL" > reports/measure-server.log 2>&1 &
 SERVER=$!
