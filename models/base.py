@@ -36,6 +36,20 @@ class LanguageModel(nn.Module):
         # Tied weights are one Parameter object, so `parameters()` counts them once.
         return sum(p.numel() for p in self.parameters())
 
+    def _output_head(self, config, bias: bool) -> nn.Linear:
+        """The projection from d_model to vocabulary logits; with `tie_weights` it shares the embedding
+        matrix E (`self.embed`, created first): logits = h E^T (+ b)."""
+        head = nn.Linear(config.d_model, config.vocab_size, bias=bias)
+        if config.tie_weights:
+            head.weight = self.embed.weight
+        return head
+
+    def _init_recurrent_embedding(self):
+        """For tanh-bounded recurrent states: with tied weights the logits are h . E with |h| <= 1, so
+        embeddings of N(0, 0.02) would keep every logit near 0 and learning slow. N(0, 0.25) gives logits
+        of usable scale."""
+        nn.init.normal_(self.embed.weight, mean=0.0, std=0.25)
+
     def _init_weights(self, n_residual_layers: int):
         """GPT-2 style initialisation: N(0, 0.02) for linear layers and embeddings, zero biases, and the
         projections that write into the residual stream (marked `residual_out`) scaled down by

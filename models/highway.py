@@ -71,13 +71,9 @@ class HighwayModel(LanguageModel):
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
         self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList([RHNLayer(config.d_model, config.rhn_depth) for _ in range(config.n_layers)])
-        self.head = nn.Linear(config.d_model, config.vocab_size, bias=True)
-        if config.tie_weights:
-            self.head.weight = self.embed.weight
+        self.head = self._output_head(config, bias=True)
         self._init_weights(config.n_layers)
-        # With tied weights the logits are h . E with |h| <= 1 (tanh-bounded): embeddings of N(0, 0.02)
-        # would keep every logit near 0 and learning slow. N(0, 0.25) gives logits of usable scale.
-        nn.init.normal_(self.embed.weight, mean=0.0, std=0.25)
+        self._init_recurrent_embedding()
         for layer in self.layers:
             layer.reset_gate_bias(-2.0)
 

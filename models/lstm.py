@@ -36,13 +36,9 @@ class LstmModel(LanguageModel):
         self.dropout = nn.Dropout(config.dropout)
         self.lstm = nn.LSTM(config.d_model, config.d_model, config.n_layers, batch_first=True,
                             dropout=config.dropout if config.n_layers > 1 else 0.0)
-        self.head = nn.Linear(config.d_model, config.vocab_size, bias=True)
-        if config.tie_weights:
-            self.head.weight = self.embed.weight
+        self.head = self._output_head(config, bias=True)
         self._init_weights(config.n_layers)  # embeddings/head; nn.LSTM keeps its uniform init
-        # With tied weights the logits are h . E with |h| <= 1 (tanh-bounded): embeddings of N(0, 0.02)
-        # would keep every logit near 0 and learning slow. N(0, 0.25) gives logits of usable scale.
-        nn.init.normal_(self.embed.weight, mean=0.0, std=0.25)
+        self._init_recurrent_embedding()
         # Forget-gate bias 1 (gate order i, f, g, o): remember by default early in training.
         with torch.no_grad():
             d = config.d_model

@@ -146,9 +146,7 @@ class TransformerModel(LanguageModel):
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layers)])
         self.norm = nn.LayerNorm(config.d_model)
-        self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        if config.tie_weights:
-            self.head.weight = self.embed.weight  # logits = h E^T
+        self.head = self._output_head(config, bias=False)  # logits = h E^T
         self.rotary = RotaryEmbedding(config.d_model // config.n_heads, config.rope_base,
                                       table_len=max(4096, 4 * config.max_len))
         self._init_weights(config.n_layers)

@@ -61,9 +61,7 @@ class TransformerXLModel(LanguageModel):
                                    feed_forward=FeedForward(d, config.d_ff, config.dropout, activation=nn.GELU()),
                                    dropout_prob=config.dropout)
         self.transformer = TransformerXL(layer, config.n_layers)  # clones `layer` n_layers times
-        self.head = nn.Linear(d, config.vocab_size, bias=False)
-        if config.tie_weights:
-            self.head.weight = self.embed.weight
+        self.head = self._output_head(config, bias=False)
         for block in self.transformer.layers:
             block.self_attn.output.residual_out = True
             block.feed_forward.layer2.residual_out = True
