@@ -1,15 +1,17 @@
 // Browser half of the e2e test (run by run.sh): drive code-server in headless chromium, type Python, wait for
 // ghost text from the real server, accept it with Tab, save, and check the file on disk.
-// Env: CS_PORT (code-server), API (completion server URL), WS (workspace with main.py), UD (VS Code user data,
-// for the extension's output-channel log), CHROME (browser profile dir), SHOTS (screenshots/report dir),
+// Env: CS_PORT (code-server), API (completion server URL), PROXY_PORT (the extension's serverUrl: a recording
+// proxy to API started here), WS (workspace with main.py and billing.py), UD (VS Code user data, for the
+// extension's output-channel log), CHROME (browser profile dir), SHOTS (screenshots/report dir),
 // SERVER_PID (optional: the test stops that server at the end to check the quiet offline behaviour).
 const { chromium } = require('playwright-core');
 const fs = require('fs');
+const http = require('http');
 const path = require('path');
 
-const { CS_PORT, API, WS, UD, CHROME, SHOTS } = process.env;
+const { CS_PORT, API, PROXY_PORT, WS, UD, CHROME, SHOTS } = process.env;
 const FILE = path.join(WS, 'main.py');
-const CONTEXT_LINES = 20; // the extension's default pythonAutocomplete.contextLines
+const BILLING = fs.readFileSync(path.join(WS, 'billing.py'), 'utf8');
 const GHOST = '.editor-instance .ghost-text-decoration, .editor-instance .ghost-text-decoration-preview, .editor-instance .ghost-text';
 
 // Candidate lines, typed at the start of a new last line. What the model suggests is the model's business:
@@ -33,6 +35,9 @@ const LIST = [{ typed: 'y = os.', autoClosed: '' }, { typed: 'z = sys.', autoClo
   .filter((c) => '.([, '.includes(c.typed.slice(-1)));
 const WANT_ACCEPTED = 3;
 const MIN_ACCEPTED = 2;
+// Project context: billing.py (defines normalise_invoice_total) is open in another tab; typing a prefix of
+// the name in main.py must be completed from it: the extension sends billing.py as input_extra.
+const PROJECT = { name: 'project-context', typed: 'total = normalise_inv', want: 'oice_total', autoClosed: '' };
 
 const t0 = Date.now();
 const lap = (m) => console.log(`  [e2e.js ${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}`);
@@ -75,6 +80,66 @@ async function askServer(prompt, suffix) {
   return res.json();
 }
 
+// The extension's serverUrl is this proxy: it forwards everything to the real server and records each
+// /autocomplete request body and the answer the extension received (a request the extension aborted
+// is aborted upstream too, and recorded without an answer).
+const exchanges = [];
+function startProxy() {
+  const up = new URL(API);
+  const sockets = new Set();
+  const server = http.createServer((req, res) => {
+    const body = [];
+    req.on('data', (c) => body.push(c));
+    req.on('end', () => {
+      const buf = Buffer.concat(body);
+      const ex = { url: req.url, request: null, response: null, delivered: false };
+      if (req.url === '/autocomplete') {
+        try { ex.request = JSON.parse(buf.toString('utf8')); } catch { /* recorded as null */ }
+        exchanges.push(ex);
+      }
+      const fwd = http.request({ host: up.hostname, port: up.port, path: req.url, method: req.method, headers: { ...req.headers, host: up.host } }, (pres) => {
+        const out = [];
+        pres.on('data', (c) => out.push(c));
+        pres.on('end', () => {
+          const rb = Buffer.concat(out);
+          try { ex.response = JSON.parse(rb.toString('utf8')); } catch { /* not JSON */ }
+          if (res.destroyed) return;
+          const headers = { ...pres.headers };
+          delete headers['transfer-encoding'];
+          headers['content-length'] = String(rb.length);
+          res.writeHead(pres.statusCode, headers);
+          res.end(rb);
+          ex.delivered = true;
+        });
+      });
+      fwd.on('error', () => res.destroy()); // the server is gone: the connection drops for the extension too
+      res.on('close', () => { if (!res.writableFinished) fwd.destroy(); });
+      fwd.end(buf);
+    });
+  });
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  return new Promise((resolve) => server.listen(Number(PROXY_PORT), '127.0.0.1', () => resolve({
+    close: () => new Promise((r) => { server.close(() => r()); for (const s of sockets) s.destroy(); }),
+  })));
+}
+
+/** The exchange behind ghost text shown for `docText` (the text before the cursor) with `suffix`: the last
+ *  answered request since exchange `from` whose prompt is `docText` or a start of it on the same line (the
+ *  extension serves typed-through text from its cache); with what was typed since and the best remainder. */
+function answeredExchange(from, docText, suffix) {
+  for (let i = exchanges.length - 1; i >= from; i--) {
+    const ex = exchanges[i];
+    if (!ex.delivered || !ex.request || ex.response?.success !== true || ex.request.suffix !== suffix) continue;
+    const p = ex.request.prompt;
+    if (typeof p !== 'string' || !docText.startsWith(p) || docText.slice(p.length).includes('\n')) continue;
+    const typed = docText.slice(p.length);
+    const best = (ex.response.prediction || []).filter((t) => t.length > typed.length && t.startsWith(typed))
+      .map((t) => t.slice(typed.length).replace(/\s+$/u, '')).find((t) => t.length > 0);
+    return { ex, typed, best };
+  }
+  return null;
+}
+
 /** The log's length once it has stopped growing for 500 ms (output reaches the file with a delay), so
  *  that lines logged before this point are never taken for answers to what is typed next. */
 async function settledLogLength() {
@@ -115,6 +180,7 @@ async function clearLine(page) {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
+  const proxy = await startProxy();
   const failures = [];
   const latencies = [];
   let step = 1;
@@ -160,6 +226,7 @@ async function clearLine(page) {
       await page.keyboard.press('Control+End');
       const before = doc; // the document before this line (it ends with an empty last line)
       const logFrom = await settledLogLength(); // only read what this line adds to the log
+      const exFrom = exchanges.length;
       await page.keyboard.type(sc.typed, { delay: 60 });
       const docText = before + sc.typed;
       const lines = docText.split('\n');
@@ -192,11 +259,14 @@ async function clearLine(page) {
       await shot(`${sc.name}_ghost`);
       lap(`${sc.name}: typed ${JSON.stringify(sc.typed)} -> ghost ${JSON.stringify(shown.text)} (replaces ${shown.replace} char(s) after the cursor) ${ms.toFixed(0)} ms after the last key; DOM: ${JSON.stringify(ghostDom)}`);
 
-      // the same request straight to the server: its best non-empty answer (trailing whitespace trimmed) is what was shown
-      const prompt = lines.slice(Math.max(0, lines.length - 1 - CONTEXT_LINES)).join('\n');
-      const direct = await askServer(prompt, sc.autoClosed);
-      const best = (direct.prediction || []).map((p) => p.replace(/\s+$/u, '')).find((p) => p.length > 0);
-      if (best !== shown.text) failures.push(`${sc.name}: the server answers ${JSON.stringify(direct.prediction)} but the extension showed ${JSON.stringify(shown.text)}`);
+      // what the extension sent and got: the prompt is the whole text before the cursor (main.py is far below
+      // promptMaxChars), the suffix the rest of the line; the server's best non-empty answer is what was shown
+      const got = answeredExchange(exFrom, docText, sc.autoClosed);
+      if (!got) failures.push(`${sc.name}: no answered request whose prompt is the text before the cursor (${exchanges.length - exFrom} recorded)`);
+      else {
+        if (!got.ex.request.prompt.startsWith('import os\nimport sys\n')) failures.push(`${sc.name}: the prompt is not the whole text before the cursor: ${JSON.stringify(got.ex.request.prompt.slice(0, 80))}…`);
+        if (got.best !== shown.text) failures.push(`${sc.name}: the server answered ${JSON.stringify(got.ex.response.prediction)} (typed since: ${JSON.stringify(got.typed)}) but the extension showed ${JSON.stringify(shown.text)}`);
+      }
 
       await page.keyboard.press('Tab');
       await sleep(300);
@@ -215,6 +285,75 @@ async function clearLine(page) {
       doc = expected + '\n';
     }
     if (accepted < MIN_ACCEPTED && !failures.length) failures.push(`only ${accepted} line(s) got ghost text; need ${MIN_ACCEPTED}`);
+
+    // 1b) project context: open billing.py in a second tab, go back to main.py, type a prefix of the name
+    //     billing.py defines; the ghost text must complete it (only possible from input_extra), Tab, save
+    if (!failures.length) {
+      const openFile = async (name, marker) => {
+        await page.keyboard.press('Escape');
+        await page.keyboard.press('Control+P');
+        await page.waitForSelector('.quick-input-widget input', { state: 'visible', timeout: 20000 });
+        await page.keyboard.type(name);
+        await page.waitForSelector(`.quick-input-list .monaco-list-row[aria-label*="${name}"]`, { timeout: 20000 });
+        await page.keyboard.press('Enter');
+        await page.waitForFunction((m) => [...document.querySelectorAll('.editor-instance .view-lines')].some((e) => e.textContent.replace(/\u00a0/g, ' ').includes(m)), marker, { timeout: 20000 });
+      };
+      await openFile('billing.py', 'def normalise_invoice_total');
+      await shot('project_billing_open');
+      await openFile('main.py', 'def list_python_files');
+      const tabs = await page.evaluate(() => [...document.querySelectorAll('.tabs-container .tab')].map((t) => t.getAttribute('aria-label')));
+      lap(`${PROJECT.name}: billing.py opened in another tab, back in main.py; tabs ${JSON.stringify(tabs)}`);
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('Control+End');
+      const before = doc;
+      const logFrom = await settledLogLength();
+      const exFrom = exchanges.length;
+      await page.keyboard.type(PROJECT.typed, { delay: 60 });
+      const docText = before + PROJECT.typed;
+      const lines = docText.split('\n');
+      const where = `${lines.length}:${lines[lines.length - 1].length + 1}`;
+      const answer = await logLine(new RegExp(`inline at ${where} shown=(.*) replace=(\\d+)$`), 30000, logFrom);
+      const shown = answer ? { text: JSON.parse(answer[1]), replace: Number(answer[2]) } : null;
+      const got = answeredExchange(exFrom, docText, PROJECT.autoClosed);
+      const sent = got ? got.ex.request.input_extra || [] : [];
+      lap(`${PROJECT.name}: typed ${JSON.stringify(PROJECT.typed)} -> ghost ${JSON.stringify(shown?.text)}; the request carried a ${got ? got.ex.request.prompt.length : '?'}-char prompt and input_extra ${JSON.stringify(sent.map((c) => `${c.filename} (${c.text.length} chars)`))}`);
+      if (!got) failures.push(`${PROJECT.name}: no answered request for the typed text (${exchanges.length - exFrom} recorded)`);
+      else {
+        if (!sent.some((c) => c.filename === 'billing.py' && c.text === BILLING)) failures.push(`${PROJECT.name}: input_extra does not carry billing.py's text: ${JSON.stringify(sent.map((c) => c.filename))}`);
+        if (sent.some((c) => c.filename === 'main.py' && c.text.includes(PROJECT.typed))) failures.push(`${PROJECT.name}: the current file's live text was sent as input_extra`);
+        // the control: without input_extra the server does not know the name (else this scenario proves nothing)
+        const plain = await askServer(got.ex.request.prompt, PROJECT.autoClosed);
+        lap(`${PROJECT.name}: the same prompt without input_extra -> ${JSON.stringify(plain.prediction)}; with it -> ${JSON.stringify(got.ex.response.prediction)}`);
+        if ((plain.prediction || []).some((t) => t.startsWith(got.typed + PROJECT.want))) failures.push(`${PROJECT.name}: the server completes the name without input_extra too: the scenario proves nothing`);
+      }
+      if (!shown || shown.text === null || !shown.text.startsWith(PROJECT.want)) {
+        await shot(`${PROJECT.name}_wrong`);
+        failures.push(`${PROJECT.name}: expected ghost text starting with ${JSON.stringify(PROJECT.want)}, the extension showed ${JSON.stringify(shown?.text ?? 'nothing')}`);
+        await clearLine(page); // the scenarios after this one start from the document as it was
+      } else {
+        const ok = await page.waitForFunction(() => window.__probe.ghostAt > 0, null, { timeout: 10000 }).then(() => true, () => false);
+        if (!ok) failures.push(`${PROJECT.name}: the extension returned ${JSON.stringify(shown.text)} but no ghost text appeared`);
+        else {
+          const ms = await page.evaluate(() => window.__probe.ghostAt - window.__probe.lastKey);
+          const rt = logLines().slice(logFrom).map((l) => l.match(/ server_ms=([\d.]+) latency_ms=([\d.]+)/)).filter(Boolean).pop();
+          latencies.push({ name: PROJECT.name, ghost_ms: ms, request_ms: rt ? Number(rt[2]) : null, server_ms: rt ? Number(rt[1]) : null });
+          await shot(`${PROJECT.name}_ghost`);
+          await page.keyboard.press('Tab');
+          await sleep(300);
+          await page.keyboard.press('Escape');
+          const expected = docText + shown.text + PROJECT.autoClosed.slice(shown.replace);
+          const after = await saveAndCheck(page, expected);
+          await shot(`${PROJECT.name}_accepted`);
+          if (after !== expected) failures.push(`${PROJECT.name}: file on disk ends with ${JSON.stringify(after.slice(before.length))}, expected ${JSON.stringify(expected.slice(before.length))}`);
+          else {
+            lap(`${PROJECT.name}: saved line is ${JSON.stringify(after.slice(before.length))} (${ms.toFixed(0)} ms after the last key)`);
+            await page.keyboard.press('End');
+            await page.keyboard.press('Enter');
+            doc = expected + '\n';
+          }
+        }
+      }
+    }
 
     const status = await statusText();
     lap(`status bar: ${JSON.stringify(status)}`);
@@ -285,6 +424,7 @@ async function clearLine(page) {
     if (process.env.SERVER_PID) {
       process.kill(Number(process.env.SERVER_PID), 'SIGTERM');
       for (let i = 0; i < 50; i++) { try { await fetch(`${API}/health`); await sleep(100); } catch { break; } }
+      await proxy.close(); // nothing listens at the extension's serverUrl any more
       await editor.click();
       await page.keyboard.press('Escape');
       await page.keyboard.press('Control+End');

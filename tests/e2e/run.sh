@@ -4,6 +4,8 @@
 #   server.py --model checkpoints/default.pt  <-  extension (.vsix)  <-  code-server  <-  chromium (e2e.js)
 # It types Python into a .py file, waits for ghost text from the server, presses Tab, saves, and checks the
 # file on disk is exactly the typed text + the accepted completion; it prints keystroke->ghost-text latency.
+# The extension talks to the server through a recording proxy in e2e.js, so the test checks what it sends
+# (the prompt, the other open file billing.py as input_extra) and what the server answered.
 # Screenshots and logs go to reports/e2e/. Exit code 0 = pass.
 #
 # Heavy downloads are cached in .e2e/ (git-ignored; delete it to start clean): Node 24 (npm package
@@ -107,7 +109,9 @@ done
 curl -sf -o /dev/null "http://127.0.0.1:$API_PORT/health" || { cat "$RUN/server.log"; die "server not healthy after 120 s"; }
 t "server.py ready on $API_PORT with $MODEL"
 
-# 6) the packaged extension, user settings, a workspace with a .py file
+# 6) the packaged extension, user settings, a workspace with two .py files; the extension talks to the server
+#    through e2e.js's recording proxy on PROXY_PORT
+PROXY_PORT=$(free_port)
 CSARGS=(--user-data-dir "$RUN/ud" --extensions-dir "$RUN/exts" --config "$RUN/cs-config.yaml")
 csrun "${CSARGS[@]}" --install-extension "$VSIX" > "$RUN/install.log" 2>&1 || { cat "$RUN/install.log"; die "extension install failed"; }
 EXT=$(csrun "${CSARGS[@]}" --list-extensions --show-versions 2>/dev/null | grep -i python-autocomplete || true)
@@ -120,7 +124,7 @@ cat > "$RUN/ud/User/settings.json" <<JSON
   "workbench.tips.enabled": false, "chat.disableAIFeatures": true, "workbench.secondarySideBar.defaultVisibility": "hidden",
   "editor.inlineSuggest.enabled": true, "editor.quickSuggestions": { "other": false, "comments": false, "strings": false },
   "files.insertFinalNewline": false, "files.trimTrailingWhitespace": false, "editor.autoIndent": "none",
-  "pythonAutocomplete.serverUrl": "http://127.0.0.1:$API_PORT", "pythonAutocomplete.mode": "inline",
+  "pythonAutocomplete.serverUrl": "http://127.0.0.1:$PROXY_PORT", "pythonAutocomplete.mode": "inline",
   "pythonAutocomplete.requestTimeoutMs": 20000 }
 JSON
 cat > "$RUN/ws/main.py" <<'PY'
@@ -139,6 +143,22 @@ def list_python_files(root):
 
 
 PY
+# Another module of the project, open in a second tab during one scenario: the model cannot know the name
+# normalise_invoice_total, so completing it in main.py needs this file sent as input_extra.
+cat > "$RUN/ws/billing.py" <<'PY'
+"""Invoice helpers."""
+from decimal import ROUND_HALF_UP, Decimal
+
+
+def normalise_invoice_total(amount, currency="EUR"):
+    """The invoice total rounded to cents."""
+    return Decimal(str(amount)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def invoice_summary(lines):
+    total = normalise_invoice_total(sum(line["amount"] for line in lines))
+    return {"lines": len(lines), "total": total}
+PY
 t "extension installed: $EXT"
 
 # 7) code-server
@@ -152,7 +172,7 @@ t "code-server listening on $CS_PORT"
 
 # 8) the browser test
 RC=0
-SERVER_PID=${PIDS[0]} CS_PORT=$CS_PORT API="http://127.0.0.1:$API_PORT" WS="$RUN/ws" UD="$RUN/ud" CHROME="$RUN/chrome" SHOTS="$REPORTS" \
+SERVER_PID=${PIDS[0]} CS_PORT=$CS_PORT API="http://127.0.0.1:$API_PORT" PROXY_PORT=$PROXY_PORT WS="$RUN/ws" UD="$RUN/ud" CHROME="$RUN/chrome" SHOTS="$REPORTS" \
   "$NODE24" tests/e2e/e2e.js || RC=$?
 t "browser test finished, rc=$RC; screenshots and logs in reports/e2e/"
 [ $RC -eq 0 ] && echo "e2e: 1 passed, 0 failed" || echo "e2e: 0 passed, 1 failed"

@@ -1,10 +1,44 @@
-// An LRU cache of server answers keyed on (prompt, suffix), with type-through reuse: when the user has
+// An LRU cache of server answers keyed on (prompt, suffix, salt), with type-through reuse: when the user has
 // typed characters that are the start of a cached suggestion, the rest of it is still a valid suggestion
 // for the new prompt, so no request is needed. Pure: no `vscode` import.
+//
+// Prompts are long (up to promptMaxChars, 32K by default), so entries are keyed on a 64-bit hash of the
+// prompt plus its length, never on the prompt itself: 200 entries cost a few KB, not 200 prompts. One pass
+// over the prompt gives the hashes of the prompt and of its prefixes the type-through look-back needs.
 
 export interface CachedCompletion {
   text: string;
   prob: number;
+}
+
+/** Hash states of s.slice(0, n) for n = s.length - back .. s.length (index k: the prefix s.length - k), as keys. */
+export function prefixKeys(s: string, back: number): string[] {
+  const n = s.length;
+  const from = Math.max(0, n - Math.max(0, back));
+  const keys: string[] = new Array(n - from + 1);
+  // two 32-bit multiplicative lanes (cyrb53's), kept in locals: this loop is the whole cost (~1 ns a character)
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < from; i++) {
+    const c = s.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  for (let i = from; i < n; i++) {
+    keys[n - i] = finish(h1, h2, i);
+    const c = s.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  keys[0] = finish(h1, h2, n);
+  return keys;
+}
+
+/** cyrb53's finalisation of the two lanes, then the length: equal keys need equal lengths too. */
+function finish(h1: number, h2: number, len: number): string {
+  const a = (Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909)) >>> 0;
+  const b = (Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909)) >>> 0;
+  return `${len}:${a.toString(36)}.${b.toString(36)}`;
 }
 
 export class CompletionCache {
@@ -22,24 +56,41 @@ export class CompletionCache {
     return this.map.size;
   }
 
-  private static key(prompt: string, suffix: string): string {
-    return `${suffix}\u0000${prompt}`;
+  // the last prompt's keys: a keystroke asks for the same prompt's key several times (get, in-flight, set)
+  private memo: { prompt: string; keys: string[] } | undefined;
+
+  /** The map key of (prompt, suffix, salt): what else the answer depends on goes into `salt`. */
+  key(prompt: string, suffix: string, salt = ''): string {
+    return CompletionCache.join(this.promptKeys(prompt, 0)[0], suffix, salt);
   }
 
-  set(prompt: string, suffix: string, completions: CachedCompletion[]): void {
-    const k = CompletionCache.key(prompt, suffix);
+  /** prefixKeys(prompt, back), remembered for the last prompt. */
+  private promptKeys(prompt: string, back: number): string[] {
+    if (this.memo && this.memo.keys.length > back && this.memo.prompt === prompt) return this.memo.keys;
+    const keys = prefixKeys(prompt, Math.max(back, Math.min(this.maxTypeAhead, prompt.length)));
+    this.memo = { prompt, keys };
+    return keys;
+  }
+
+  private static join(promptKey: string, suffix: string, salt: string): string {
+    return `${salt}\u0000${suffix}\u0000${promptKey}`;
+  }
+
+  set(prompt: string, suffix: string, completions: CachedCompletion[], salt = ''): void {
+    const k = this.key(prompt, suffix, salt);
     this.map.delete(k);
     this.map.set(k, completions);
     while (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as string);
   }
 
   /** Exact hit, else the remainders of cached suggestions the user typed into; undefined on a miss. */
-  get(prompt: string, suffix: string): CachedCompletion[] | undefined {
-    const exact = this.touch(CompletionCache.key(prompt, suffix));
-    if (exact) return exact;
+  get(prompt: string, suffix: string, salt = ''): CachedCompletion[] | undefined {
     const limit = Math.min(this.maxTypeAhead, prompt.length);
+    const keys = this.promptKeys(prompt, limit);
+    const exact = this.touch(CompletionCache.join(keys[0], suffix, salt));
+    if (exact) return exact;
     for (let typed = 1; typed <= limit; typed++) {
-      const cached = this.touch(CompletionCache.key(prompt.slice(0, prompt.length - typed), suffix));
+      const cached = this.touch(CompletionCache.join(keys[typed], suffix, salt));
       if (!cached) continue;
       const typedText = prompt.slice(prompt.length - typed);
       const rest = cached
@@ -52,6 +103,7 @@ export class CompletionCache {
 
   clear(): void {
     this.map.clear();
+    this.memo = undefined;
   }
 
   private touch(k: string): CachedCompletion[] | undefined {

@@ -1,5 +1,5 @@
 // HTTP client for the completion server (docs/DESIGN.md, "Server"). Pure: no `vscode` import.
-//   POST /autocomplete {prompt, suffix?, kind?, max_suggestions?}
+//   POST /autocomplete {prompt, suffix?, kind?, max_suggestions?, input_extra?: [{filename, text}]}
 //     -> {success: true, prediction: [str], probs: [float], id, ms} | {success: false, error} (4xx/503)
 //   GET /health -> 200 when ready
 import { anySignal } from './debounce';
@@ -9,6 +9,22 @@ export interface CompletionRequest {
   suffix?: string;
   kind?: 'word' | 'line' | 'block';
   max_suggestions?: number;
+  /** Other files' text and recently edited regions (llama.cpp /infill's convention); see extraContext.ts. */
+  input_extra?: readonly { filename: string; text: string }[];
+}
+
+// The same input_extra array (extraContext.ts prepares it once and reuses it while nothing changes) is
+// serialised once: up to 512K characters of JSON per request otherwise.
+const serialised = new WeakMap<object, string>();
+
+/** The JSON body of `req`: JSON.stringify(req), with a reused input_extra array serialised only once. */
+export function requestBody(req: CompletionRequest): string {
+  const { input_extra, ...rest } = req;
+  if (!input_extra) return JSON.stringify(rest);
+  let extra = serialised.get(input_extra);
+  if (extra === undefined) serialised.set(input_extra, (extra = JSON.stringify(input_extra)));
+  const head = JSON.stringify(rest);
+  return `${head.slice(0, -1)}${head.length > 2 ? ',' : ''}"input_extra":${extra}}`;
 }
 
 export interface CompletionResponse {
@@ -55,7 +71,7 @@ export class AutocompleteClient {
 
   async complete(req: CompletionRequest, signal?: AbortSignal): Promise<CompletionResponse> {
     const t0 = performance.now();
-    const [res, timeout] = await this.send('/autocomplete', { method: 'POST', body: JSON.stringify(req) }, signal);
+    const [res, timeout] = await this.send('/autocomplete', { method: 'POST', body: requestBody(req) }, signal);
     const body = await this.json(res, signal, timeout);
     if (!res.ok || body?.success !== true) {
       const msg = typeof body?.error === 'string' ? body.error : `HTTP ${res.status}`;

@@ -1,8 +1,9 @@
 // From a cursor context to filtered suggestions: cache first, then debounce, then one live request
 // (a newer one aborts it), then the filter chain. Pure: no `vscode` import; the providers are thin wrappers.
-import { AutocompleteClient, ClientError } from './client';
+import { AutocompleteClient, ClientError, CompletionRequest } from './client';
 import { CachedCompletion, CompletionCache } from './cache';
 import { CompletionContext } from './context';
+import { NO_EXTRA, PreparedExtra } from './extraContext';
 import { delay, LatestRequest, anySignal } from './debounce';
 import { applyFilters, Suggestion } from './filters';
 import { ServerMonitor } from './monitor';
@@ -11,6 +12,11 @@ export interface EngineSettings {
   debounceMs: number;
   maxSuggestionLength: number;
   maxSuggestions: number;
+}
+
+/** A cursor context plus what is sent with it from other files (`input_extra`). */
+export interface RequestContext extends CompletionContext {
+  extra?: PreparedExtra;
 }
 
 export interface EngineResult {
@@ -57,12 +63,14 @@ export class CompletionEngine {
     private readonly onRejected: (err: ClientError) => void = () => undefined,
   ) {}
 
-  async suggest(ctx: CompletionContext, settings: EngineSettings, cancel?: AbortSignal): Promise<EngineResult> {
+  async suggest(ctx: RequestContext, settings: EngineSettings, cancel?: AbortSignal): Promise<EngineResult> {
     const filterCtx = { linePrefix: ctx.linePrefix, suffix: ctx.suffix, nextLine: ctx.nextLine, maxLength: settings.maxSuggestionLength };
     const toSuggestions = (cs: CachedCompletion[]) =>
       applyFilters(cs.map((c) => ({ text: c.text, prob: c.prob, replaceLength: 0 })), filterCtx);
 
-    const cached = this.cache.get(ctx.prompt, ctx.suffix);
+    // an answer depends on the extra context too: its content key salts the cache key
+    const extra = ctx.extra ?? NO_EXTRA;
+    const cached = this.cache.get(ctx.prompt, ctx.suffix, extra.key);
     if (cached) {
       this.latest.cancel(); // an older request's answer is no longer wanted
       return { suggestions: toSuggestions(cached), source: 'cache' };
@@ -70,7 +78,7 @@ export class CompletionEngine {
     if (!this.monitor.available) return { suggestions: [], source: 'none' };
 
     // The inline and the list provider ask for the same position at once ('both' mode): share one request.
-    const key = `${ctx.suffix}\u0000${ctx.prompt}`;
+    const key = this.cache.key(ctx.prompt, ctx.suffix, extra.key);
     if (this.inflight?.key === key) {
       const res = await untilAborted(this.inflight.done, cancel);
       return res ? { suggestions: toSuggestions(res.completions), source: 'server', id: res.id, raw: res.raw } : { suggestions: [], source: 'none' };
@@ -82,22 +90,25 @@ export class CompletionEngine {
     if (this.inflight === entry) this.inflight = undefined;
     if (!res) return { suggestions: [], source: 'none' };
     const suggestions = toSuggestions(res.completions);
-    this.log(`response id=${res.id} server_ms=${res.ms.toFixed(1)} latency_ms=${res.latencyMs.toFixed(1)} raw=${JSON.stringify(res.raw)} shown=${JSON.stringify(suggestions.map((s) => s.text))}`);
+    this.log(`response id=${res.id} server_ms=${res.ms.toFixed(1)} latency_ms=${res.latencyMs.toFixed(1)} prompt_chars=${ctx.prompt.length} extra=${extra.chunks.length}/${extra.chars} raw=${JSON.stringify(res.raw)} shown=${JSON.stringify(suggestions.map((s) => s.text))}`);
     return { suggestions, source: 'server', id: res.id, raw: res.raw };
   }
 
   /** Debounce, then one request (aborting the previous one); undefined when cancelled or failed. */
-  private async request(ctx: CompletionContext, settings: EngineSettings, cancel?: AbortSignal): Promise<Answer | undefined> {
+  private async request(ctx: RequestContext, settings: EngineSettings, cancel?: AbortSignal): Promise<Answer | undefined> {
     const ac = this.latest.begin();
     const signal = cancel ? anySignal([cancel, ac.signal]) : ac.signal;
     if (!(await delay(settings.debounceMs, signal))) return undefined;
 
     this.monitor.requestStarted();
     try {
-      const res = await this.client().complete({ prompt: ctx.prompt, suffix: ctx.suffix, max_suggestions: settings.maxSuggestions }, signal);
+      const extra = ctx.extra ?? NO_EXTRA;
+      const req: CompletionRequest = { prompt: ctx.prompt, suffix: ctx.suffix, max_suggestions: settings.maxSuggestions };
+      if (extra.chunks.length) req.input_extra = extra.chunks;
+      const res = await this.client().complete(req, signal);
       this.monitor.requestEnded({ latencyMs: res.latencyMs });
       const completions = res.prediction.map((text, i) => ({ text, prob: res.probs[i] }));
-      this.cache.set(ctx.prompt, ctx.suffix, completions);
+      this.cache.set(ctx.prompt, ctx.suffix, completions, extra.key);
       return { completions, id: res.id, raw: res.prediction, ms: res.ms, latencyMs: res.latencyMs };
     } catch (e) {
       const err = e instanceof ClientError ? e : new ClientError('bad-response', String(e));

@@ -4,18 +4,43 @@ import * as vscode from 'vscode';
 import { AutocompleteClient } from './client';
 import { buildContext } from './context';
 import { CompletionEngine, EngineSettings } from './engine';
+import { DocumentLike, ExtraContext } from './extraContext';
 import { Suggestion } from './filters';
 import { ServerMonitor, ServerState } from './monitor';
 
 const SECTION = 'pythonAutocomplete';
 const SELECTOR: vscode.DocumentSelector = [{ language: 'python' }];
+/** The server accepts at most 512K characters of input_extra text. */
+const EXTRA_MAX = 524288;
+/** Documents worth sending as extra context: Python in real files, untitled editors and notebook cells. */
+const EXTRA_SCHEMES = new Set(['file', 'untitled', 'vscode-remote', 'vscode-notebook-cell']);
+const isPython = (d: vscode.TextDocument | undefined): d is vscode.TextDocument => !!d && d.languageId === 'python' && EXTRA_SCHEMES.has(d.uri.scheme);
+
+/** A vscode document as the extra-context store sees it (one wrapper per document: change events are per keystroke). */
+const wrappers = new WeakMap<vscode.TextDocument, DocumentLike>();
+function documentLike(d: vscode.TextDocument): DocumentLike {
+  let w = wrappers.get(d);
+  if (!w) wrappers.set(d, (w = wrap(d)));
+  return w;
+}
+function wrap(d: vscode.TextDocument): DocumentLike {
+  return {
+    key: d.uri.toString(),
+    filename: d.uri.scheme === 'untitled' ? d.uri.path : vscode.workspace.asRelativePath(d.uri, false),
+    get lineCount() { return d.lineCount; },
+    lineText: (i) => d.lineAt(i).text,
+    getText: () => d.getText(),
+    charLength: () => d.offsetAt(d.lineAt(d.lineCount - 1).range.end),
+  };
+}
 
 interface Settings extends EngineSettings {
   serverUrl: string;
   apiToken: string;
   enabled: boolean;
   mode: 'inline' | 'list' | 'both';
-  contextLines: number;
+  promptMaxChars: number;
+  extraContextMaxChars: number;
   requestTimeoutMs: number;
 }
 
@@ -32,7 +57,8 @@ function readSettings(): Settings {
     enabled: c.get<boolean>('enabled', true),
     mode: mode === 'list' || mode === 'both' ? mode : 'inline',
     debounceMs: num('debounceMs', 150, 0),
-    contextLines: Math.floor(num('contextLines', 20, 0)),
+    promptMaxChars: Math.floor(num('promptMaxChars', 32768, 1)),
+    extraContextMaxChars: Math.min(EXTRA_MAX, Math.floor(num('extraContextMaxChars', 131072, 0))),
     maxSuggestionLength: Math.floor(num('maxSuggestionLength', 256, 1)),
     requestTimeoutMs: num('requestTimeoutMs', 5000, 100),
     maxSuggestions: 3,
@@ -89,10 +115,45 @@ export function activate(context: vscode.ExtensionContext): void {
     void vscode.window.showWarningMessage(`Python Autocomplete: ${err.message} (check pythonAutocomplete.apiToken).`);
   });
 
+  // Extra context (input_extra): other open Python files and recently edited regions, kept up to date on
+  // editor events and built ahead of the next keystroke, so that a keystroke only reads a prepared array.
+  const extra = new ExtraContext({ maxChars: settings.extraContextMaxChars });
+  let prepareTimer: ReturnType<typeof setTimeout> | undefined;
+  const activeKey = () => {
+    const d = vscode.window.activeTextEditor?.document;
+    return isPython(d) ? d.uri.toString() : undefined;
+  };
+  const prepareSoon = () => {
+    if (prepareTimer || !extra.needsBuild(activeKey())) return; // typing in the current file: nothing to do
+    prepareTimer = setTimeout(() => {
+      prepareTimer = undefined;
+      const key = activeKey();
+      if (key !== undefined && extra.needsBuild(key)) extra.chunksFor(key);
+    }, 50);
+  };
+  let lastEditor: vscode.TextEditor | undefined;
+  const editorChanged = (editor: vscode.TextEditor | undefined) => {
+    if (lastEditor && isPython(lastEditor.document) && !lastEditor.document.isClosed && lastEditor !== editor) {
+      extra.left(documentLike(lastEditor.document), lastEditor.selection.active.line);
+    }
+    if (editor && isPython(editor.document)) {
+      extra.activated(documentLike(editor.document));
+      lastEditor = editor;
+    } else if (editor) {
+      lastEditor = undefined; // a non-Python editor: nothing to take from it
+    } // no editor (focus in a panel): keep lastEditor, the user may come back to it
+    prepareSoon();
+  };
+  for (const d of vscode.workspace.textDocuments) if (isPython(d)) extra.opened(documentLike(d));
+  editorChanged(vscode.window.activeTextEditor);
+
   /** Suggestions at `pos`, or undefined when there is no answer (disabled, cancelled, server down, error). */
   async function suggestAt(doc: vscode.TextDocument, pos: vscode.Position, token: vscode.CancellationToken): Promise<Suggestion[] | undefined> {
     if (!settings.enabled) return undefined;
-    const ctx = buildContext({ lineCount: doc.lineCount, lineText: (i) => doc.lineAt(i).text }, pos.line, pos.character, settings.contextLines);
+    const ctx = {
+      ...buildContext({ lineCount: doc.lineCount, lineText: (i) => doc.lineAt(i).text }, pos.line, pos.character, settings.promptMaxChars),
+      extra: extra.chunksFor(doc.uri.toString()), // prepared on editor events: an array lookup here
+    };
     // CancellationToken -> AbortController: VS Code cancels the token when the user types on
     const ac = new AbortController();
     const sub = token.onCancellationRequested(() => ac.abort());
@@ -161,7 +222,21 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(
     out,
     status,
-    { dispose: () => { monitor.dispose(); engine.cancel(); } },
+    { dispose: () => { monitor.dispose(); engine.cancel(); if (prepareTimer) clearTimeout(prepareTimer); } },
+    vscode.workspace.onDidOpenTextDocument((d) => { if (isPython(d)) { extra.opened(documentLike(d)); prepareSoon(); } }),
+    vscode.workspace.onDidCloseTextDocument((d) => { if (isPython(d)) { extra.closed(documentLike(d)); prepareSoon(); } }),
+    vscode.workspace.onDidChangeTextDocument((e) => {
+      if (!isPython(e.document) || e.contentChanges.length === 0) return;
+      extra.changed(documentLike(e.document), Math.min(...e.contentChanges.map((c) => c.range.start.line)));
+      prepareSoon();
+    }),
+    vscode.workspace.onDidSaveTextDocument((d) => {
+      if (!isPython(d)) return;
+      const ed = vscode.window.visibleTextEditors.find((e) => e.document === d);
+      extra.saved(documentLike(d), ed ? ed.selection.active.line : 0);
+      prepareSoon();
+    }),
+    vscode.window.onDidChangeActiveTextEditor(editorChanged),
     vscode.languages.registerInlineCompletionItemProvider(SELECTOR, inline),
     { dispose: () => listRegistration?.dispose() },
     vscode.commands.registerCommand(`${SECTION}.toggle`, async () => {
@@ -192,6 +267,7 @@ export function activate(context: vscode.ExtensionContext): void {
       settings = readSettings();
       client = undefined; // url, token or timeout may have changed
       engine.cache.clear();
+      extra.setMaxChars(settings.extraContextMaxChars);
       applyMode();
       log(`settings changed: ${JSON.stringify({ ...settings, apiToken: settings.apiToken ? '***' : '' })}`);
       applyEnabled();

@@ -1,5 +1,5 @@
 import * as assert from 'assert';
-import { CompletionCache } from '../cache';
+import { CompletionCache, prefixKeys } from '../cache';
 
 const c = (text: string, prob = 0.5) => ({ text, prob });
 
@@ -44,6 +44,36 @@ describe('cache', () => {
     assert.strictEqual(cache.get('p2', ''), undefined);
     assert.ok(cache.get('p3', ''));
     assert.strictEqual(cache.size, 2);
+  });
+
+  it('keys on a short hash: a 32K prompt costs a few bytes of key, and prompts differing far back do not collide', () => {
+    const head = 'x = 1\n'.repeat(5000);
+    const a = head + 'def f():\n    return os.';
+    const b = 'y' + a.slice(1); // same length, same tail, one character different at the very start
+    const cache = new CompletionCache();
+    assert.ok(cache.key(a, '').length < 40, cache.key(a, ''));
+    assert.notStrictEqual(cache.key(a, ''), cache.key(b, ''));
+    cache.set(a, '', [c('path')]);
+    assert.deepStrictEqual(cache.get(a, ''), [c('path')]);
+    assert.strictEqual(cache.get(b, ''), undefined);
+    assert.deepStrictEqual(cache.get(a + 'pa', ''), [c('th')]); // type-through on a long prompt
+  });
+
+  it('the one-pass prefix keys equal the keys of the sliced prompts', () => {
+    const s = 'import os\nprint(os.path.join("a", "b"))\n' + 'é😀\t';
+    const keys = prefixKeys(s, 12);
+    assert.strictEqual(keys.length, 13);
+    for (let k = 0; k <= 12; k++) assert.strictEqual(keys[k], prefixKeys(s.slice(0, s.length - k), 0)[0], `k=${k}`);
+    assert.strictEqual(new Set(keys).size, keys.length);
+    assert.deepStrictEqual(prefixKeys('ab', 10), [prefixKeys('ab', 0)[0], prefixKeys('a', 0)[0], prefixKeys('', 0)[0]]);
+  });
+
+  it('a different salt (another extra context) is another entry', () => {
+    const cache = new CompletionCache();
+    cache.set('x = ', '', [c('1')], 'extra-A');
+    assert.deepStrictEqual(cache.get('x = ', '', 'extra-A'), [c('1')]);
+    assert.strictEqual(cache.get('x = ', '', 'extra-B'), undefined);
+    assert.strictEqual(cache.get('x = ', ''), undefined);
   });
 
   it('rejects a capacity below 1', () => {

@@ -1,5 +1,5 @@
 import * as assert from 'assert';
-import { AutocompleteClient, ClientError } from '../client';
+import { AutocompleteClient, ClientError, requestBody } from '../client';
 import { deadPort, Handler, ok, sendJson, sleep, TestServer } from './httpServer';
 
 async function failure(p: Promise<unknown>): Promise<ClientError> {
@@ -11,6 +11,17 @@ async function failure(p: Promise<unknown>): Promise<ClientError> {
   }
   assert.fail('expected the request to fail');
 }
+
+describe('client: request body', () => {
+  it('is JSON.stringify of the request, the input_extra array serialised once and reused', () => {
+    const extra = Object.freeze([{ filename: 'a.py', text: 'x = "1"\n' }, { filename: 'b.py', text: 'é\u2028\t' }]);
+    const req = { prompt: 'p "q"\n', suffix: ')', max_suggestions: 3, input_extra: extra };
+    assert.strictEqual(requestBody(req), JSON.stringify(req));
+    assert.deepStrictEqual(JSON.parse(requestBody({ ...req, prompt: 'other' })), { ...req, prompt: 'other' });
+    assert.strictEqual(requestBody({ prompt: '' }), '{"prompt":""}');
+    assert.deepStrictEqual(JSON.parse(requestBody({ input_extra: extra } as never)), { input_extra: extra });
+  });
+});
 
 describe('client', () => {
   let server: TestServer;

@@ -21,7 +21,7 @@ function setup(url: string) {
 
 const at = (text: string) => {
   const lines = text.split('\n');
-  return buildContext(linesOf(text), lines.length - 1, lines.at(-1)!.length, 20);
+  return buildContext(linesOf(text), lines.length - 1, lines.at(-1)!.length, 32768);
 };
 
 describe('engine (real HTTP server)', () => {
@@ -52,6 +52,22 @@ describe('engine (real HTTP server)', () => {
     assert.strictEqual(server.received.length, 1);
     assert.deepStrictEqual(states, ['working', 'ready']);
     assert.ok(monitor.lastLatencyMs! >= 0);
+  });
+
+  it('sends the prepared extra context as input_extra; another extra context is not answered from the cache', async () => {
+    const extra = (key: string, text: string) => ({ chunks: [{ filename: 'billing.py', text }], key, chars: text.length });
+    const A = extra('A', 'def normalise_invoice_total(x):\n    return x\n');
+    const r1 = await engine.suggest({ ...at('import os\np = os.'), extra: A }, settings);
+    assert.strictEqual(r1.source, 'server');
+    assert.deepStrictEqual(JSON.parse(server.received[0].body), {
+      prompt: 'import os\np = os.', suffix: '', max_suggestions: 3,
+      input_extra: [{ filename: 'billing.py', text: 'def normalise_invoice_total(x):\n    return x\n' }],
+    });
+    assert.strictEqual((await engine.suggest({ ...at('import os\np = os.'), extra: A }, settings)).source, 'cache');
+    const r3 = await engine.suggest({ ...at('import os\np = os.'), extra: extra('B', 'other = 1\n') }, settings);
+    assert.strictEqual(r3.source, 'server');
+    assert.strictEqual(server.received.length, 2);
+    assert.deepStrictEqual(JSON.parse(server.received[1].body).input_extra, [{ filename: 'billing.py', text: 'other = 1\n' }]);
   });
 
   it('a newer request cancels the older one: only the newest is answered', async () => {

@@ -1,0 +1,106 @@
+// Per-keystroke cost of building a request with 1, 10 and 100 open Python files (make -C vscode-extension bench).
+// One keystroke = what the extension does between a key press and the request it would send:
+//   the change event (ExtraContext.changed), the prompt (buildContext, promptMaxChars 32768), the prepared
+//   input_extra (ExtraContext.chunksFor), the client cache look-up (CompletionCache.get) and the request
+//   body (client.ts's requestBody: the prompt serialised, the prepared input_extra's JSON reused; in the
+//   extension only after the debounce, counted here anyway).
+// Documents mimic vscode.TextDocument: lineAt() makes a new object per call, as VS Code's extension host does.
+import * as os from 'os';
+import { CompletionCache } from '../../cache';
+import { requestBody } from '../../client';
+import { buildContext } from '../../context';
+import { DocumentLike, ExtraContext } from '../../extraContext';
+
+/** A deterministic Python-looking file of `lines` lines (~30 characters a line). */
+function pythonFile(seed: number, lines: number): string {
+  const out: string[] = [`"""Module ${seed}."""`, 'import os', 'import sys', ''];
+  for (let f = 0; out.length < lines; f++) {
+    out.push(`def function_${seed}_${f}(path, count=${f}):`, `    """Do thing ${f} of module ${seed}."""`);
+    out.push(`    total = 0`, `    for name in os.listdir(path):`, `        if name.endswith(".py"):`);
+    out.push(`            total += len(name) * ${f + 1}`, `    return total + count`, '');
+  }
+  return out.slice(0, lines).join('\n');
+}
+
+class BenchDoc implements DocumentLike {
+  readonly key: string;
+  private lines: string[];
+  constructor(readonly filename: string, text: string) {
+    this.key = `file:///ws/${filename}`;
+    this.lines = text.split('\n');
+  }
+  get lineCount() { return this.lines.length; }
+  lineAt(i: number) { return { text: this.lines[i], lineNumber: i }; }
+  lineText(i: number) { return this.lineAt(i).text; }
+  getText() { return this.lines.join('\n'); }
+  charLength() { let n = this.lines.length - 1; for (const l of this.lines) n += l.length; return n; }
+  type(line: number, ch: string) { this.lines[line] += ch; }
+}
+
+const us = (ns: bigint) => Number(ns) / 1000;
+function stats(xs: number[]) {
+  const s = [...xs].sort((a, b) => a - b);
+  return { p50: s[Math.floor(s.length / 2)], p99: s[Math.min(s.length - 1, Math.floor(s.length * 0.99))], mean: xs.reduce((a, b) => a + b, 0) / xs.length };
+}
+
+function run(openFiles: number, keystrokes: number) {
+  const others = Array.from({ length: openFiles }, (_, i) => new BenchDoc(`pkg/module_${i}.py`, pythonFile(i, 300)));
+  const cur = new BenchDoc('main.py', pythonFile(9999, 2000) + '\n');
+  const x = new ExtraContext(); // defaults: 131072 characters, 16 ring chunks
+  for (const d of others) { x.opened(d); x.activated(d); x.changed(d, 100); x.left(d, 100); }
+  x.opened(cur);
+  const tSwitch = process.hrtime.bigint();
+  x.activated(cur);
+  x.chunksFor(cur.key); // what the first keystroke after switching to main.py pays (built ahead of it in the extension)
+  const switchUs = us(process.hrtime.bigint() - tSwitch);
+  const cache = new CompletionCache();
+  const line = cur.lineCount - 1;
+  const parts = { event: [] as number[], prompt: [] as number[], extra: [] as number[], cache: [] as number[], body: [] as number[], total: [] as number[] };
+  let bodyChars = 0;
+  const builds0 = x.buildCount;
+  for (let k = 0; k < keystrokes; k++) {
+    cur.type(line, 'abcdefghij'[k % 10]);
+    const t0 = process.hrtime.bigint();
+    x.changed(cur, line);
+    const t1 = process.hrtime.bigint();
+    const ctx = buildContext(cur, line, cur.lineText(line).length, 32768);
+    const t2 = process.hrtime.bigint();
+    const extra = x.chunksFor(cur.key);
+    const t3 = process.hrtime.bigint();
+    cache.get(ctx.prompt, ctx.suffix, extra.key);
+    const t4 = process.hrtime.bigint();
+    const body = requestBody({ prompt: ctx.prompt, suffix: ctx.suffix, max_suggestions: 3, input_extra: extra.chunks });
+    const t5 = process.hrtime.bigint();
+    bodyChars = body.length;
+    parts.event.push(us(t1 - t0));
+    parts.prompt.push(us(t2 - t1));
+    parts.extra.push(us(t3 - t2));
+    parts.cache.push(us(t4 - t3));
+    parts.body.push(us(t5 - t4));
+    parts.total.push(us(t5 - t0));
+    if (k % 7 === 0) cache.set(ctx.prompt, ctx.suffix, [{ text: 'x', prob: 0.5 }], extra.key); // some entries
+  }
+  const extra = x.chunksFor(cur.key);
+  if (x.buildCount !== builds0) throw new Error('a keystroke rebuilt the chunk list');
+  // a change in another open file (a formatter, git): the one rebuild it costs
+  others[0].type(5, ' # changed');
+  x.changed(others[0], 5);
+  const tRe = process.hrtime.bigint();
+  x.chunksFor(cur.key);
+  const rebuildUs = us(process.hrtime.bigint() - tRe);
+  return { openFiles, parts, bodyChars, chunks: extra.chunks.length, extraChars: extra.chars, switchUs, rebuildUs };
+}
+
+const KEYS = 2000;
+for (const n of [1, 10, 100]) run(n, 200); // warm up the JIT
+const rows = [1, 10, 100].map((n) => run(n, KEYS));
+const f = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
+console.log(`Per keystroke, µs (p50 / p99 of ${KEYS} keystrokes at the end of a 2,000-line main.py; open files of 300 lines, ~9 KB each)`);
+console.log(`machine: ${os.cpus()[0]?.model ?? '?'} x${os.cpus().length}, node ${process.version}`);
+console.log('');
+console.log('| open files | input_extra sent | change event | prompt (32K) | input_extra | cache look-up | JSON body | total p50 / p99 | body size | rebuild after switching file / after another file changed |');
+console.log('|---:|---|---|---|---|---|---|---|---:|---|');
+for (const r of rows) {
+  const c = (k: keyof typeof r.parts) => { const s = stats(r.parts[k]); return `${f(s.p50)} / ${f(s.p99)}`; };
+  console.log(`| ${r.openFiles} | ${r.chunks} chunks, ${r.extraChars.toLocaleString('en')} chars | ${c('event')} | ${c('prompt')} | ${c('extra')} | ${c('cache')} | ${c('body')} | **${c('total')}** | ${(r.bodyChars / 1024).toFixed(0)} KB | ${(r.switchUs / 1000).toFixed(2)} ms / ${(r.rebuildUs / 1000).toFixed(2)} ms |`);
+}

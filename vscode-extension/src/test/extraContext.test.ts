@@ -1,0 +1,213 @@
+import * as assert from 'assert';
+import { DocumentLike, ExtraContext, NO_EXTRA, windowAround } from '../extraContext';
+import { linesOf } from '../context';
+
+/** A document whose text the test can change (like a vscode.TextDocument). */
+class Doc implements DocumentLike {
+  readonly key: string;
+  reads = 0; // getText/lineText calls: what a build costs
+  private lines: string[];
+  constructor(readonly filename: string, text: string) {
+    this.key = `file:///ws/${filename}`;
+    this.lines = text.split('\n');
+  }
+  get lineCount() { return this.lines.length; }
+  lineText(i: number) { this.reads++; return this.lines[i]; }
+  getText() { this.reads++; return this.lines.join('\n'); }
+  charLength() { return this.lines.join('\n').length; }
+  /** Replace line `i` (an edit); returns the line for ExtraContext.changed. */
+  edit(i: number, text: string) { this.lines[i] = text; return i; }
+}
+
+/** A small Python file with a distinctive name in it. */
+const py = (name: string, n = 5) => new Doc(`${name}.py`, Array.from({ length: n }, (_, i) => `def ${name}_${i}(x):\n    return x + ${i}`).join('\n\n'));
+const names = (e: { chunks: readonly { filename: string }[] }) => e.chunks.map((c) => c.filename);
+
+describe('extra context', () => {
+  it('sends the other open files, most recently used first, never the current one', () => {
+    const x = new ExtraContext();
+    const [a, b, c] = [py('a'), py('b'), py('c')];
+    for (const d of [a, b, c]) x.opened(d);
+    x.activated(b);
+    x.activated(a);
+    x.activated(c); // c is the current file
+    const e = x.chunksFor(c.key);
+    assert.deepStrictEqual(names(e), ['a.py', 'b.py']);
+    assert.strictEqual(e.chunks[0].text, a.getText());
+    assert.ok(!e.chunks.some((ch) => ch.text.includes('def c_')), 'the current file is in its own extra context');
+    // from a's point of view: c, then b
+    assert.deepStrictEqual(names(x.chunksFor(a.key)), ['c.py', 'b.py']);
+  });
+
+  it('editing a file makes it the most recent; files never shown come last, newest opened first', () => {
+    const x = new ExtraContext();
+    const [a, b, bg1, bg2, cur] = [py('a'), py('b'), py('bg1'), py('bg2'), py('cur')];
+    for (const d of [a, b, bg1, bg2, cur]) x.opened(d);
+    x.activated(a);
+    x.activated(b);
+    x.changed(a, a.edit(0, 'def a_0(y):'));
+    x.activated(cur);
+    assert.deepStrictEqual(names(x.chunksFor(cur.key)).filter((n) => !n.startsWith('cur')), ['a.py', 'b.py', 'bg2.py', 'bg1.py']);
+  });
+
+  it('respects the character budget and the chunk count limit, skipping what does not fit', () => {
+    const docs = Array.from({ length: 50 }, (_, i) => new Doc(`f${i}.py`, `# file ${i}\n` + 'x = 1\n'.repeat(3 + i)));
+    const x = new ExtraContext({ maxChars: 2000, ringChunks: 0 });
+    docs.forEach((d) => { x.opened(d); x.activated(d); });
+    const e = x.chunksFor(docs[0].key);
+    const sum = e.chunks.reduce((s, c) => s + c.text.length, 0);
+    assert.ok(sum <= 2000, `${sum} chars`);
+    assert.strictEqual(e.chars, sum);
+    assert.ok(e.chunks.length >= 5, `${e.chunks.length} chunks`);
+    // newest first; a file that does not fit in what is left is skipped, smaller older ones still go in
+    const nums = names(e).map((n) => Number(n.slice(1, -3)));
+    assert.deepStrictEqual(nums, [...nums].sort((p, q) => q - p));
+    assert.strictEqual(nums[0], 49);
+    const skipped = docs.filter((d, i) => i > 0 && i > nums.at(-1)! && !nums.includes(i));
+    assert.ok(skipped.length > 0, 'nothing was skipped: the test does not exercise the budget');
+    let left = 2000;
+    for (let i = 49; i > nums.at(-1)!; i--) {
+      const len = docs[i].getText().length;
+      if (nums.includes(i)) left -= len;
+      else assert.ok(len > left, `f${i} (${len} chars) was skipped with ${left} chars left`);
+    }
+    const few = new ExtraContext({ maxChars: 1e6, maxChunks: 4, ringChunks: 0 });
+    docs.forEach((d) => few.opened(d));
+    assert.strictEqual(few.chunksFor(undefined).chunks.length, 4);
+  });
+
+  it('a keystroke in the current file reads the prepared array: same chunks, nothing rebuilt or re-read', () => {
+    const x = new ExtraContext();
+    const [other, cur] = [py('other', 40), py('cur', 40)];
+    x.opened(other);
+    x.opened(cur);
+    x.activated(other);
+    x.activated(cur);
+    const first = x.chunksFor(cur.key);
+    const builds = x.buildCount;
+    const reads = other.reads + cur.reads;
+    for (let i = 0; i < 20; i++) {
+      x.changed(cur, cur.edit(10, `    return x + ${'1'.repeat(i)}`)); // typing on one line
+      const e = x.chunksFor(cur.key);
+      assert.strictEqual(e, first);
+    }
+    assert.strictEqual(x.buildCount, builds);
+    assert.strictEqual(other.reads + cur.reads, reads);
+    assert.deepStrictEqual(first.chunks.map((c) => c.text), [other.getText()]);
+  });
+
+  it('a change in another file rebuilds once, with that file\'s new text; chunk texts of unchanged files stay identical', () => {
+    const x = new ExtraContext();
+    const [a, b, cur] = [py('a'), py('b'), py('cur')];
+    for (const d of [a, b, cur]) { x.opened(d); x.activated(d); }
+    const before = x.chunksFor(cur.key);
+    x.changed(a, a.edit(2, 'A_CHANGED = 1')); // e.g. a formatter or git changed it in the background
+    const after = x.chunksFor(cur.key);
+    assert.notStrictEqual(after, before);
+    assert.notStrictEqual(after.key, before.key);
+    const textOf = (e: typeof after, f: string) => e.chunks.find((c) => c.filename === f)!.text;
+    assert.ok(textOf(after, 'a.py').includes('A_CHANGED = 1'));
+    assert.strictEqual(textOf(after, 'b.py'), textOf(before, 'b.py'));
+    assert.strictEqual(x.chunksFor(cur.key), after);
+  });
+
+  it('equal content gives an equal key (the client cache survives a rebuild that changed nothing)', () => {
+    const x = new ExtraContext({ ringChunks: 0 });
+    const [a, cur] = [py('a'), py('cur')];
+    for (const d of [a, cur]) { x.opened(d); x.activated(d); }
+    const k1 = x.chunksFor(cur.key).key;
+    x.activated(a);
+    x.activated(cur);
+    assert.strictEqual(x.chunksFor(cur.key).key, k1);
+    assert.notStrictEqual(k1, '');
+  });
+
+  it('a file longer than perFileMaxChars is sent as a window around its last edit, else its start', () => {
+    const big = new Doc('big.py', Array.from({ length: 2000 }, (_, i) => `value_${i} = ${i}`).join('\n'));
+    const cur = py('cur');
+    const x = new ExtraContext({ perFileMaxChars: 1000, ringChunks: 0 });
+    x.opened(big);
+    x.opened(cur);
+    const start = x.chunksFor(cur.key).chunks[0].text;
+    assert.ok(start.startsWith('value_0 = 0\n') && start.length <= 1000, `${start.length}`);
+    x.changed(big, big.edit(1500, 'value_1500 = "edited"'));
+    big.reads = 0;
+    const win = x.chunksFor(cur.key).chunks[0].text;
+    assert.ok(win.length <= 1000 && win.length > 900, `${win.length}`);
+    assert.ok(win.includes('value_1500 = "edited"\n'));
+    assert.ok(win.indexOf('value_1500') > 0 && win.indexOf('value_1500') < win.length / 2, 'the edit is not in the window\'s first half');
+    assert.ok(big.reads < 150, `${big.reads} line reads for a window of ~70 lines of a 2000-line file`);
+  });
+
+  it('windowAround: whole lines, at most maxChars, moved inward at the end of the document', () => {
+    const doc = linesOf(Array.from({ length: 100 }, (_, i) => `line ${i}`).join('\n'));
+    const w = windowAround(doc, 99, 70);
+    assert.ok(w.length <= 70 && w.endsWith('line 99\n') && w.startsWith('line '), JSON.stringify(w));
+    assert.ok(w.length > 60);
+  });
+
+  it('ring: switching away, saving and editing far away put the edited regions in; oldest evicted', () => {
+    const x = new ExtraContext({ ringChunks: 2, farEditLines: 32 });
+    const big = new Doc('big.py', Array.from({ length: 400 }, (_, i) => `v${i} = ${i}`).join('\n'));
+    const cur = py('cur');
+    x.opened(big);
+    x.opened(cur);
+    x.activated(big);
+    x.changed(big, big.edit(10, 'v10 = "first edit"'));
+    x.changed(big, big.edit(12, 'v12 = "near"')); // near the previous edit: no chunk yet
+    assert.strictEqual(x.recent.length, 0);
+    x.changed(big, big.edit(300, 'v300 = "far"')); // far: the region around line 12 goes in
+    assert.strictEqual(x.recent.length, 1);
+    assert.ok(x.recent[0].text.includes('v10 = "first edit"') && x.recent[0].text.includes('v12 = "near"'));
+    x.left(big, 300); // switching away: the region around the last edit (line 300)
+    assert.strictEqual(x.recent.length, 2);
+    assert.ok(x.recent[0].text.includes('v300 = "far"'));
+    x.activated(cur);
+    x.saved(cur, 0);
+    assert.strictEqual(x.recent.length, 2); // capacity 2: the oldest (line 12's region) is gone
+    assert.deepStrictEqual(x.recent.map((c) => c.filename), ['cur.py', 'big.py']);
+    assert.ok(x.recent[1].text.includes('v300'));
+  });
+
+  it('ring: a region of a file that is sent whole is left out; after the file is closed its region stays', () => {
+    const x = new ExtraContext();
+    const [lib, cur] = [py('lib', 10), py('cur', 10)];
+    x.opened(lib);
+    x.opened(cur);
+    x.activated(lib);
+    x.changed(lib, lib.edit(4, 'LIB_EDITED = 1'));
+    x.left(lib, 4);
+    x.activated(cur);
+    assert.deepStrictEqual(names(x.chunksFor(cur.key)), ['lib.py']); // the whole file, not also its region
+    x.closed(lib);
+    const e = x.chunksFor(cur.key);
+    assert.deepStrictEqual(names(e), ['lib.py']);
+    assert.strictEqual(e.chunks[0].text, x.recent[0].text); // the region from the ring
+    assert.ok(e.chunks[0].text.includes('LIB_EDITED = 1'));
+  });
+
+  it('ring: regions of the current file are sent (they may lie beyond the prompt, after the cursor)', () => {
+    const x = new ExtraContext();
+    const cur = new Doc('cur.py', Array.from({ length: 300 }, (_, i) => `c${i} = ${i}`).join('\n'));
+    x.opened(cur);
+    x.activated(cur);
+    x.changed(cur, cur.edit(250, 'c250 = "below"'));
+    x.changed(cur, cur.edit(5, 'c5 = "top"')); // the user goes back up: line 250's region goes in
+    const e = x.chunksFor(cur.key);
+    assert.deepStrictEqual(names(e), ['cur.py']);
+    assert.ok(e.chunks[0].text.includes('c250 = "below"'));
+  });
+
+  it('a budget of 0 sends nothing; a new budget applies to the next request', () => {
+    const x = new ExtraContext({ maxChars: 0 });
+    const [a, cur] = [py('a'), py('cur')];
+    x.opened(a);
+    x.opened(cur);
+    assert.strictEqual(x.chunksFor(cur.key), NO_EXTRA);
+    assert.strictEqual(x.needsBuild(cur.key), false);
+    x.setMaxChars(100000);
+    assert.strictEqual(x.needsBuild(cur.key), true);
+    assert.deepStrictEqual(names(x.chunksFor(cur.key)), ['a.py']);
+    assert.strictEqual(x.needsBuild(cur.key), false);
+  });
+});
