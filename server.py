@@ -3,8 +3,12 @@
 `python server.py --host 127.0.0.1 --port 5000 --model checkpoints/default.pt` binds first, answers
 `/health` with 503 while the model loads in a background thread, then serves:
 
-    POST /autocomplete  {"prompt", "suffix"?, "kind"?, "max_suggestions"?, "time_budget_ms"?}
+    POST /autocomplete  {"prompt", "suffix"?, "kind"?, "max_suggestions"?, "time_budget_ms"?, "input_extra"?}
                         -> {"success": true, "prediction": [str], "probs": [float], "id": str, "ms": float}
+
+`prompt` may be the whole text before the cursor (the last `max_prompt_chars` are kept: the model's window
+and the engine's project context); `input_extra` is llama.cpp /infill's list of
+`{"filename": str, "text": str}` chunks (other files, recently edited regions) for the project context.
     GET  /health        200 {"status": "ok", "model": {...}} when ready, 503 while loading
     GET  /metrics       Prometheus text format
 
@@ -57,7 +61,10 @@ class ServerConfig:
     max_time_budget_ms: float = 5000.0    # cap on a client's own "time_budget_ms"
     max_prompt_chars: int = 64 * 1024     # keep only the last 64K characters of the prompt
     max_suffix_chars: int = 16 * 1024     # and the first 16K characters of the suffix
-    max_body_bytes: int = 1024 * 1024     # larger bodies get 413
+    max_extra_chunks: int = 256           # input_extra: at most this many chunks (more: 413)
+    max_extra_chars: int = 512 * 1024     # and this many characters of chunk text in all (more: 413)
+    max_filename_chars: int = 4096        # an input_extra filename longer than this: 400
+    max_body_bytes: int = 4 * 1024 * 1024  # larger bodies get 413
     max_suggestions_limit: int = 10
     threads: int | None = None            # waitress threads; None: queue_size + 4 (room for /health)
     model_info: dict = field(default_factory=dict)  # shown by /health (name, arch, sha256, ...)
@@ -195,7 +202,8 @@ class Metrics:
         return "\n".join(out) + "\n"
 
 
-ENGINE_GAUGES = {"cache_entries", "cache_size", "mean_ms"}
+ENGINE_GAUGES = {"cache_entries", "cache_size", "mean_ms", "context_blocks", "context_block_bytes",
+                 "context_segments", "context_segment_bytes"}
 
 
 def engine_stats(predictor) -> dict[str, float]:
@@ -306,12 +314,45 @@ def parse_completion_request(config: ServerConfig) -> dict:
                 or not math.isfinite(budget):
             raise ApiError(400, '"time_budget_ms" must be a positive number', "bad_field")
         budget = min(float(budget), config.max_time_budget_ms)
+    extra = parse_input_extra(body.get("input_extra"), config)
     # Keep what the model can use: the end of the prompt and the start of the suffix. (Lone surrogates,
     # valid in JSON but not in UTF-8, are the engine's to replace: Predictor.complete does it.)
     prompt = prompt[-config.max_prompt_chars:]
     suffix = suffix[:config.max_suffix_chars]
     return {"prompt": prompt, "suffix": suffix, "kind": kind, "max_suggestions": n,
-            "time_budget_ms": budget}
+            "time_budget_ms": budget, "extra": extra}
+
+
+def parse_input_extra(chunks, config: ServerConfig) -> list[str]:
+    """The texts of `input_extra` ([{"filename": str, "text": str}, ...], llama.cpp's convention; absent or
+    null: none). Wrong shapes or types: 400; too many chunks or characters: 413 (nothing is cut silently:
+    the client chose those chunks and should choose fewer)."""
+    if chunks is None:
+        return []
+    if not isinstance(chunks, list):
+        raise ApiError(400, '"input_extra" must be a list of {"filename": str, "text": str} objects', "bad_field")
+    if len(chunks) > config.max_extra_chunks:
+        raise ApiError(413, f'"input_extra" has {len(chunks)} chunks; at most {config.max_extra_chunks} are '
+                            "accepted", "too_large")
+    texts, total = [], 0
+    for i, chunk in enumerate(chunks):
+        if not isinstance(chunk, dict):
+            raise ApiError(400, f'"input_extra"[{i}] must be an object {{"filename": str, "text": str}}',
+                           "bad_field")
+        text, filename = chunk.get("text"), chunk.get("filename", "")
+        if not isinstance(text, str):
+            raise ApiError(400, f'"input_extra"[{i}].text is required and must be a string', "bad_field")
+        if filename is not None and not isinstance(filename, str):
+            raise ApiError(400, f'"input_extra"[{i}].filename must be a string', "bad_field")
+        if filename and len(filename) > config.max_filename_chars:
+            raise ApiError(400, f'"input_extra"[{i}].filename is longer than {config.max_filename_chars} '
+                                "characters", "bad_field")
+        total += len(text)
+        if total > config.max_extra_chars:
+            raise ApiError(413, f'"input_extra" holds more than {config.max_extra_chars} characters of text '
+                                "in all; send fewer or smaller chunks", "too_large")
+        texts.append(text)
+    return texts
 
 
 def create_app(predictor, config: ServerConfig | None = None) -> Flask:
@@ -392,7 +433,7 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
                 return Response(status=499)
             completions = predictor.complete(args["prompt"], suffix=args["suffix"], kind=args["kind"],
                                              max_suggestions=args["max_suggestions"],
-                                             time_budget_ms=args["time_budget_ms"])
+                                             time_budget_ms=args["time_budget_ms"], extra=args["extra"])
             engine_done = time.perf_counter()
             state.engine_stats = engine_stats(predictor)
         except Exception:

@@ -21,6 +21,7 @@ import torch
 from .metrics import (char_surprise, clip_text, line_completion, line_scores, percentile, simulate_typing,
                       token_stats)
 from .predictor import Predictor, PredictorConfig
+from .project import neighbours
 from .remote import RemotePredictor
 from .views import keystrokes_html, surprise_html
 
@@ -38,7 +39,17 @@ def parse_args(argv=None):
                    help="completion kinds to simulate typing with (auto = the default kind)")
     p.add_argument("--max-files", type=int, default=8, help="files sampled from the split (0: all)")
     p.add_argument("--max-chars", type=int, default=2000, help="characters typed per file (cut at a line end)")
-    p.add_argument("--context-lines", type=int, default=20, help="lines before the cursor sent as the prompt")
+    p.add_argument("--context-lines", type=int, default=20,
+                   help="lines before the cursor sent as the prompt (the 'lines' protocol)")
+    p.add_argument("--protocol", nargs="+", default=["lines"], choices=["lines", "project"],
+                   help="lines: the last --context-lines lines as the prompt (today's editor); project: the whole "
+                        "text before the cursor + other files of the same project as input_extra")
+    p.add_argument("--extra-chars", type=int, default=200_000,
+                   help="project protocol: characters of other files sent with each request")
+    p.add_argument("--start-fraction", type=float, default=0.0,
+                   help="type each file from this fraction of it (0: from the top; the text before is there)")
+    p.add_argument("--no-context", action="store_true",
+                   help="in-process predictor without the context store (the n-gram copy model)")
     p.add_argument("--line-samples", type=int, default=200, help="random line cuts for line completion")
     p.add_argument("--cache-size", type=int, default=32, help="prefix cache entries (0 disables it)")
     p.add_argument("--beam-width", type=int, default=PredictorConfig.beam_width,
@@ -53,21 +64,27 @@ def parse_args(argv=None):
     p.add_argument("--token", help="API token for --server")
     p.add_argument("--out", default="reports/eval", help="folder for eval.json and the HTML views")
     args = p.parse_args(argv)
+    if not 0 <= args.start_fraction < 1:
+        p.error("--start-fraction must be in [0, 1)")
     for name in ("max_files", "max_chars", "context_lines", "line_samples", "cache_size", "beam_width",
-                 "auto_beam_width"):
+                 "auto_beam_width", "extra_chars"):
         if getattr(args, name) < 0 or (name in ("context_lines", "beam_width", "auto_beam_width")
                                        and getattr(args, name) < 1):
             p.error(f"--{name.replace('_', '-')} must be positive")
     return args
 
 
-def load_texts(args) -> dict[str, str]:
-    """name -> text of the files to evaluate."""
+def load_texts(args) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """(name -> text of the files to evaluate, name -> texts of the other files of its project for the
+    project-aware protocol, chosen by `project.neighbours` within --extra-chars)."""
     if args.files:
         paths = [(Path(f).name, Path(f)) for f in args.files]
         for _, path in paths:
             if not path.is_file():
                 raise SystemExit(f"error: no such file: {path}")
+        # The files given form one project: each one's neighbours are the others.
+        projects = {name: ("files", name) for name, _ in paths}
+        members = {"files": {name: path for name, path in paths}}
     else:
         from dataset.corpus import split_files
         try:
@@ -77,26 +94,57 @@ def load_texts(args) -> dict[str, str]:
         if not found:
             raise SystemExit(f"error: the {args.split} split of {args.data} has no files")
         found = sorted(found, key=lambda pf: str(pf[1]))
+        members: dict[str, dict[str, Path]] = {}
+        for project, path in found:
+            root = Path(args.data) / "corpus" / "files" / args.split / project
+            members.setdefault(project, {})[path.relative_to(root).as_posix()] = path
         if args.max_files and len(found) > args.max_files:
             found = sorted(random.Random(args.seed).sample(found, args.max_files), key=lambda pf: str(pf[1]))
         paths = [(f"{project}/{path.name}", path) for project, path in found]
+        projects = {}
+        for (name, path), (project, _) in zip(paths, found):
+            root = Path(args.data) / "corpus" / "files" / args.split / project
+            projects[name] = (project, path.relative_to(root).as_posix())
     texts = {}
     for name, path in paths:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            print(f"skipping {path}: not UTF-8", file=sys.stderr)
-            continue
-        text = text.replace("\r\n", "\n")
-        if text.strip():
+        text = _read(path)
+        if text is not None and text.strip():
             texts[name] = text
     if not texts:
         raise SystemExit("error: no non-empty UTF-8 files to evaluate")
-    return texts
+    extras: dict[str, list[str]] = {}
+    if "project" in args.protocol:
+        for name in texts:
+            project, rel = projects[name]
+            others = {r: t for r, p in members[project].items() if (t := _read(p)) is not None}
+            extras[name] = neighbours(rel, others, args.extra_chars)
+    return texts, extras
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").replace("\r\n", "\n")
+    except UnicodeDecodeError:
+        print(f"skipping {path}: not UTF-8", file=sys.stderr)
+        return None
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _col(kind: str, protocol: str) -> str:
+    """Report key suffix: today's protocol keeps its old names (saved_auto), the others add theirs."""
+    return kind if protocol == "lines" else f"{kind}_{protocol}"
+
+
+def _region(text: str, args) -> tuple[int, int]:
+    """[start, end) typed in a file: --max-chars from --start-fraction of it, both cut at line ends."""
+    start = 0
+    if args.start_fraction > 0:
+        start = text.rfind("\n", 0, int(len(text) * args.start_fraction)) + 1
+    typed = clip_text(text[start:], args.max_chars)
+    return start, start + len(typed)
 
 
 def evaluate(args) -> dict:
@@ -104,35 +152,46 @@ def evaluate(args) -> dict:
         torch.set_num_threads(args.threads)
     config = PredictorConfig(cache_size=args.cache_size, beam_width=args.beam_width,
                              auto_beam_width=args.auto_beam_width)
+    if args.no_context:
+        config.context = None
     predictor = Predictor.from_checkpoint(args.model, config=config)
     model, tokenizer = predictor.model, predictor.tokenizer
     # What the typing simulation and line completion ask: this process's predictor, or the server.
     completer = RemotePredictor(args.server, args.token) if args.server else predictor
-    texts = load_texts(args)
+    texts, extras = load_texts(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     chunk = model.max_context or 512
-    report = {"model": str(args.model), "server": args.server, "beam_width": args.beam_width, "auto_beam_width": args.auto_beam_width, "split": None if args.files else args.split, "files": [],
-              "kinds": args.kind, "context_lines": args.context_lines, "max_chars": args.max_chars}
-    totals = {k: [0, 0] for k in args.kind}  # kind -> [chars, keystrokes]
-    all_ms = {k: [] for k in args.kind}
+    cols = [(kind, protocol) for protocol in args.protocol for kind in args.kind]
+    report = {"model": str(args.model), "server": args.server, "beam_width": args.beam_width,
+              "auto_beam_width": args.auto_beam_width, "split": None if args.files else args.split, "files": [],
+              "kinds": args.kind, "protocols": args.protocol, "columns": [_col(k, p) for k, p in cols],
+              "context_lines": args.context_lines, "extra_chars": args.extra_chars, "max_chars": args.max_chars,
+              "start_fraction": args.start_fraction, "context": not args.no_context}
+    totals = {_col(k, p): [0, 0] for k, p in cols}  # column -> [chars, keystrokes]
+    all_ms = {_col(k, p): [] for k, p in cols}
     bits = tokens = correct = chars = 0
     t_start = time.time()
     for name, text in texts.items():
-        row = {"file": name}
-        typed = clip_text(text, args.max_chars)
-        for i, kind in enumerate(args.kind):
+        row = {"file": name, "project": name.rsplit("/", 1)[0] if "/" in name else "files",
+               "extra_chars": sum(map(len, extras.get(name, [])))}
+        start, end = _region(text, args)
+        for i, (kind, protocol) in enumerate(cols):
+            col = _col(kind, protocol)
             completer.clear_cache()
-            r = simulate_typing(completer, typed, KIND_NAMES[kind], args.context_lines)
-            totals[kind][0] += r.chars
-            totals[kind][1] += r.keystrokes
-            all_ms[kind] += r.request_ms
-            row[f"saved_{kind}"] = r.saved
+            lines = args.context_lines if protocol == "lines" else 0  # project: the whole text before the cursor
+            r = simulate_typing(completer, text, KIND_NAMES[kind], lines,
+                                extra=extras.get(name) if protocol == "project" else None, start=start, end=end)
+            totals[col][0] += r.chars
+            totals[col][1] += r.keystrokes
+            all_ms[col] += r.request_ms
+            row[f"saved_{col}"] = r.saved
+            row[f"keystrokes_{col}"] = r.keystrokes
             row["chars_typed"] = r.chars
-            row[f"p50_ms_{kind}"] = percentile(r.request_ms, 50)
-            if i == 0:
-                (out / f"{_safe(name)}.keystrokes.html").write_text(
-                    keystrokes_html(f"{name}: keystrokes ({kind})", typed, r.accepted, r.saved), encoding="utf-8")
+            row[f"p50_ms_{col}"] = percentile(r.request_ms, 50)
+            (out / f"{_safe(name)}.{col}.keystrokes.html").write_text(
+                keystrokes_html(f"{name}: keystrokes ({col})", text[start:end], r.accepted, r.saved),
+                encoding="utf-8")
         stats = token_stats(model, tokenizer, text, chunk)
         row.update(chars=stats.chars, tokens=stats.tokens, bits_per_char=stats.bits_per_char,
                    accuracy=stats.correct / max(stats.tokens, 1))
@@ -141,44 +200,65 @@ def evaluate(args) -> dict:
             surprise_html(f"{name}: surprise", text, char_surprise(tokenizer, text, stats), stats.bits_per_char),
             encoding="utf-8")
         report["files"].append(row)
-        print(f"{name}: " + ", ".join(f"saved[{k}] {row[f'saved_{k}']:.1%}" for k in args.kind)
+        print(f"{name}: " + ", ".join(f"saved[{c}] {row[f'saved_{c}']:.1%}" for c in report["columns"])
               + f", {row['bits_per_char']:.3f} bits/char ({time.time() - t_start:.0f} s)", file=sys.stderr, flush=True)
-    completer.clear_cache()
-    samples = line_completion(completer, texts, args.line_samples, args.seed, args.context_lines)
+    line_results = {}
+    if args.line_samples:
+        for protocol in args.protocol:
+            completer.clear_cache()
+            lines = args.context_lines if protocol == "lines" else 0
+            samples = line_completion(completer, texts, args.line_samples, args.seed, lines,
+                                      extra=extras if protocol == "project" else None)
+            line_results[protocol] = samples
+    projects: dict[str, dict] = {}
+    for row in report["files"]:
+        p = projects.setdefault(row["project"], {"files": 0, "chars_typed": 0, **{c: 0 for c in totals}})
+        p["files"] += 1
+        p["chars_typed"] += row["chars_typed"]
+        for c in totals:
+            p[c] += row[f"keystrokes_{c}"]
+    report["projects"] = {name: {"files": p["files"], "chars_typed": p["chars_typed"],
+                                 **{f"saved_{c}": 1 - p[c] / p["chars_typed"] if p["chars_typed"] else 0.0
+                                    for c in totals}}
+                          for name, p in projects.items()}
     report["overall"] = {
         "files": len(texts),
-        **{f"saved_{k}": 1 - ks / c if c else 0.0 for k, (c, ks) in totals.items()},
-        **{f"p50_ms_{k}": percentile(all_ms[k], 50) for k in args.kind},
-        **{f"p90_ms_{k}": percentile(all_ms[k], 90) for k in args.kind},
-        **{f"p99_ms_{k}": percentile(all_ms[k], 99) for k in args.kind},
-        "chars_typed": sum(c for c, _ in totals.values()) // max(len(totals), 1),
+        **{f"saved_{c}": 1 - ks / n if n else 0.0 for c, (n, ks) in totals.items()},
+        **{f"p50_ms_{c}": percentile(all_ms[c], 50) for c in totals},
+        **{f"p90_ms_{c}": percentile(all_ms[c], 90) for c in totals},
+        **{f"p99_ms_{c}": percentile(all_ms[c], 99) for c in totals},
+        "chars_typed": sum(n for n, _ in totals.values()) // max(len(totals), 1),
         "bits_per_char": bits / max(chars, 1), "accuracy": correct / max(tokens, 1), "tokens": tokens,
-        "line_completion": line_scores(samples),
+        "line_completion": {p: line_scores(s) for p, s in line_results.items()},
         "seconds": time.time() - t_start,
     }
-    report["line_samples"] = [s.__dict__ for s in samples[:50]]
+    report["line_samples"] = {p: [s.__dict__ for s in samples[:50]] for p, samples in line_results.items()}
     report["predictor"] = completer.stats()
     (out / "eval.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     return report
 
 
 def table(report: dict) -> str:
-    kinds = report["kinds"]
-    head = "| file | chars typed | " + " | ".join(f"saved ({k})" for k in kinds) + " | bits/char | next-token acc |"
-    lines = [head, "|" + "---|" * (4 + len(kinds))]
+    cols = report["columns"]
+    head = "| file | chars typed | " + " | ".join(f"saved ({c})" for c in cols) + " | bits/char | next-token acc |"
+    lines = [head, "|" + "---|" * (4 + len(cols))]
     for r in report["files"]:
-        lines.append(f"| {r['file']} | {r['chars_typed']} | " + " | ".join(f"{r[f'saved_{k}']:.1%}" for k in kinds)
+        lines.append(f"| {r['file']} | {r['chars_typed']} | " + " | ".join(f"{r[f'saved_{c}']:.1%}" for c in cols)
                      + f" | {r['bits_per_char']:.3f} | {r['accuracy']:.1%} |")
+    for name, p in sorted(report["projects"].items()):
+        lines.append(f"| *{name} ({p['files']} files)* | {p['chars_typed']} | "
+                     + " | ".join(f"*{p[f'saved_{c}']:.1%}*" for c in cols) + " | | |")
     o = report["overall"]
     lines.append(f"| **overall ({o['files']} files)** | {o['chars_typed']} | "
-                 + " | ".join(f"**{o[f'saved_{k}']:.1%}**" for k in kinds)
+                 + " | ".join(f"**{o[f'saved_{c}']:.1%}**" for c in cols)
                  + f" | **{o['bits_per_char']:.3f}** | **{o['accuracy']:.1%}** |")
-    lc = o["line_completion"]
     lines.append("")
-    lines.append(f"Line completion ({lc['samples']} random cuts): exact match **{lc['exact_match']:.1%}**, "
-                 f"edit similarity **{lc['edit_similarity']:.1%}**. Request latency while typing: "
-                 + ", ".join(f"{k} p50 {o[f'p50_ms_{k}']:.1f} / p90 {o[f'p90_ms_{k}']:.1f} / p99 {o[f'p99_ms_{k}']:.1f} ms"
-                            for k in kinds)
+    for protocol, lc in o["line_completion"].items():
+        lines.append(f"Line completion, {protocol} protocol ({lc['samples']} random cuts): exact match "
+                     f"**{lc['exact_match']:.1%}**, edit similarity **{lc['edit_similarity']:.1%}**.")
+    lines.append("Request latency while typing: "
+                 + ", ".join(f"{c} p50 {o[f'p50_ms_{c}']:.1f} / p90 {o[f'p90_ms_{c}']:.1f} / p99 {o[f'p99_ms_{c}']:.1f} ms"
+                             for c in cols)
                  + f". ({o['seconds']:.0f} s)")
     return "\n".join(lines)
 

@@ -26,7 +26,10 @@ import torch
 
 
 def prompt_at(text: str, line_starts: list[int], cursor: int, context_lines: int) -> str:
-    """The last `context_lines` lines before the cursor (the current, partial line included)."""
+    """The last `context_lines` lines before the cursor (the current, partial line included); 0: the whole
+    text before the cursor (the project-aware protocol)."""
+    if context_lines <= 0:
+        return text[:cursor]
     line = bisect.bisect_right(line_starts, cursor) - 1
     return text[line_starts[max(0, line - context_lines + 1)]:cursor]
 
@@ -55,19 +58,24 @@ class TypingResult:
         return 1 - self.keystrokes / self.chars if self.chars else 0.0
 
 
-def simulate_typing(predictor, text: str, kind: str | None = None, context_lines: int = 20) -> TypingResult:
+def simulate_typing(predictor, text: str, kind: str | None = None, context_lines: int = 20,
+                    extra: list[str] | None = None, start: int = 0, end: int | None = None) -> TypingResult:
+    """Type text[start:end] (the text before `start` is already there); `extra` goes with every request
+    (the project-aware protocol: other files of the project)."""
     starts = line_starts_of(text)
-    result = TypingResult(chars=len(text), keystrokes=0)
-    i = 0
-    while i < len(text):
+    end = len(text) if end is None else end
+    result = TypingResult(chars=end - start, keystrokes=0)
+    options = {"extra": extra} if extra else {}
+    i = start
+    while i < end:
         prompt = prompt_at(text, starts, i, context_lines)
         t0 = time.perf_counter()
-        suggestions = predictor.complete(prompt, kind=kind, max_suggestions=1)
+        suggestions = predictor.complete(prompt, kind=kind, max_suggestions=1, **options)
         result.request_ms.append((time.perf_counter() - t0) * 1000)
         result.keystrokes += 1
         s = suggestions[0].text if suggestions else ""
-        if s and text.startswith(s, i):
-            result.accepted.append((i, i + len(s)))
+        if s and text.startswith(s, i) and i + len(s) <= end:
+            result.accepted.append((i - start, i - start + len(s)))
             i += len(s)
         else:
             i += 1
@@ -169,14 +177,16 @@ def sample_line_cuts(texts: dict[str, str], n: int, seed: int = 0, min_rest: int
 
 
 def line_completion(predictor, texts: dict[str, str], n: int = 200, seed: int = 0,
-                    context_lines: int = 20) -> list[LineSample]:
+                    context_lines: int = 20, extra: dict[str, list[str]] | None = None) -> list[LineSample]:
+    """`extra`: file name -> the chunks sent with its requests (project-aware protocol)."""
     samples = []
     starts = {name: line_starts_of(t) for name, t in texts.items()}
     for name, cut, truth in sample_line_cuts(texts, n, seed):
         text = texts[name]
         prompt = prompt_at(text, starts[name], cut, context_lines)
+        options = {"extra": extra[name]} if extra and extra.get(name) else {}
         t0 = time.perf_counter()
-        out = predictor.complete(prompt, kind="line", max_suggestions=1)
+        out = predictor.complete(prompt, kind="line", max_suggestions=1, **options)
         ms = (time.perf_counter() - t0) * 1000
         pred = out[0].text.split("\n", 1)[0] if out else ""
         samples.append(LineSample(name, prompt.rsplit("\n", 1)[-1], truth, pred, ms))

@@ -30,6 +30,7 @@ import torch
 from dataset.tokenizer import Tokenizer
 
 from .cache import CacheEntry, PrefixCache
+from .context import ContextConfig, ContextStore
 from .healing import TokenIndex, back_off, token_offsets
 from .kinds import StopRule, check_kind
 from .search import Hypothesis, beam_search
@@ -66,6 +67,15 @@ class PredictorConfig:
     # held-out files 0.02 cost 0.9 and 0.05 cost 1.2 points of keystrokes saved (a wrong suggestion costs
     # the typist nothing, so even unlikely ones pay on average).
     min_probability: float = 0.0
+    # Project context (context.py): an n-gram copy model over the text before the window and the
+    # `extra` chunks, mixed into the search. None disables it.
+    context: ContextConfig | None = field(default_factory=ContextConfig)
+    # What of the prompt is in that memory besides `extra`: "all" its lines before the cursor line (the
+    # window too: the small model often fails to copy even what it sees), "before_window" only the text
+    # the model cannot see, "none".
+    context_prompt: str = "all"
+    # Longest prompt kept, in characters (its end; the window is cut from it, the rest is memory).
+    max_prompt_chars: int = 64 * 1024
 
 
 class Predictor:
@@ -79,6 +89,9 @@ class Predictor:
         self.index = TokenIndex(tokenizer)
         self.cache = PrefixCache(self.config.cache_size)
         self.step_cache = PrefixCache(self.config.step_cache_size if self.config.cache_size else 0)
+        if self.config.context_prompt not in ("all", "before_window", "none"):
+            raise ValueError(f"context_prompt must be all, before_window or none, got {self.config.context_prompt!r}")
+        self.context = ContextStore(tokenizer, self.config.context) if self.config.context else None
         self.lock = threading.Lock()
         max_context = getattr(model, "max_context", None)
         budget = self.config.max_prompt_tokens
@@ -99,10 +112,14 @@ class Predictor:
 
     # ------------------------------------------------------------------ public API
     def complete(self, prompt: str, suffix: str = "", kind: str | None = None, max_suggestions: int = 3,
-                 time_budget_ms: float | None = None) -> list[Completion]:
-        """Ranked completions (best first) to insert at the cursor between `prompt` and `suffix`."""
+                 time_budget_ms: float | None = None, extra: list[str] | tuple[str, ...] = ()) -> list[Completion]:
+        """Ranked completions (best first) to insert at the cursor between `prompt` and `suffix`.
+        `prompt` may be the whole text before the cursor (its last `max_prompt_chars` are used); `extra`:
+        texts of other files / regions of the project (the server's `input_extra`) for the context store."""
         if not isinstance(prompt, str) or not isinstance(suffix, str):
             raise TypeError("prompt and suffix must be strings")
+        if isinstance(extra, str) or not all(isinstance(t, str) for t in extra):
+            raise TypeError("extra must be a list of strings")
         check_kind(kind)
         if isinstance(max_suggestions, bool) or not isinstance(max_suggestions, int) or max_suggestions < 1:
             raise ValueError(f"max_suggestions must be a positive integer, got {max_suggestions!r}")
@@ -110,11 +127,12 @@ class Predictor:
         if time_budget_ms is not None and not (isinstance(time_budget_ms, (int, float))
                                                and math.isfinite(time_budget_ms) and time_budget_ms > 0):
             raise ValueError(f"time_budget_ms must be a positive number or None, got {time_budget_ms!r}")
-        prompt, suffix = _encodable(prompt), _encodable(suffix)
+        prompt = _encodable(prompt[-self.config.max_prompt_chars:])
+        suffix, extra = _encodable(suffix), [_encodable(t) for t in extra]
         with self.lock:
             t0 = time.perf_counter()
             deadline = None if time_budget_ms is None else t0 + time_budget_ms / 1000
-            result = self._complete(prompt, suffix, kind, max_suggestions, deadline)
+            result = self._complete(prompt, suffix, kind, max_suggestions, deadline, extra)
             self.counters["requests"] += 1
             self.counters["total_ms"] += (time.perf_counter() - t0) * 1000
             return result
@@ -127,16 +145,31 @@ class Predictor:
                      tokens_reused=self.cache.tokens_reused, cache_entries=len(self.cache),
                      cache_size=self.cache.capacity)
             c["mean_ms"] = c["total_ms"] / c["requests"] if c["requests"] else 0.0
+            if self.context is not None:
+                c.update(self.context.usage())
             return c
 
     def clear_cache(self) -> None:
         with self.lock:
             self.cache.clear()
             self.step_cache.clear()
+            if self.context is not None:
+                self.context.clear()
 
     # ------------------------------------------------------------------ one request
-    def _complete(self, prompt, suffix, kind, max_suggestions, deadline) -> list[Completion]:
+    def _complete(self, prompt, suffix, kind, max_suggestions, deadline, extra) -> list[Completion]:
         kept, ids = self.window(prompt)
+        memory = None
+        if self.context is not None:
+            mode = self.config.context_prompt
+            if mode == "all":
+                remembered = prompt[:prompt.rfind("\n") + 1]  # up to the cursor line
+            elif mode == "before_window":
+                remembered = prompt[:len(prompt) - len(kept)]
+            else:
+                remembered = ""
+            if remembered.strip() or any(t.strip() for t in extra):
+                memory = self.context.memory(remembered, extra)
         n_back = back_off(self.tokenizer, kept, ids, self.config.max_backoff_tokens)
         context, typed = ids[:len(ids) - n_back], self.tokenizer.decode_bytes(ids[len(ids) - n_back:])
         if not context:  # nothing before the typed fragment: start from end-of-text, as documents do
@@ -149,7 +182,7 @@ class Predictor:
         result = beam_search(self.model, state, logits, self.index, typed, rule, self.tokenizer.eot_id,
                              beam_width=width, n_best=max_suggestions, max_steps=max_steps, deadline=deadline,
                              prefix_probs=kind is None, step_cache=self.step_cache if self.step_cache.capacity else None,
-                             context_key=context)
+                             context_key=context, memory=memory)
         self.counters["search_steps"] += result.steps
         self.counters["step_cache_hits"] += result.steps - result.forwards
         self.counters["forward_calls"] += result.forwards
@@ -163,9 +196,21 @@ class Predictor:
 
         The start is chosen from the complete lines only, with room reserved for the cursor line rounded
         up to 16 tokens: typing changes only the cursor line (whose token count can also shrink when BPE
-        merges), so the start stays put while typing on a line, and consecutive requests share a prefix."""
-        ids = self.tokenizer.encode(prompt)
+        merges), so the start stays put while typing on a line, and consecutive requests share a prefix.
+        Only the end of a long prompt is encoded: the last lines of at least 8 characters per token of
+        budget (more when they are not enough), not the whole 64K characters."""
         budget = self.prompt_budget
+        span = 8 * budget
+        while True:
+            cut = 0 if span >= len(prompt) else prompt.find("\n", len(prompt) - span) + 1
+            if cut == 0 and span < len(prompt):  # one very long last line: its last characters
+                cut = len(prompt) - span
+            tail = prompt[cut:] if cut > 0 else prompt
+            ids = self.tokenizer.encode(tail)
+            if cut == 0 or len(ids) > budget:
+                break
+            span *= 2  # not enough tokens in that tail: take more lines
+        prompt = tail
         if len(ids) <= budget:
             return prompt, ids
         data = prompt.encode("utf-8")

@@ -1,8 +1,8 @@
 """A predictor that asks a running completion server, so `python -m evaluate --server URL` measures what
 a client gets: the same typing simulation, through HTTP, with the server's own caches and queue.
 
-Only `{"prompt": ...}` is sent for the default kind (what the reference's extension sends); `kind` and
-`max_suggestions` are added only when asked for.
+Only `{"prompt": ...}` is sent for the default kind (what the reference's extension sends); `kind`,
+`max_suggestions` and `input_extra` (the project-aware protocol's other files) are added only when asked for.
 """
 from __future__ import annotations
 
@@ -20,8 +20,10 @@ class RemotePredictor:
         self.timeout_s = timeout_s
 
     def complete(self, prompt: str, suffix: str = "", kind: str | None = None, max_suggestions: int = 1,
-                 time_budget_ms: float | None = None) -> list[Completion]:
+                 time_budget_ms: float | None = None, extra: list[str] | tuple[str, ...] = ()) -> list[Completion]:
         body = {"prompt": prompt}
+        if extra:  # llama.cpp's /infill convention; the file names are only informative
+            body["input_extra"] = [{"filename": f"extra_{i}.py", "text": t} for i, t in enumerate(extra)]
         if suffix:
             body["suffix"] = suffix
         if kind is not None:

@@ -69,11 +69,13 @@ CHARS_PER_TOKEN_BOUND = 4  # for the expected-saving pruning bound (see the modu
 def beam_search(model, state: Any, logits: torch.Tensor, index: TokenIndex, typed: bytes, rule: StopRule,
                 eot_id: int, beam_width: int = 4, n_best: int = 3, max_steps: int = 24,
                 deadline: float | None = None, prefix_probs: bool = False, step_cache=None,
-                context_key: tuple[int, ...] = ()) -> SearchResult:
+                context_key: tuple[int, ...] = (), memory=None) -> SearchResult:
     """model/state: a LanguageModel and its state after the context (batch of one, never modified);
     logits: [V] next-token logits after the context; typed: bytes backed off by healing;
     prefix_probs: track log P(prefix) per byte and prune by the expected-saving bound (default kind);
-    step_cache: a PrefixCache for single-beam steps, keyed by context_key + generated ids."""
+    step_cache: a PrefixCache for single-beam steps, keyed by context_key + generated ids;
+    memory: a context.Memory whose copy model is mixed into every beam's next-token distribution
+    (its history: context_key + the beam's generated ids)."""
     V = logits.shape[-1]
     token_bytes = index.token_bytes
     # Tokens with no text other than eot (special tokens) are never generated.
@@ -87,7 +89,7 @@ def beam_search(model, state: Any, logits: torch.Tensor, index: TokenIndex, type
     pruned: list[Hypothesis] = []  # prefix_probs: beams stopped by the bound
     typed_logp: list[float] = []  # log P(path, then a token completing the typed bytes), per healing beam
     for step in range(max_steps):
-        logp = _step_logp(logits, alive, index, blocked, typed_logp)  # [B, V]
+        logp = _step_logp(logits, alive, index, blocked, typed_logp, memory, context_key)  # [B, V]
         scores = logp + torch.tensor([h.logp for h in alive], dtype=logp.dtype)[:, None]
         k = min(2 * beam_width, scores.numel())
         top_scores, top_idx = scores.view(-1).topk(k)
@@ -184,13 +186,24 @@ def _best_saving(h: Hypothesis) -> float:
 
 
 def _step_logp(logits: torch.Tensor, alive: list[Hypothesis], index: TokenIndex,
-               blocked: torch.Tensor, typed_logp: list[float]) -> torch.Tensor:
-    """log P(next token) per beam, [B, V]; rows still healing keep only the tokens that agree with the
-    typed bytes (not renormalised). Appends to `typed_logp` each healing row's log P of completing them."""
+               blocked: torch.Tensor, typed_logp: list[float], memory=None,
+               context_key: tuple[int, ...] = ()) -> torch.Tensor:
+    """log P(next token) per beam, [B, V]: the model's, mixed with the context memory's copy model
+    p = (1 - lam) p_model + lam p_cache where it has a match; rows still healing keep only the tokens that
+    agree with the typed bytes (not renormalised). Appends to `typed_logp` each healing row's log P of
+    completing them."""
     logits = logits.float()
     if len(blocked):
         logits = logits.index_fill(-1, blocked, -math.inf)
     logp = torch.log_softmax(logits, dim=-1)
+    if memory is not None:
+        for b, h in enumerate(alive):
+            copy = memory.predict(context_key + h.tokens)
+            if copy is not None:
+                lam, ids, probs = copy
+                p = logp[b].exp() * (1 - lam)  # [V]
+                p.index_add_(0, torch.from_numpy(ids), torch.from_numpy(probs) * lam)
+                logp[b] = p.log()
     for b, h in enumerate(alive):
         if h.remaining:
             lo, hi = index.prefix_range(h.remaining)  # tokens that start with all the typed bytes left

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The default model's figures through the running server, as a client sees them: start `server.py` with
-# MODEL, type the held-out projects through HTTP requests of just {"prompt": ...} (20 lines of context),
-# and print keystrokes saved, latency, bits/char, accuracy and line completion.
-# Usage: scripts/measure_default.sh [MODEL] [FILES] [CHARS]
+# MODEL, type the held-out projects through HTTP requests with two protocols, and print keystrokes saved
+# (per file, per project, overall), latency, bits/char, accuracy and line completion:
+#   lines    today's request: {"prompt": the last 20 lines before the cursor}
+#   project  {"prompt": the whole text before the cursor, "input_extra": other files of the same project
+#            (200 KB at most, imported modules first; evaluate/project.py)}
+# Usage: scripts/measure_default.sh [MODEL] [FILES] [CHARS] [START_FRACTION]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-checkpoints/default.pt}
 FILES=${2:-12}
 CHARS=${3:-2000}
+START=${4:-0}
 DATA=${DATA:-data/default-model}
 mkdir -p reports
 PORT=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -18,4 +22,5 @@ for _ in $(seq 1 300); do
   curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2
 done
 .venv/bin/python -m evaluate --model "$MODEL" --data "$DATA" --split test --max-files "$FILES" \
-  --max-chars "$CHARS" --line-samples 200 --threads 1 --server "http://127.0.0.1:$PORT" --out reports/eval-server
+  --max-chars "$CHARS" --start-fraction "$START" --protocol lines project --line-samples 200 --threads 1 \
+  --server "http://127.0.0.1:$PORT" --out "reports/eval-server${START/#0/}"

@@ -106,7 +106,19 @@ def test_lone_surrogates_are_tolerated(client):
     (dict(json={"prompt": "x", "time_budget_ms": -1}), 400, "time_budget_ms"),
     (dict(data='{"prompt": "x", "time_budget_ms": Infinity}', content_type="application/json"), 400,
      "time_budget_ms"),
-    (dict(data=b"{" + b" " * (1024 * 1024) + b"}", content_type="application/json"), 413, "too large"),
+    (dict(data=b"{" + b" " * ServerConfig.max_body_bytes + b"}", content_type="application/json"), 413,
+     "too large"),
+    (dict(json={"prompt": "x", "input_extra": "def f(): pass"}), 400, "input_extra"),
+    (dict(json={"prompt": "x", "input_extra": {"filename": "a.py", "text": "x"}}), 400, "input_extra"),
+    (dict(json={"prompt": "x", "input_extra": ["def f(): pass"]}), 400, "input_extra"),
+    (dict(json={"prompt": "x", "input_extra": [{"filename": "a.py"}]}), 400, "text"),
+    (dict(json={"prompt": "x", "input_extra": [{"filename": "a.py", "text": 7}]}), 400, "text"),
+    (dict(json={"prompt": "x", "input_extra": [{"filename": ["a.py"], "text": "x"}]}), 400, "filename"),
+    (dict(json={"prompt": "x", "input_extra": [{"filename": "a" * 5000, "text": "x"}]}), 400, "filename"),
+    (dict(json={"prompt": "x", "input_extra": [{"text": "x = 1\n"}] * (ServerConfig.max_extra_chunks + 1)}),
+     413, "chunks"),
+    (dict(json={"prompt": "x", "input_extra": [{"filename": f"{i}.py", "text": "y" * 200_000} for i in range(3)]}),
+     413, "characters"),
 ])
 def test_client_mistakes_get_json_4xx(client, kwargs, status, words):
     r = client.post("/autocomplete", **kwargs)
@@ -256,3 +268,31 @@ def test_gate_timeout_leaves_queue():
     assert gate.depth == 0
     gate.leave()
     assert gate.enter(0)
+
+
+def test_input_extra_is_used_and_its_absence_changes_nothing(loaded):
+    """A name defined only in input_extra is completed; `input_extra` absent, null or [] give the same answer.
+    (A strong copy weight: the over-fitted tiny model is far surer of itself than a real one.)"""
+    from evaluate.context import ContextConfig
+    from evaluate.predictor import Predictor, PredictorConfig
+    predictor = Predictor(loaded[0].model, loaded[0].tokenizer,
+                          config=PredictorConfig(context=ContextConfig(max_weight=0.99, scale_bytes=4)))
+    client = create_app(predictor, ServerConfig()).test_client()
+    prompt = "def main():\n    total = normalise_inv"
+    plain = [client.post("/autocomplete", json=body).get_json()["prediction"] for body in (
+        {"prompt": prompt}, {"prompt": prompt, "input_extra": None}, {"prompt": prompt, "input_extra": []})]
+    assert plain[0] == plain[1] == plain[2]
+    assert not any(t.startswith("oice_total") for t in plain[0])
+    extra = [{"filename": "billing.py", "text": "def normalise_invoice_total(invoice):\n    return invoice\n"}]
+    r = client.post("/autocomplete", json={"prompt": prompt, "input_extra": extra})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert r.get_json()["prediction"][0].startswith("oice_total")
+
+
+def test_the_largest_accepted_input_extra_is_answered(client):
+    """256 chunks and 512K characters in all (the accepted maximum) get a normal answer."""
+    chunk = "x = 1\n" * (ServerConfig.max_extra_chars // ServerConfig.max_extra_chunks // 6)
+    extra = [{"filename": f"m{i}.py", "text": chunk} for i in range(ServerConfig.max_extra_chunks)]
+    assert sum(len(c["text"]) for c in extra) <= ServerConfig.max_extra_chars
+    r = client.post("/autocomplete", json={"prompt": "import os\nos.pa", "input_extra": extra})
+    assert r.status_code == 200, r.get_data(as_text=True)

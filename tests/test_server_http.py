@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.server_load import ServerProcess
+from server import ServerConfig
 from tests.tiny_model import make_tiny_checkpoint
 
 SERVER_ARGS = ("--torch-threads", "1")
@@ -52,7 +53,7 @@ def test_endpoints(srv):
 
 
 def test_oversized_bodies_are_413(srv):
-    big = b'{"prompt": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    big = b'{"prompt": "' + b"x" * (ServerConfig.max_body_bytes + 1024) + b'"}'
     r = requests.post(srv.url + "/autocomplete", data=big, timeout=30,
                       headers={"Content-Type": "application/json"})
     assert r.status_code == 413 and r.json()["status"] == 413
@@ -60,8 +61,8 @@ def test_oversized_bodies_are_413(srv):
     r = requests.post(srv.url + "/autocomplete", data=iter([big[i:i + 65536] for i in range(0, len(big), 65536)]),
                       timeout=30, headers={"Content-Type": "application/json"})
     assert r.status_code == 413
-    # absurd: waitress stops reading it at 8 MB
-    r = requests.post(srv.url + "/autocomplete", data=b"x" * (9 * 1024 * 1024), timeout=30,
+    # absurd: waitress stops reading it at 8 x max_body_bytes
+    r = requests.post(srv.url + "/autocomplete", data=b"x" * (8 * ServerConfig.max_body_bytes + 1024), timeout=30,
                       headers={"Content-Type": "application/json"})
     assert r.status_code == 413
     assert requests.get(srv.url + "/health", timeout=30).status_code == 200

@@ -1,0 +1,112 @@
+"""Project-context latency through a real server: what typing costs with 200 KB of `input_extra`.
+
+    python -m benchmarks --only context --model checkpoints/default.pt --data data/default-model
+    python -m benchmarks.context --model checkpoints/default.pt --data data/default-model --context-runs 8
+
+A real `server.py` process (1 torch thread, its default), one keep-alive client (http.client), held-out
+files (the test split of --data). For each run a file and a cursor point are picked; `input_extra` is
+other held-out files (its own project's first, then others) up to --context-extra-kb:
+- first request: the first keystroke of a run brings chunks the server has never seen (tokenise, index);
+- typed-through: the next --context-run-chars keystrokes, one request per character, the same chunks;
+  `prompt` = the whole text before the cursor (at most 64K characters), as the extension sends it;
+- for comparison the same keystrokes with today's request: the last 20 lines, no `input_extra`.
+Then the server's resident memory (VmRSS, VmHWM) and its context store's bytes from /metrics.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+from benchmarks.server_load import Client, ServerProcess, percentile, prompt_files
+from evaluate.metrics import line_starts_of, prompt_at
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--context-runs", type=int, default=8, help="context: typed runs (each with new chunks)")
+    parser.add_argument("--context-run-chars", type=int, default=40, help="context: keystrokes per run")
+    parser.add_argument("--context-extra-kb", type=int, default=200, help="context: KB of input_extra per request")
+    parser.add_argument("--context-seed", type=int, default=0)
+
+
+def _chunks(target: Path, files: list[Path], budget: int, rng: random.Random) -> list[dict]:
+    """Other held-out files up to `budget` characters: the target's folder first, then random others."""
+    same = sorted(p for p in files if p.parent == target.parent and p != target)
+    others = [p for p in files if p.parent != target.parent]
+    rng.shuffle(others)
+    chunks, left = [], budget
+    for p in same + others:
+        text = p.read_text(encoding="utf-8", errors="replace")[:left]
+        if text.strip():
+            chunks.append({"filename": p.name, "text": text})
+            left -= len(text)
+        if left <= 0:
+            break
+    return chunks
+
+
+def run(args) -> str:
+    files, where = prompt_files(getattr(args, "data", None))
+    rng = random.Random(args.context_seed)
+    big = [p for p in files if len(p.read_text(encoding="utf-8", errors="replace")) > 3000]
+    budget = args.context_extra_kb * 1000
+    first, typed, today, extra_sizes = [], [], [], []
+    with ServerProcess(args.model) as server:
+        client = Client(server.port)
+        rss_loaded = server.rss_kib()
+        for run_index in range(args.context_runs):
+            target = rng.choice(big)
+            text = target.read_text(encoding="utf-8", errors="replace")
+            starts = line_starts_of(text)
+            cursor = rng.randrange(len(text) // 3, len(text) - args.context_run_chars)
+            extra = _chunks(target, files, budget, rng)
+            extra_sizes.append(sum(len(c["text"]) for c in extra))
+            for k in range(args.context_run_chars):
+                i = cursor + k
+                status, ms, _ = client.complete({"prompt": text[max(0, i - 64 * 1024):i], "input_extra": extra})
+                if status != 200:
+                    raise RuntimeError(f"server answered {status}")
+                (first if k == 0 else typed).append(ms)
+            for k in range(args.context_run_chars):
+                status, ms, _ = client.complete({"prompt": prompt_at(text, starts, cursor + k, 20)})
+                today.append(ms)
+        rss_after = server.rss_kib()
+        metrics = Client(server.port).conn
+        metrics.request("GET", "/metrics")
+        lines = metrics.getresponse().read().decode().splitlines()
+    store = {line.split()[0]: float(line.split()[1]) for line in lines
+             if line.startswith("autocomplete_engine_context_") and not line.startswith("#")}
+
+    def row(name, ms):
+        return f"| {name} | {len(ms)} | {percentile(ms, 50):.1f} | {percentile(ms, 90):.1f} | " \
+               f"{percentile(ms, 99):.1f} | {max(ms):.1f} |"
+
+    out = [f"Model `{args.model}`, a real server (1 torch thread), one keep-alive client; {args.context_runs} runs "
+           f"of {args.context_run_chars} keystrokes at random points of {where}; input_extra "
+           f"{min(extra_sizes) / 1000:.0f}-{max(extra_sizes) / 1000:.0f} KB of other held-out files per run "
+           "(new chunks each run). Client-side ms per request.", "",
+           "| request | n | p50 | p90 | p99 | max |", "|---|---:|---:|---:|---:|---:|",
+           row("first request bringing new chunks (whole prompt + input_extra)", first),
+           row("typed-through, whole prompt + input_extra", typed),
+           row("typed-through, today's request (20 lines, no input_extra)", today), "",
+           f"Server memory: VmRSS {rss_loaded['VmRSS'] / 1024:.0f} MiB after loading, "
+           f"{rss_after['VmRSS'] / 1024:.0f} MiB after the runs (peak VmHWM {rss_after['VmHWM'] / 1024:.0f} MiB); "
+           f"context store: {store.get('autocomplete_engine_context_block_bytes', 0) / 2**20:.1f} MiB of token ids "
+           f"in {store.get('autocomplete_engine_context_blocks', 0):.0f} blocks, "
+           f"{store.get('autocomplete_engine_context_segment_bytes', 0) / 2**20:.1f} MiB of indexes in "
+           f"{store.get('autocomplete_engine_context_segments', 0):.0f} segments."]
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="checkpoints/default.pt")
+    p.add_argument("--data", default="data/default-model")
+    add_arguments(p)
+    print(run(p.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

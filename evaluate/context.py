@@ -1,0 +1,311 @@
+"""Project context: an n-gram copy model over the user's own code, mixed into the search.
+
+The model's window holds ~190 tokens (~860 characters) and the 4M-parameter model knows no project it
+never saw. Code is local and repetitive (Tu, Su & Devanbu 2014, "On the localness of software";
+Hellendoorn & Devanbu 2017, nested file/project caches): names defined far above or in another file,
+lines repeated with small changes. This module remembers that text and predicts from it:
+
+    memory   token ids of the prompt before the cursor line (the whole text before the cursor the client
+             sent, not only the window) and of the `input_extra` chunks (other files, recent edits)
+    match    for a beam's history h (context ids + generated ids), the longest n <= max_order such that
+             h[-n:] occurs in memory followed by a token. Candidates come from hashed k-gram indexes (the
+             largest k in ORDERS with a hit), then are extended backwards token by token to their length.
+    predict  p_cache(t) = share of the longest-matching occurrences followed by t (the most recent
+             `max_candidates` occurrences when there are more)
+    mix      p(t) = (1 - lam) * p_model(t) + lam * p_cache(t),   lam = max_weight * (1 - exp(-b / scale))
+             with b the matched length in bytes: "normalise_inv" (13 bytes in 4 tokens) is strong evidence,
+             a match of "\\n" + indentation is not. Chosen by measurement (docs/evaluation.md).
+
+The search (search.py) mixes each beam's next-token distribution before healing masks it, so healing,
+beam scores and the expected-saving cut all see the mixed probabilities.
+
+Reuse and bounds (typing must stay fast while 200 KB of chunks come with every request):
+- text is split into blocks: each `input_extra` chunk is one block; the prompt is cut into blocks before
+  content-chosen newlines (a line whose crc32 is 0 mod 8 ends a block of >= 1 KB; 4 KB at most), so an
+  edit far above changes one block and typing at the end only grows the last one. Each block is tokenised
+  once and kept in an LRU keyed by blake2b(text), bounded in bytes.
+- a memory is two segments: `stable` merges every block but the prompt's last one (rebuilt only when that
+  set of blocks changes: a new chunk, or a prompt block completed), and `recent`, the prompt's last block
+  (re-indexed only when the text before the cursor line changes, i.e. once per line typed). Segments are
+  kept in an LRU keyed by their block keys, bounded in bytes. Typing inside a line reuses both.
+- blocks are cut before a newline, so each block's tokens equal the whole text's tokens (byte-level BPE
+  splits whitespace runs from what follows them) except at most the first token of a block.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from dataset.tokenizer import Tokenizer
+
+ORDERS = (2, 4, 8, 16)  # k-gram indexes per segment; a hit at k is extended up to the next order
+_P = 0x9E3779B97F4A7C15  # odd 64-bit multiplier of the polynomial k-gram hash
+_MASK = (1 << 64) - 1
+
+
+@dataclass
+class ContextConfig:
+    # Longest match looked for, in tokens.
+    max_order: int = 32
+    # Shortest match used, in tokens (1: a lone token, e.g. the start of a name defined elsewhere).
+    min_order: int = 1
+    # Mixing weight lam = max_weight * (1 - exp(-matched bytes / scale_bytes)).
+    max_weight: float = 0.6
+    scale_bytes: float = 12.0
+    # Occurrences counted per lookup (the most recent ones in memory order).
+    max_candidates: int = 256
+    # Bytes of cached token ids (blocks) and of built segment indexes; least recently used go first.
+    max_block_bytes: int = 32 * 1024 * 1024
+    max_segment_bytes: int = 96 * 1024 * 1024
+    # Prompt blocks: cut before a newline once this long if the line's crc32 % 8 == 0, always at the max.
+    block_min_chars: int = 1024
+    block_max_chars: int = 4096
+    # Lookups remembered per memory (beams re-ask the same histories on every keystroke).
+    memo_size: int = 8192
+
+
+def _hash_text(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", errors="surrogatepass"), digest_size=16).digest()
+
+
+def prompt_blocks(text: str, min_chars: int, max_chars: int) -> list[str]:
+    """`text` cut into blocks before content-chosen newlines (see the module docstring); "".join gives
+    `text` back. The same lines give the same cuts wherever they are, so an edit moves one block only."""
+    blocks, start, n = [], 0, len(text)
+    pos = text.find("\n", 0)
+    while pos >= 0:
+        nxt = text.find("\n", pos + 1)
+        line_end = nxt if nxt >= 0 else n
+        length = pos - start
+        if length >= max_chars or (length >= min_chars and zlib.crc32(text[pos:line_end].encode(
+                "utf-8", errors="surrogatepass")) % 8 == 0):
+            blocks.append(text[start:pos])
+            start = pos
+        pos = nxt
+    blocks.append(text[start:])
+    return [b for b in blocks if b]
+
+
+def _kgram_hashes(t: np.ndarray, k: int, h1: np.ndarray, cache: dict) -> np.ndarray:
+    """H_k[i] = sum_{j<k} (t[i-j] + 1) * P^j mod 2^64 for i >= k-1 (by doubling: H_2k = H_k + P^k H_k[-k])."""
+    if k in cache:
+        return cache[k]
+    if k == 1:
+        return h1
+    half = _kgram_hashes(t, k // 2, h1, cache)
+    out = np.zeros_like(h1)
+    out[k - 1:] = half[k - 1:] + np.uint64(pow(_P, k // 2, 1 << 64)) * half[k // 2 - 1:len(t) - k // 2]
+    cache[k] = out
+    return out
+
+
+def _query_hash(hist: tuple[int, ...], k: int) -> int:
+    h = 0
+    for j in range(k):  # H_k at the end of hist: sum (t[-1-j] + 1) * P^j
+        h = (h + (hist[-1 - j] + 1) * pow(_P, j, 1 << 64)) & _MASK
+    return h
+
+
+class Segment:
+    """Token ids of some blocks (separated by eot) and, per order k, the k-gram hashes of every position
+    followed by a real token, sorted (keys) with their end positions (pos)."""
+
+    def __init__(self, blocks: list[np.ndarray], eot_id: int, token_len: np.ndarray):
+        parts = []
+        for b in blocks:
+            parts += [b, np.array([eot_id], dtype=np.int32)]
+        t = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+        self.tokens = t  # [N] int32
+        self.byte_len = token_len[t].astype(np.int32) if len(t) else np.zeros(0, dtype=np.int32)  # [N]
+        n = len(t)
+        # End positions i with a next token that is text (not eot, not past the end).
+        follows = np.zeros(n, dtype=bool)
+        if n > 1:
+            follows[:-1] = t[1:] != eot_id
+        h1 = t.astype(np.uint64) + np.uint64(1)
+        cache: dict = {}
+        self.keys: dict[int, np.ndarray] = {}
+        self.pos: dict[int, np.ndarray] = {}
+        self.unigram_pos: np.ndarray | None = None
+        for k in (1,) + ORDERS:
+            ends = np.nonzero(follows)[0]
+            ends = ends[ends >= k - 1].astype(np.int32)
+            hk = _kgram_hashes(t, k, h1, cache)[ends]
+            order = np.argsort(hk, kind="stable")  # equal keys stay in memory order: the last are the latest
+            self.keys[k], self.pos[k] = hk[order], ends[order]
+        self.nbytes = t.nbytes + self.byte_len.nbytes + sum(a.nbytes for a in self.keys.values()) \
+            + sum(a.nbytes for a in self.pos.values())
+
+    def candidates(self, hist: tuple[int, ...], max_candidates: int) -> tuple[int, np.ndarray]:
+        """(k, end positions) for the largest indexed k whose last-k-token hash of `hist` occurs here."""
+        for k in reversed((1,) + ORDERS):
+            if len(hist) < k:
+                continue
+            keys = self.keys[k]
+            h = np.uint64(_query_hash(hist, k))
+            lo = int(np.searchsorted(keys, h, side="left"))
+            hi = int(np.searchsorted(keys, h, side="right"))
+            if hi > lo:
+                return k, self.pos[k][max(lo, hi - max_candidates):hi]
+        return 0, np.zeros(0, dtype=np.int32)
+
+    def match_lengths(self, ends: np.ndarray, hist_rev: np.ndarray, upto: int) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens, bytes) matched backwards from each end position against hist_rev ([L], the history's
+        last tokens, newest first), at most `upto` tokens: int arrays [C]."""
+        L = min(upto, len(hist_rev))
+        offsets = np.arange(L, dtype=np.int64)
+        idx = ends[:, None].astype(np.int64) - offsets[None, :]  # [C, L]
+        valid = idx >= 0
+        same = valid & (self.tokens[np.maximum(idx, 0)] == hist_rev[None, :L])
+        run = np.cumprod(same, axis=1)  # 1 while every token so far matched
+        n_tok = run.sum(axis=1)
+        n_bytes = (run * self.byte_len[np.maximum(idx, 0)]).sum(axis=1)
+        return n_tok, n_bytes
+
+
+class Memory:
+    """The segments of one request's context; `predict(history)` is the copy model."""
+
+    def __init__(self, segments: list[Segment], config: ContextConfig, vocab_size: int):
+        self.segments = [s for s in segments if len(s.tokens)]
+        self.config = config
+        self.vocab_size = vocab_size
+        self.memo: OrderedDict = OrderedDict()
+
+    @property
+    def empty(self) -> bool:
+        return not self.segments
+
+    def predict(self, history: tuple[int, ...]) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """(lam, token ids [K], probabilities [K]) of the copy model after `history`, or None when no
+        suffix of it (min_order tokens at least) occurs in memory followed by a token."""
+        cfg = self.config
+        hist = tuple(history[-cfg.max_order:])
+        hit = self.memo.get(hist)
+        if hit is not None:
+            self.memo.move_to_end(hist)
+            return hit[0]
+        result = self._predict(hist)
+        self.memo[hist] = (result,)
+        if len(self.memo) > cfg.memo_size:
+            self.memo.popitem(last=False)
+        return result
+
+    def _predict(self, hist: tuple[int, ...]):
+        cfg = self.config
+        if not hist:
+            return None
+        hist_rev = np.array(hist[::-1], dtype=np.int32)
+        found = []  # (segment, ends, tokens matched, bytes matched)
+        for seg in self.segments:
+            k, ends = seg.candidates(hist, cfg.max_candidates)
+            if k == 0:
+                continue
+            nxt = ORDERS[ORDERS.index(k) + 1] - 1 if k in ORDERS and k != ORDERS[-1] else \
+                (cfg.max_order if k == ORDERS[-1] else ORDERS[0] - 1)
+            n_tok, n_bytes = seg.match_lengths(ends, hist_rev, max(nxt, k))
+            found.append((seg, ends, n_tok, n_bytes))
+        if not found:
+            return None
+        best = max(int(n.max()) for _, _, n, _ in found)
+        if best < cfg.min_order:
+            return None
+        nexts, matched_bytes = [], 0
+        for seg, ends, n_tok, n_bytes in found:
+            sel = n_tok == best
+            if sel.any():
+                nexts.append(seg.tokens[ends[sel] + 1])
+                matched_bytes = max(matched_bytes, int(n_bytes[sel].max()))
+        ids, counts = np.unique(np.concatenate(nexts), return_counts=True)
+        lam = cfg.max_weight * (1 - math.exp(-matched_bytes / cfg.scale_bytes))
+        return lam, ids.astype(np.int64), (counts / counts.sum()).astype(np.float32)
+
+
+class ContextStore:
+    """Builds `Memory`s for requests, reusing tokenised blocks and built segments across requests (both
+    LRUs bounded in bytes). Not thread-safe: the predictor calls it under its lock."""
+
+    def __init__(self, tokenizer: Tokenizer, config: ContextConfig | None = None):
+        self.tokenizer = tokenizer
+        self.config = config or ContextConfig()
+        self.token_len = np.array([len(b) for b in tokenizer.token_bytes], dtype=np.int32)
+        self.blocks: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self.block_bytes = 0
+        self.segments: OrderedDict[tuple, Segment] = OrderedDict()
+        self.segment_bytes = 0
+        self.stats = {"blocks_tokenised": 0, "chars_tokenised": 0, "segments_built": 0, "block_evictions": 0,
+                      "segment_evictions": 0}
+
+    # ---------------------------------------------------------------- requests
+    def memory(self, prompt_text: str, extra: list[str]) -> Memory:
+        """The memory of one request: `prompt_text` (what precedes the cursor line) and the extra chunks."""
+        cfg = self.config
+        prompt_parts = prompt_blocks(prompt_text, cfg.block_min_chars, cfg.block_max_chars)
+        stable_texts = [t for t in extra if t] + prompt_parts[:-1]
+        recent_texts = prompt_parts[-1:]
+        keys = self._ensure_blocks(stable_texts + recent_texts)
+        stable_keys, recent_keys = tuple(keys[:len(stable_texts)]), tuple(keys[len(stable_texts):])
+        segments = [self._segment(k) for k in (stable_keys, recent_keys) if k]
+        return Memory(segments, cfg, self.tokenizer.vocab_size)
+
+    def usage(self) -> dict:
+        return {"context_blocks": len(self.blocks), "context_block_bytes": self.block_bytes,
+                "context_segments": len(self.segments), "context_segment_bytes": self.segment_bytes,
+                **{f"context_{k}": v for k, v in self.stats.items()}}
+
+    def clear(self) -> None:
+        self.blocks.clear()
+        self.segments.clear()
+        self.block_bytes = self.segment_bytes = 0
+
+    # ---------------------------------------------------------------- caches
+    def _ensure_blocks(self, texts: list[str]) -> list[bytes]:
+        """Keys of `texts`, tokenising (in one parallel batch) the ones not cached."""
+        keys = [_hash_text(t) for t in texts]
+        missing = {}
+        for key, text in zip(keys, texts):
+            if key in self.blocks:
+                self.blocks.move_to_end(key)
+            else:
+                missing[key] = text
+        if missing:
+            encoded = self.tokenizer.encode_batch(list(missing.values()))
+            for key, ids in zip(missing, encoded):
+                arr = np.asarray(ids, dtype=np.int32)
+                self.blocks[key] = arr
+                self.block_bytes += arr.nbytes
+                self.stats["blocks_tokenised"] += 1
+                self.stats["chars_tokenised"] += len(missing[key])
+        self._evict(self.blocks, "block_bytes", self.config.max_block_bytes, keep=set(keys),
+                    size=lambda a: a.nbytes, stat="block_evictions")
+        return keys
+
+    def _segment(self, keys: tuple[bytes, ...]) -> Segment:
+        seg = self.segments.get(keys)
+        if seg is not None:
+            self.segments.move_to_end(keys)
+            return seg
+        seg = Segment([self.blocks[k] for k in keys], self.tokenizer.eot_id, self.token_len)
+        self.segments[keys] = seg
+        self.segment_bytes += seg.nbytes
+        self.stats["segments_built"] += 1
+        self._evict(self.segments, "segment_bytes", self.config.max_segment_bytes, keep={keys},
+                    size=lambda s: s.nbytes, stat="segment_evictions")
+        return seg
+
+    def _evict(self, lru: OrderedDict, total_attr: str, limit: int, keep: set, size, stat: str) -> None:
+        """Drop least recently used entries until within `limit` (never the ones this request uses)."""
+        total = getattr(self, total_attr)
+        for key in list(lru):
+            if total <= limit:
+                break
+            if key in keep:
+                continue
+            total -= size(lru.pop(key))
+            self.stats[stat] += 1
+        setattr(self, total_attr, total)

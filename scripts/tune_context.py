@@ -1,0 +1,100 @@
+"""Pick the context store's settings by measurement on the VALIDATION split (never the test projects).
+
+    .venv/bin/python scripts/tune_context.py --data data/default-model --files 8 --chars 600 \
+        '{}' '{"max_weight": 0.8}' '{"scale_bytes": 6}' '{"context": null}'
+
+Each argument is a JSON object of `ContextConfig` fields (or {"context": null}: no context store,
+{"context_prompt": "before_window" | "none"}: what of the prompt is remembered, {"context_lines": 20}:
+today's 20-line prompt, {"extra": false}: no other files); every variant types the same files with the project-aware
+protocol (whole text before the cursor + the other files of the project) and prints keystrokes saved and
+request latency. Variants run in parallel, one per core (`--jobs`), one torch thread each.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def files_of(data: str, split: str, n: int, seed: int, extra_chars: int):
+    from dataset.corpus import split_files
+    from evaluate.project import neighbours
+    found = sorted(split_files(data, split), key=lambda pf: str(pf[1]))
+    members: dict[str, dict[str, str]] = {}
+    for project, path in found:
+        root = Path(data) / "corpus" / "files" / split / project
+        members.setdefault(project, {})[path.relative_to(root).as_posix()] = path.read_text(encoding="utf-8")
+    # Files of projects with at least 3 files (a project context to use), at least 1500 characters long.
+    pool = [(p, r) for p, m in sorted(members.items()) if len(m) >= 3 for r, t in sorted(m.items()) if len(t) > 1500]
+    chosen = random.Random(seed).sample(pool, min(n, len(pool)))
+    return [(f"{p}/{r}", members[p][r], neighbours(r, members[p], extra_chars)) for p, r in chosen]
+
+
+def run_variant(args_tuple):
+    model, variant, files, chars, start_fraction = args_tuple
+    import torch
+    torch.set_num_threads(1)
+    from evaluate.context import ContextConfig
+    from evaluate.metrics import clip_text, percentile, simulate_typing
+    from evaluate.predictor import Predictor, PredictorConfig
+    variant = dict(variant)
+    config = PredictorConfig()
+    if "context" in variant and variant.pop("context") is None:
+        config.context = None
+    config.context_prompt = variant.pop("context_prompt", "all")
+    lines = variant.pop("context_lines", 0)
+    use_extra = variant.pop("extra", True)
+    if config.context is not None:
+        config.context = replace(ContextConfig(), **variant)
+    predictor = Predictor.from_checkpoint(model, config=config)
+    chars_total = keys = 0
+    ms = []
+    per_file = []
+    for name, text, extra in files:
+        start = text.rfind("\n", 0, int(len(text) * start_fraction)) + 1
+        end = start + len(clip_text(text[start:], chars))
+        predictor.clear_cache()
+        r = simulate_typing(predictor, text, None, lines, extra=extra if use_extra else None, start=start, end=end)
+        chars_total += r.chars
+        keys += r.keystrokes
+        ms += r.request_ms
+        per_file.append(r.saved)
+    return 1 - keys / chars_total, percentile(ms, 50), percentile(ms, 99), per_file
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("variants", nargs="+", help="JSON objects of ContextConfig fields")
+    p.add_argument("--model", default="checkpoints/default.pt")
+    p.add_argument("--data", default="data/default-model")
+    p.add_argument("--split", default="valid")
+    p.add_argument("--files", type=int, default=8)
+    p.add_argument("--chars", type=int, default=600)
+    p.add_argument("--start-fraction", type=float, default=0.3)
+    p.add_argument("--extra-chars", type=int, default=200_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=2)
+    args = p.parse_args()
+    files = files_of(args.data, args.split, args.files, args.seed, args.extra_chars)
+    variants = [json.loads(v) for v in args.variants]
+    t0 = time.time()
+    with ProcessPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(run_variant, [(args.model, v, files, args.chars, args.start_fraction) for v in variants]))
+    print(f"{len(files)} files of the {args.split} split ({', '.join(n for n, _, _ in files)}), "
+          f"{args.chars} chars each from {args.start_fraction:.0%} into the file, {time.time() - t0:.0f} s\n")
+    print("| variant | keystrokes saved | p50 ms | p99 ms | per file |")
+    print("|---|---:|---:|---:|---|")
+    for v, (saved, p50, p99, per_file) in zip(args.variants, results):
+        print(f"| `{v}` | {saved:.1%} | {p50:.1f} | {p99:.1f} | {' '.join(f'{x:.0%}' for x in per_file)} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
