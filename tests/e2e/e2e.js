@@ -289,14 +289,20 @@ async function clearLine(page) {
     // 1b) project context: open billing.py in a second tab, go back to main.py, type a prefix of the name
     //     billing.py defines; the ghost text must complete it (only possible from input_extra), Tab, save
     if (!failures.length) {
+      // quick open; Enter only once the focused row is the file (the list of recent files shows first and
+      // is re-filtered as the name is typed); tried twice, as a key can land while the list is replaced
       const openFile = async (name, marker) => {
-        await page.keyboard.press('Escape');
-        await page.keyboard.press('Control+P');
-        await page.waitForSelector('.quick-input-widget input', { state: 'visible', timeout: 20000 });
-        await page.keyboard.type(name);
-        await page.waitForSelector(`.quick-input-list .monaco-list-row[aria-label*="${name}"]`, { timeout: 20000 });
-        await page.keyboard.press('Enter');
-        await page.waitForFunction((m) => [...document.querySelectorAll('.editor-instance .view-lines')].some((e) => e.textContent.replace(/\u00a0/g, ' ').includes(m)), marker, { timeout: 20000 });
+        for (let attempt = 1; ; attempt++) {
+          await page.keyboard.press('Escape');
+          await page.keyboard.press('Control+P');
+          await page.waitForSelector('.quick-input-widget input', { state: 'visible', timeout: 20000 });
+          await page.keyboard.type(name);
+          await page.waitForSelector(`.quick-input-list .monaco-list-row.focused[aria-label*="${name}"]`, { timeout: 20000 });
+          await page.keyboard.press('Enter');
+          const shown = await page.waitForFunction((m) => [...document.querySelectorAll('.editor-instance .view-lines')].some((e) => e.textContent.replace(/\u00a0/g, ' ').includes(m)), marker, { timeout: 10000 }).then(() => true, () => false);
+          if (shown) return;
+          if (attempt === 2) throw new Error(`quick open did not show ${name}`);
+        }
       };
       await openFile('billing.py', 'def normalise_invoice_total');
       await shot('project_billing_open');

@@ -131,17 +131,8 @@ export function activate(context: vscode.ExtensionContext): void {
       if (key !== undefined && extra.needsBuild(key)) extra.chunksFor(key);
     }, 50);
   };
-  let lastEditor: vscode.TextEditor | undefined;
   const editorChanged = (editor: vscode.TextEditor | undefined) => {
-    if (lastEditor && isPython(lastEditor.document) && !lastEditor.document.isClosed && lastEditor !== editor) {
-      extra.left(documentLike(lastEditor.document), lastEditor.selection.active.line);
-    }
-    if (editor && isPython(editor.document)) {
-      extra.activated(documentLike(editor.document));
-      lastEditor = editor;
-    } else if (editor) {
-      lastEditor = undefined; // a non-Python editor: nothing to take from it
-    } // no editor (focus in a panel): keep lastEditor, the user may come back to it
+    if (editor && isPython(editor.document)) extra.activated(documentLike(editor.document));
     prepareSoon();
   };
   for (const d of vscode.workspace.textDocuments) if (isPython(d)) extra.opened(documentLike(d));
@@ -228,12 +219,6 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.workspace.onDidChangeTextDocument((e) => {
       if (!isPython(e.document) || e.contentChanges.length === 0) return;
       extra.changed(documentLike(e.document), Math.min(...e.contentChanges.map((c) => c.range.start.line)));
-      prepareSoon();
-    }),
-    vscode.workspace.onDidSaveTextDocument((d) => {
-      if (!isPython(d)) return;
-      const ed = vscode.window.visibleTextEditors.find((e) => e.document === d);
-      extra.saved(documentLike(d), ed ? ed.selection.active.line : 0);
       prepareSoon();
     }),
     vscode.window.onDidChangeActiveTextEditor(editorChanged),

@@ -122,7 +122,7 @@ export class ExtraContext {
     this.invalidate();
   }
 
-  /** The document is closed: what the user edited in it goes to the ring (its open-file chunk goes away). */
+  /** The document is closed: what the user last edited in it goes to the ring (its open-file chunk goes away). */
   closed(doc: DocumentLike): void {
     const st = this.docs.get(doc.key);
     if (!st) return;
@@ -136,18 +136,6 @@ export class ExtraContext {
     const st = this.state(doc);
     st.lastUsed = ++this.clock;
     if (this.prepared?.forKey !== doc.key) this.invalidate();
-  }
-
-  /** The user switched away from this document: the region they worked in (last edit, else cursor) goes to the ring. */
-  left(doc: DocumentLike, cursorLine: number): void {
-    const st = this.state(doc);
-    this.capture(doc, st.lastEditLine ?? cursorLine);
-  }
-
-  /** The document was saved: the region of its last edit (else the cursor's) goes to the ring. */
-  saved(doc: DocumentLike, cursorLine: number): void {
-    const st = this.state(doc);
-    this.capture(doc, st.lastEditLine ?? cursorLine);
   }
 
   /** The document's text changed at `line` (the first changed line). */

@@ -64,8 +64,8 @@ export function regionAround(doc: LineSource, center: number, lines = 64, maxCha
   return text.join('\n') + '\n';
 }
 
-/** What `add` did: a new chunk, one that replaced near-duplicates of it, an exact repeat made newest, or nothing. */
-export type RingAddResult = 'added' | 'replaced' | 'refreshed' | 'skipped';
+/** What `add` did: a new chunk, one that replaced near-duplicates of it, or nothing (an exact repeat, too small). */
+export type RingAddResult = 'added' | 'replaced' | 'repeat' | 'skipped';
 
 export class RecentChunks {
   private items: RingChunk[] = []; // newest first
@@ -92,14 +92,9 @@ export class RecentChunks {
     if (this.capacity <= 0) return 'skipped';
     const lines = lineSet(chunk.text);
     if (lines.size < this.minLines) return 'skipped';
-    const same = this.items.findIndex((c) => c.text === chunk.text && c.docKey === chunk.docKey);
-    if (same >= 0) {
-      const [c] = this.items.splice(same, 1);
-      c.time = time;
-      this.items.unshift(c);
-      if (same > 0) this.versionValue++;
-      return 'refreshed';
-    }
+    // An exact repeat changes nothing, not even the order: the server re-indexes its context when the list of
+    // chunks or their order changes.
+    if (this.items.some((c) => c.text === chunk.text && c.docKey === chunk.docKey)) return 'repeat';
     // A near-duplicate is an older view of the same region: the new one (the code as it is now) replaces it,
     // so the ring never holds the same region twice and never keeps a stale copy of it.
     const before = this.items.length;

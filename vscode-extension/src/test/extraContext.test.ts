@@ -146,12 +146,12 @@ describe('extra context', () => {
     assert.ok(w.length > 60);
   });
 
-  it('ring: switching away, saving and editing far away put the edited regions in; oldest evicted', () => {
+  it('ring: editing far away and closing put the edited regions in, newest first; the oldest is evicted', () => {
     const x = new ExtraContext({ ringChunks: 2, farEditLines: 32 });
     const big = new Doc('big.py', Array.from({ length: 400 }, (_, i) => `v${i} = ${i}`).join('\n'));
+    const small = py('small', 10);
     const cur = py('cur');
-    x.opened(big);
-    x.opened(cur);
+    for (const d of [big, small, cur]) x.opened(d);
     x.activated(big);
     x.changed(big, big.edit(10, 'v10 = "first edit"'));
     x.changed(big, big.edit(12, 'v12 = "near"')); // near the previous edit: no chunk yet
@@ -159,31 +159,55 @@ describe('extra context', () => {
     x.changed(big, big.edit(300, 'v300 = "far"')); // far: the region around line 12 goes in
     assert.strictEqual(x.recent.length, 1);
     assert.ok(x.recent[0].text.includes('v10 = "first edit"') && x.recent[0].text.includes('v12 = "near"'));
-    x.left(big, 300); // switching away: the region around the last edit (line 300)
+    assert.ok(!x.recent[0].text.includes('v300'));
+    x.changed(big, big.edit(100, 'v100 = "back up"')); // far again: line 300's region
     assert.strictEqual(x.recent.length, 2);
     assert.ok(x.recent[0].text.includes('v300 = "far"'));
+    x.activated(small);
+    x.changed(small, small.edit(4, 'SMALL_EDITED = 1'));
+    x.activated(cur); // switching away takes nothing: small.py is sent whole while it is open
+    assert.strictEqual(x.recent.length, 2);
+    x.closed(small); // closing it keeps the region of its last edit
+    assert.deepStrictEqual(x.recent.map((c) => c.filename), ['small.py', 'big.py']); // capacity 2: line 12's region is gone
+    assert.ok(x.recent[0].text.includes('SMALL_EDITED = 1'));
+    assert.ok(x.recent[1].text.includes('v300 = "far"'));
+  });
+
+  it('ring: an exact repeat changes neither the chunks nor their order (the server re-indexes on any change)', () => {
+    const x = new ExtraContext();
+    const [a, b, cur] = [py('a', 10), py('b', 10), py('cur')];
+    for (const d of [a, b, cur]) x.opened(d);
+    x.changed(a, 4);
+    x.closed(a);
+    x.changed(b, 4);
+    x.closed(b);
     x.activated(cur);
-    x.saved(cur, 0);
-    assert.strictEqual(x.recent.length, 2); // capacity 2: the oldest (line 12's region) is gone
-    assert.deepStrictEqual(x.recent.map((c) => c.filename), ['cur.py', 'big.py']);
-    assert.ok(x.recent[1].text.includes('v300'));
+    const first = x.chunksFor(cur.key);
+    assert.deepStrictEqual(names(first), ['b.py', 'a.py']);
+    x.opened(a);
+    x.changed(a, 4); // the same text as before: reopened and edited back
+    x.closed(a);
+    assert.deepStrictEqual(names(x.chunksFor(cur.key)), ['b.py', 'a.py']);
+    assert.strictEqual(x.chunksFor(cur.key).key, first.key);
   });
 
   it('ring: a region of a file that is sent whole is left out; after the file is closed its region stays', () => {
-    const x = new ExtraContext();
+    const x = new ExtraContext({ farEditLines: 2 });
     const [lib, cur] = [py('lib', 10), py('cur', 10)];
     x.opened(lib);
     x.opened(cur);
     x.activated(lib);
     x.changed(lib, lib.edit(4, 'LIB_EDITED = 1'));
-    x.left(lib, 4);
+    x.changed(lib, lib.edit(20, 'LIB_EDITED_AGAIN = 1')); // far: line 4's region goes in
+    assert.strictEqual(x.recent.length, 1);
     x.activated(cur);
     assert.deepStrictEqual(names(x.chunksFor(cur.key)), ['lib.py']); // the whole file, not also its region
+    assert.strictEqual(x.chunksFor(cur.key).chunks[0].text, lib.getText());
     x.closed(lib);
     const e = x.chunksFor(cur.key);
-    assert.deepStrictEqual(names(e), ['lib.py']);
-    assert.strictEqual(e.chunks[0].text, x.recent[0].text); // the region from the ring
-    assert.ok(e.chunks[0].text.includes('LIB_EDITED = 1'));
+    assert.deepStrictEqual(names(e), ['lib.py']); // the region of its last edit (same whole small file)
+    assert.strictEqual(e.chunks[0].text, x.recent[0].text);
+    assert.ok(e.chunks[0].text.includes('LIB_EDITED_AGAIN = 1'));
   });
 
   it('ring: regions of the current file are sent (they may lie beyond the prompt, after the cursor)', () => {
