@@ -14,7 +14,9 @@ lines repeated with small changes. This module remembers that text and predicts 
              `max_candidates` occurrences when there are more)
     mix      p(t) = (1 - lam) * p_model(t) + lam * p_cache(t),   lam = max_weight * (1 - exp(-b / scale))
              with b the matched length in bytes: "normalise_inv" (13 bytes in 4 tokens) is strong evidence,
-             a match of "\\n" + indentation is not. Chosen by measurement (docs/evaluation.md).
+             a match of "\\n" + indentation is not; lam = ident_weight (0.9) once the match ends in 12+
+             identifier bytes (a project name the model cannot know: `normalise_invoice_`). Chosen by measurement
+             (docs/evaluation.md).
 
 The search (search.py) mixes each beam's next-token distribution before healing masks it, so healing,
 beam scores and the expected-saving cut all see the mixed probabilities.
@@ -43,6 +45,7 @@ import numpy as np
 
 from dataset.tokenizer import Tokenizer
 
+_IDENT = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") | frozenset(range(128, 256))
 ORDERS = (2, 4, 8, 16)  # k-gram indexes per segment; a hit at k is extended up to the next order
 _P = 0x9E3779B97F4A7C15  # odd 64-bit multiplier of the polynomial k-gram hash
 _MASK = (1 << 64) - 1
@@ -57,6 +60,10 @@ class ContextConfig:
     # Mixing weight lam = max_weight * (1 - exp(-matched bytes / scale_bytes)).
     max_weight: float = 0.6
     scale_bytes: float = 12.0
+    # A match ending in an identifier of at least ident_bytes matched characters (a project name the model
+    # cannot know: `normalise_invoice_`) mixes with at least ident_weight.
+    ident_weight: float = 0.9
+    ident_bytes: int = 12
     # Occurrences counted per lookup (the most recent ones in memory order).
     max_candidates: int = 256
     # Bytes of cached token ids (blocks) and of built segment indexes; least recently used go first.
@@ -171,10 +178,13 @@ class Segment:
 class Memory:
     """The segments of one request's context; `predict(history)` is the copy model."""
 
-    def __init__(self, segments: list[Segment], config: ContextConfig, vocab_size: int):
+    def __init__(self, segments: list[Segment], config: ContextConfig, vocab_size: int,
+                 ident_tokens: np.ndarray | None = None, token_len: np.ndarray | None = None):
         self.segments = [s for s in segments if len(s.tokens)]
         self.config = config
         self.vocab_size = vocab_size
+        self.ident_tokens = ident_tokens  # [V] bool: the token is all identifier bytes
+        self.token_len = token_len  # [V] bytes per token
         self.memo: OrderedDict = OrderedDict()
 
     @property
@@ -223,6 +233,14 @@ class Memory:
                 matched_bytes = max(matched_bytes, int(n_bytes[sel].max()))
         ids, counts = np.unique(np.concatenate(nexts), return_counts=True)
         lam = cfg.max_weight * (1 - math.exp(-matched_bytes / cfg.scale_bytes))
+        if cfg.ident_weight > lam and self.ident_tokens is not None:
+            ident = 0  # identifier bytes at the end of the matched history
+            for tok in hist[::-1][:best]:
+                if not self.ident_tokens[tok]:
+                    break
+                ident += self.token_len[tok]
+            if ident >= cfg.ident_bytes:
+                lam = cfg.ident_weight
         return lam, ids.astype(np.int64), (counts / counts.sum()).astype(np.float32)
 
 
@@ -234,6 +252,7 @@ class ContextStore:
         self.tokenizer = tokenizer
         self.config = config or ContextConfig()
         self.token_len = np.array([len(b) for b in tokenizer.token_bytes], dtype=np.int32)
+        self.ident_tokens = np.array([bool(b) and all(c in _IDENT for c in b) for b in tokenizer.token_bytes])
         self.blocks: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self.block_bytes = 0
         self.segments: OrderedDict[tuple, Segment] = OrderedDict()
@@ -251,7 +270,7 @@ class ContextStore:
         keys = self._ensure_blocks(stable_texts + recent_texts)
         stable_keys, recent_keys = tuple(keys[:len(stable_texts)]), tuple(keys[len(stable_texts):])
         segments = [self._segment(k) for k in (stable_keys, recent_keys) if k]
-        return Memory(segments, cfg, self.tokenizer.vocab_size)
+        return Memory(segments, cfg, self.tokenizer.vocab_size, self.ident_tokens, self.token_len)
 
     def usage(self) -> dict:
         return {"context_blocks": len(self.blocks), "context_block_bytes": self.block_bytes,

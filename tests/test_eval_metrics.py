@@ -112,8 +112,8 @@ def test_evaluate_command_on_files(ckpt, tmp_path, capsys):
     report = json.loads((out / "eval.json").read_text())
     o = report["overall"]
     assert 0.3 < o["saved_auto"] <= 1 and 0 < o["saved_word"] <= 1
-    assert o["bits_per_char"] < 1 and o["line_completion"]["samples"] == 10
-    keys = (out / "tiny.py.keystrokes.html").read_text()
+    assert o["bits_per_char"] < 1 and o["line_completion"]["lines"]["samples"] == 10
+    keys = (out / "tiny.py.auto.keystrokes.html").read_text()
     assert keys.count("class='acc acc-start'") >= 5
     assert "span style='background:" in (out / "tiny.py.surprise.html").read_text()
 
@@ -149,12 +149,23 @@ def test_evaluate_through_a_running_server_matches_in_process(ckpt, tmp_path):
     from benchmarks.server_load import ServerProcess
     f = tmp_path / "tiny.py"
     f.write_text(TINY_TEXT)
-    common = ["--model", str(ckpt), "--files", str(f), "--max-chars", "300", "--line-samples", "10"]
+    other = tmp_path / "other.py"  # the project protocol sends it as input_extra with tiny.py's requests
+    other.write_text(TINY_TEXT.replace("Stack", "Queue").replace("add", "plus"))
+    common = ["--model", str(ckpt), "--files", str(f), str(other), "--max-chars", "300", "--line-samples", "10",
+              "--protocol", "lines", "project"]
     assert main(common + ["--out", str(tmp_path / "local")]) == 0
     with ServerProcess(ckpt, "--torch-threads", "1") as srv:
         assert main(common + ["--server", srv.url, "--out", str(tmp_path / "remote")]) == 0
     local = json.loads((tmp_path / "local" / "eval.json").read_text())
     remote = json.loads((tmp_path / "remote" / "eval.json").read_text())
     assert remote["server"] == srv.url and local["server"] is None
-    assert remote["overall"]["saved_auto"] == local["overall"]["saved_auto"] > 0.3
-    assert [s["pred"] for s in remote["line_samples"]] == [s["pred"] for s in local["line_samples"]]
+    assert [r["extra_chars"] for r in local["files"]] == [len(other.read_text()), len(TINY_TEXT)]
+    # The copy model's mixed distributions have near-ties (two remembered continuations, p 0.5 each) that
+    # this process's and the server's torch thread counts may break differently: equal within a point.
+    for column in ("saved_auto", "saved_auto_project"):
+        assert abs(remote["overall"][column] - local["overall"][column]) <= 0.01
+        assert local["overall"][column] > 0.3
+    for protocol in ("lines", "project"):
+        same = sum(a["pred"] == b["pred"] for a, b in zip(remote["line_samples"][protocol],
+                                                         local["line_samples"][protocol]))
+        assert same >= 9  # of 10 (near-ties, above)
