@@ -34,7 +34,6 @@ TRAIN_PYPI := flask==3.1.3 werkzeug==3.1.9 jinja2==3.1.6 rich==15.0.0 pytest==9.
 VALID_PYPI := httpx==0.28.1
 TEST_PYPI := requests==2.34.2 click==8.5.1 attrs==26.1.0 toolz==1.2.0
 name = pypi/$(firstword $(subst ==, ,$(1)))
-TRAIN_MINUTES ?= 100
 RUN ?= runs/default-model
 
 data-default: install
@@ -43,11 +42,25 @@ data-default: install
 	  $(foreach p,$(TEST_PYPI),--test-project $(call name,$(p))) \
 	  $(foreach p,$(VALID_PYPI),--valid-project $(call name,$(p)))
 
-# Reproduces checkpoints/default.pt (transformer 4x256, see README) into $(RUN)/default.pt.
+# make train SOURCES="DIR [DIR ...]" [TRAIN_MINUTES=10] [OUT=checkpoints/personal.pt]: fine-tunes the shipped
+# model on your folders (its tokenizer; default corpus replayed when built) and writes OUT atomically
+# (scripts/finetune.py, docs/training.md). RESUME=1 continues an interrupted run.
+# Without SOURCES: reproduces checkpoints/default.pt (transformer 4x256, see README) into $(RUN)/default.pt.
+SOURCES ?=
+OUT ?= checkpoints/personal.pt
+THREADS ?= 2
+ifneq ($(strip $(SOURCES)),)
+TRAIN_MINUTES ?= 10
+train: install
+	$(PY) scripts/finetune.py $(SOURCES) --init checkpoints/default.pt --out $(OUT) --minutes $(TRAIN_MINUTES) \
+	  --replay $(DEFAULT_DATA) --threads $(THREADS) $(if $(RESUME),--resume,)
+else
+TRAIN_MINUTES ?= 100
 train: data-default
 	$(PY) train.py --data $(DEFAULT_DATA) --model transformer --d-model 256 --layers 4 --heads 8 \
 	  --seq-len 256 --batch-size 16 --minutes $(TRAIN_MINUTES) --threads 2 --out $(RUN) --resume
 	$(PY) -m models.export $(RUN)/best.pt $(RUN)/default.pt
+endif
 
 serve: install
 	$(PY) server.py --host $(HOST) --port $(PORT) --model $(MODEL)

@@ -12,6 +12,11 @@ and keep the best validation model in RUNDIR/best.pt. SIGINT/SIGTERM save last.p
 
 Budget: `--steps N` (exact) or `--minutes M` (wall clock; then the learning-rate schedule follows the
 fraction of the time used, so it decays fully whatever the speed of the machine).
+
+Fine-tuning: `--init CKPT` starts from a checkpoint's weights, architecture and tokenizer (the corpus must
+have been encoded with that tokenizer); the starting model is validated at step 0 and is best.pt until a
+step beats it. `--replay DIR --replay-fraction F` draws a fraction F of every batch from another corpus
+(e.g. the default corpus, against forgetting); `--patience N` stops after N validations without a new best.
 """
 from __future__ import annotations
 
@@ -67,6 +72,11 @@ class TrainConfig:
     stream: bool | None = None  # contiguous streams with state carried; None: on for transformer_xl
     sample_tokens: int = 48
     log_every: int = 10
+    init: str = ""  # start from this checkpoint's weights (its architecture and tokenizer)
+    replay: str = ""  # data folder of a second corpus (same tokenizer) mixed into every batch
+    replay_fraction: float = 0.0  # fraction of each batch's rows drawn from --replay
+    patience: int = 0  # stop after this many validations without a new best (0: never)
+    progress_bar: bool = False  # a tqdm bar with ETA instead of a log line every log_every steps
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(arch=self.model, vocab_size=vocab_size, d_model=self.d_model, n_layers=self.layers,
@@ -148,6 +158,28 @@ class RandomWindows:
 
     def load_state_dict(self, s: dict):
         self.rng.bit_generator.state = s["rng"]
+
+
+class MixedWindows(RandomWindows):
+    """Random windows where `n_replay` rows of every batch come from a second token array (replay)."""
+
+    def __init__(self, tokens: np.ndarray, replay: np.ndarray, fraction: float, seq_len: int, batch_size: int,
+                 d: Dist, seed: int):
+        super().__init__(tokens, seq_len, batch_size, d, seed)
+        if len(replay) < seq_len + 2:
+            raise ValueError(f"replay split has {len(replay)} tokens, fewer than seq_len + 2 = {seq_len + 2}")
+        self.replay = replay
+        total = batch_size * d.world
+        self.n_replay = min(total - 1, max(1, round(total * fraction))) if fraction > 0 else 0
+
+    def next(self) -> tuple[np.ndarray, bool]:
+        total = self.batch_size * self.d.world
+        n_own = total - self.n_replay
+        own = self.rng.integers(0, len(self.tokens) - self.seq_len - 1, size=n_own)
+        rep = self.rng.integers(0, len(self.replay) - self.seq_len - 1, size=self.n_replay)
+        rows = [self.tokens[o:o + self.seq_len + 1] for o in own] + \
+               [self.replay[o:o + self.seq_len + 1] for o in rep]
+        return np.stack(rows[self.d.rank * self.batch_size:(self.d.rank + 1) * self.batch_size]), True
 
 
 class Streams:
@@ -321,10 +353,28 @@ def train(cfg: TrainConfig) -> Path:
     tokenizer = load_tokenizer(cfg.data)
     train_tokens = load_split(cfg.data, "train")
     validation = Validation(load_split(cfg.data, "valid"), tokenizer, cfg)
-    data = (Streams if stream else RandomWindows)(train_tokens, cfg.seq_len, cfg.batch_size, d, cfg.seed)
+    if cfg.replay and cfg.replay_fraction > 0:
+        if stream:
+            raise ValueError("--replay works with random windows only (not --stream)")
+        replay_tokenizer = load_tokenizer(cfg.replay)
+        if replay_tokenizer.sha256 != tokenizer.sha256:
+            raise ValueError(f"tokenizer mismatch: the replay corpus {cfg.replay} was encoded with another "
+                             f"tokenizer than {cfg.data}")
+        data = MixedWindows(train_tokens, load_split(cfg.replay, "train"), cfg.replay_fraction, cfg.seq_len,
+                            cfg.batch_size, d, cfg.seed)
+    else:
+        data = (Streams if stream else RandomWindows)(train_tokens, cfg.seq_len, cfg.batch_size, d, cfg.seed)
 
-    # ---- model and optimizer, fresh or from RUNDIR/last.pt
+    # ---- model and optimizer, fresh, from --init CKPT or from RUNDIR/last.pt
     resume = None
+    init_ckpt = None
+    if cfg.init and not (cfg.resume and last_path.exists()):
+        init_ckpt = load_checkpoint(cfg.init, device="cpu")
+        if init_ckpt.tokenizer.sha256 != tokenizer.sha256:
+            raise ValueError(f"tokenizer mismatch: the corpus in {cfg.data} was encoded with another tokenizer "
+                             f"than the checkpoint {cfg.init} (vocab {tokenizer.vocab_size} vs "
+                             f"{init_ckpt.tokenizer.vocab_size}); rebuild the corpus with the checkpoint's "
+                             f"tokenizer (scripts/finetune.py does)")
     if cfg.resume and last_path.exists():
         ckpt = load_checkpoint(last_path, device="cpu")
         resume = ckpt.resume or {}
@@ -335,16 +385,27 @@ def train(cfg: TrainConfig) -> Path:
         if cfg.resume and d.main:
             print(f"--resume: no {last_path} yet, starting a new run", file=sys.stderr)
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-        model_config = cfg.model_config(tokenizer.vocab_size)
-        model = build_model(model_config).to(device).train()
+        if init_ckpt is not None:
+            # The checkpoint's architecture and weights; only dropout comes from this run's options.
+            from dataclasses import replace
+            model_config = replace(init_ckpt.config, dropout=cfg.dropout)
+            if model_config.arch in ("transformer",) and cfg.seq_len > model_config.max_len:
+                raise ValueError(f"--seq-len {cfg.seq_len} exceeds the checkpoint's window {model_config.max_len}")
+            model = build_model(model_config)
+            model.load_state_dict(init_ckpt.model.state_dict())
+            model = model.float().to(device).train()
+        else:
+            model_config = cfg.model_config(tokenizer.vocab_size)
+            model = build_model(model_config).to(device).train()
         step = 0
     optimizer = make_optimizer(model, cfg, device)
-    train_seconds, tokens_seen, best_loss = 0.0, 0, float("inf")
+    train_seconds, tokens_seen, best_loss, bad_evals = 0.0, 0, float("inf"), 0
     if resume is not None:
         optimizer.load_state_dict(ckpt.optimizer_state)
         train_seconds = resume.get("train_seconds", 0.0)
         tokens_seen = resume.get("tokens_seen", 0)
         best_loss = resume.get("best_loss", float("inf"))
+        bad_evals = resume.get("bad_evals", 0)
         data.load_state_dict(resume["data"])
         torch.set_rng_state(resume["torch_rng"][d.rank % len(resume["torch_rng"])])
     else:
@@ -358,11 +419,14 @@ def train(cfg: TrainConfig) -> Path:
     tracker = Tracker(cfg, enabled=d.main)
     if d.main:
         budget = f"{cfg.steps} steps" if cfg.steps > 0 else f"{cfg.minutes:g} minutes"
-        print(f"{cfg.model}: {raw_model.num_params() / 1e6:.2f}M parameters, vocab {tokenizer.vocab_size}, "
+        print(f"{model_config.arch}: {raw_model.num_params() / 1e6:.2f}M parameters, vocab {tokenizer.vocab_size}, "
               f"train {len(train_tokens):,} tokens, valid {validation.n_targets:,} tokens "
               f"({validation.chars / validation.n_targets:.2f} chars/token), device {device} x{d.world}, "
               f"{precision}, threads {torch.get_num_threads()}, {'streams' if stream else 'random windows'}, "
-              f"budget {budget}, from step {step}", flush=True)
+              f"budget {budget}, from step {step}"
+              + (f", init {cfg.init}" if init_ckpt is not None else "")
+              + (f", replay {data.n_replay}/{cfg.batch_size * d.world} rows from {cfg.replay}"
+                 if isinstance(data, MixedWindows) else ""), flush=True)
 
     # ---- SIGINT / SIGTERM: finish the current step, save, exit
     stop_signal = []
@@ -379,6 +443,7 @@ def train(cfg: TrainConfig) -> Path:
         if metrics:
             meta.update({f"valid_{k}": v for k, v in metrics.items()})
         resume_state = {"train_seconds": train_seconds, "tokens_seen": tokens_seen, "best_loss": best_loss,
+                        "bad_evals": bad_evals,
                         "data": data.state_dict(), "torch_rng": [torch.get_rng_state()]}
         save_checkpoint(path, raw_model, model_config, tokenizer, optimizer=optimizer, step=step,
                         train_config=asdict(cfg), meta=meta, resume=resume_state)
@@ -387,19 +452,39 @@ def train(cfg: TrainConfig) -> Path:
         return step / cfg.steps if cfg.steps > 0 else train_seconds / (cfg.minutes * 60)
 
     def evaluate_and_save(final: bool):
-        nonlocal best_loss
+        nonlocal best_loss, bad_evals
         metrics = validation(raw_model, device, precision)
-        print(f"step {step}: valid loss {metrics['loss']:.4f}, {metrics['bpc']:.3f} bits/char, "
+        say = bar.write if bar is not None else print
+        say(f"step {step}: valid loss {metrics['loss']:.4f}, {metrics['bpc']:.3f} bits/char, "
               f"accuracy {metrics['accuracy']:.3f} ({train_seconds / 60:.1f} min, {tokens_seen:,} tokens)",
-              flush=True)
-        print("sample: " + repr(sample(raw_model, tokenizer, device, cfg.sample_tokens)), flush=True)
+              **({} if bar is not None else {"flush": True}))
+        if cfg.sample_tokens > 0:
+            say("sample: " + repr(sample(raw_model, tokenizer, device, cfg.sample_tokens)))
         tracker.save(step, {f"valid.{k}": v for k, v in metrics.items()})
         if metrics["loss"] < best_loss:
             best_loss = metrics["loss"]
+            bad_evals = 0
             checkpoint(best_path, metrics)
+        else:
+            bad_evals += 1
         if final and not best_path.exists():
             checkpoint(best_path, metrics)
         return metrics
+
+    # ---- progress bar (rank 0): steps or seconds of the budget, with the ETA tqdm estimates
+    bar = None
+    if d.main and cfg.progress_bar:
+        from tqdm import tqdm
+        total = cfg.steps if cfg.steps > 0 else int(cfg.minutes * 60)
+        bar = tqdm(total=total, unit="step" if cfg.steps > 0 else "s", desc="training", dynamic_ncols=True,
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f}{unit} "
+                              "[{elapsed}<{remaining}{postfix}]", mininterval=1.0)
+        bar.update(min(total, step if cfg.steps > 0 else int(train_seconds)))
+
+    # ---- with --init: the starting model's validation is the mark to beat (best.pt never gets worse)
+    if d.main and init_ckpt is not None and step == 0:
+        evaluate_and_save(final=False)
+        bad_evals = 0
 
     # ---- the loop
     state = None
@@ -416,6 +501,12 @@ def train(cfg: TrainConfig) -> Path:
                 exit_signal = stop_signal[0] if stop_signal else signal.SIGTERM
                 break
             if prog >= 1.0:
+                break
+            if cfg.patience > 0 and all_reduce_max([float(bad_evals)], d)[0] >= cfg.patience:
+                if d.main:
+                    (bar.write if bar is not None else print)(
+                        f"early stop at step {step}: {bad_evals} validations without a new best "
+                        f"(best valid loss {best_loss:.4f})")
                 break
             t0 = time.monotonic()
             lr = learning_rate(cfg, step, prog)
@@ -450,8 +541,11 @@ def train(cfg: TrainConfig) -> Path:
             loss_sum += loss.item()
             loss_count += 1
             recent_losses = (recent_losses + [loss.item()])[-cfg.log_every:]
+            if bar is not None:
+                bar.update((1 if cfg.steps > 0 else max(0, min(bar.total, int(train_seconds)) - bar.n)))
+                bar.set_postfix_str(f"loss {loss.item():.3f}, best valid {best_loss:.3f}", refresh=False)
 
-            if d.main and (step % cfg.log_every == 0):
+            if d.main and (step % cfg.log_every == 0) and bar is None:
                 elapsed = time.monotonic() - window_start
                 tok_s = window_tokens / max(elapsed, 1e-9)
                 print(f"step {step} [{100 * min(progress(), 1):5.1f}%] loss {loss_sum / loss_count:.4f} "
@@ -469,6 +563,8 @@ def train(cfg: TrainConfig) -> Path:
             if exit_signal is None and not (cfg.eval_every > 0 and step % cfg.eval_every == 0 and metrics):
                 metrics = evaluate_and_save(final=True)
             checkpoint(last_path, metrics)
+            if bar is not None:
+                bar.close()
             print(f"saved {last_path} at step {step} (final train loss {final_loss:.6f})"
                   + (f" after signal {exit_signal}" if exit_signal else ""), flush=True)
     finally:
@@ -519,6 +615,16 @@ def parse_args(argv=None) -> TrainConfig:
                    help="contiguous streams with state carried between steps (default: on for transformer_xl)")
     p.add_argument("--sample-tokens", type=int, default=defaults.sample_tokens)
     p.add_argument("--log-every", type=int, default=defaults.log_every)
+    p.add_argument("--init", default=defaults.init, metavar="CKPT",
+                   help="start from this checkpoint (its weights, architecture and tokenizer; the corpus must be "
+                        "encoded with that tokenizer); --model/--d-model/... are then ignored")
+    p.add_argument("--replay", default=defaults.replay, metavar="DIR",
+                   help="data folder of a second corpus (same tokenizer) mixed into every batch")
+    p.add_argument("--replay-fraction", type=float, default=defaults.replay_fraction,
+                   help="fraction of each batch drawn from --replay")
+    p.add_argument("--patience", type=int, default=defaults.patience,
+                   help="stop after N validations without a new best valid loss (0: never)")
+    p.add_argument("--progress-bar", action="store_true", help="a progress bar with ETA instead of log lines")
     args = p.parse_args(argv)
     return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
 

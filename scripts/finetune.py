@@ -1,0 +1,131 @@
+"""Adapt the shipped model to your own code: `make train SOURCES="DIR [DIR ...]"` runs this.
+
+    python scripts/finetune.py ~/code/proj1 ~/code/proj2 --out checkpoints/personal.pt --minutes 10
+
+1. corpus of the folders' .py files (cleaned like the default corpus), encoded with the starting
+   checkpoint's tokenizer (no new BPE); a held-out slice of the files (--valid-fraction) is the validation
+   split;
+2. `train.py --init CKPT` on it with the recipe chosen by measurement (docs/training.md): lr 1e-4, short
+   warmup, cosine decay over the budget, part of every batch replayed from the default corpus when it is
+   built (against forgetting), validation on the held-out slice every --eval-every steps, early stopping
+   and best.pt = the best held-out loss (never worse than the starting model);
+3. OUT = best.pt exported (fp16), written atomically: a failed or interrupted run leaves OUT untouched;
+   `--resume` continues an interrupted run from WORK/run/last.pt.
+
+Exit codes: 0 done, 2 bad input (missing folder, no .py files, nothing usable, bad checkpoint), 130/143
+interrupted (OUT untouched; run again with --resume).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from dataset.corpus import corpus_dir  # noqa: E402
+from dataset.personal import SourceError, build_personal_corpus  # noqa: E402
+from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+
+# The recipe (measured: docs/training.md, "Train on your own code").
+RECIPE = {"lr": 1e-4, "warmup": 20, "min_lr_ratio": 0.1, "batch_size": 8, "seq_len": 256, "dropout": 0.1,
+          "weight_decay": 0.1, "eval_every": 25, "patience": 4, "replay_fraction": 0.25}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="scripts/finetune.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("sources", nargs="*", help="folders of your Python code")
+    p.add_argument("--init", default="checkpoints/default.pt", help="checkpoint to start from")
+    p.add_argument("--out", default="checkpoints/personal.pt", help="the fine-tuned model (for make serve MODEL=)")
+    p.add_argument("--work", default="runs/personal", help="corpus and run folder (last.pt, best.pt)")
+    p.add_argument("--minutes", type=float, default=10.0, help="training budget (wall clock)")
+    p.add_argument("--steps", type=int, default=0, help="exact step budget instead of --minutes")
+    p.add_argument("--replay", default="data/default-model",
+                   help="corpus replayed against forgetting (same tokenizer); skipped when not built")
+    p.add_argument("--replay-fraction", type=float, default=RECIPE["replay_fraction"])
+    p.add_argument("--valid-fraction", type=float, default=0.1, help="share of your files held out for validation")
+    p.add_argument("--lr", type=float, default=RECIPE["lr"])
+    p.add_argument("--warmup", type=int, default=RECIPE["warmup"])
+    p.add_argument("--batch-size", type=int, default=RECIPE["batch_size"])
+    p.add_argument("--eval-every", type=int, default=RECIPE["eval_every"])
+    p.add_argument("--patience", type=int, default=RECIPE["patience"], help="0: no early stopping")
+    p.add_argument("--dropout", type=float, default=RECIPE["dropout"])
+    p.add_argument("--exclude", nargs="*", default=[], metavar="PATH",
+                   help="relative paths left out of the corpus (benchmarks hold files out this way)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue WORK/run/last.pt (corpus reused)")
+    p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    work = Path(args.work)
+    data, run = work / "data", work / "run"
+    try:
+        init = load_checkpoint(args.init)
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    # ---- corpus (reused as it is on --resume, so the run continues on the same token arrays)
+    if not (args.resume and (data / "corpus" / "meta.json").is_file() and (run / "last.pt").is_file()):
+        try:
+            from dataset.personal import gather
+            gather(args.sources, progress=False)  # fail on bad input before touching WORK
+            shutil.rmtree(data, ignore_errors=True)
+            shutil.rmtree(run, ignore_errors=True)
+            meta = build_personal_corpus(args.sources, data, init.tokenizer, valid_fraction=args.valid_fraction,
+                                         exclude=set(args.exclude), progress=not args.no_progress)
+        except SourceError as e:
+            print(f"error: {e}; nothing written to {args.out}", file=sys.stderr)
+            return 2
+        sp = meta["splits"]
+        print(f"corpus: {sp['train']['files']} train files ({sp['train']['tokens']:,} tokens), "
+              f"{sp['valid']['files']} held-out files ({sp['valid']['tokens']:,} tokens) for early stopping, "
+              f"tokenizer of {args.init}", flush=True)
+    replay = ""
+    if args.replay and args.replay_fraction > 0:
+        try:
+            corpus_dir(args.replay)
+            replay = args.replay
+        except FileNotFoundError:
+            print(f"note: no replay corpus in {args.replay} (`make data-default` builds it); fine-tuning "
+                  f"without replay", file=sys.stderr)
+    # ---- fine-tune
+    import train
+    cfg = train.TrainConfig(
+        data=str(data), out=str(run), init=args.init, resume=args.resume, minutes=args.minutes, steps=args.steps,
+        lr=args.lr, warmup=args.warmup, min_lr_ratio=RECIPE["min_lr_ratio"], batch_size=args.batch_size,
+        seq_len=min(RECIPE["seq_len"], init.config.max_len), dropout=args.dropout,
+        weight_decay=RECIPE["weight_decay"], eval_every=args.eval_every, eval_tokens=0, patience=args.patience,
+        replay=replay, replay_fraction=args.replay_fraction if replay else 0.0, threads=args.threads,
+        seed=args.seed, sample_tokens=0, checkpoint_minutes=1.0, progress_bar=not args.no_progress)
+    try:
+        train.train(cfg)
+    except (FileNotFoundError, ValueError, CheckpointError) as e:
+        print(f"error: {e}; nothing written to {args.out}", file=sys.stderr)
+        return 2
+    except SystemExit as e:  # a signal: last.pt is saved, OUT is untouched
+        print(f"interrupted: {args.out} untouched; continue with --resume", file=sys.stderr)
+        return int(e.code or 1)
+    # ---- export best.pt (the best held-out loss; the starting model if nothing beat it) atomically to OUT
+    best = load_checkpoint(run / "best.pt")
+    meta = dict(best.meta)
+    meta.update({"exported_from": str(run / "best.pt"), "finetuned_from": args.init,
+                 "sources": [str(Path(s).resolve()) for s in args.sources], "params": best.model.num_params()})
+    save_checkpoint(args.out, best.model, best.config, best.tokenizer, step=best.step,
+                    train_config=best.train_config, meta=meta, half=True)
+    start_loss = init.meta.get("valid_loss")
+    print(f"wrote {args.out}: step {best.step}, held-out loss {best.meta.get('valid_loss', float('nan')):.4f} "
+          f"({best.meta.get('valid_bpc', float('nan')):.3f} bits/char); serve it: make serve MODEL={args.out}"
+          + ("" if start_loss is None else ""), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

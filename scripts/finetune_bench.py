@@ -1,0 +1,68 @@
+"""Benchmark of `make train SOURCES=...` on a real project the default corpus never saw.
+
+    python scripts/finetune_bench.py /tmp/marshmallow-4.4.0 --minutes 8 --work runs/ft-marshmallow
+
+Holds out a fifth of the project's (cleaned) files, chosen by a hash of their path; fine-tunes the shipped
+model on the rest (scripts/finetune.py with --exclude); then types the held-out files with the shipped and
+the fine-tuned model (`python -m evaluate --files ... --protocol lines project`) and the standard held-out
+test projects with the fine-tuned model (the command in docs/training.md). One torch thread throughout.
+Prints the commands it runs; their reports are under WORK/eval-*.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from dataset.personal import gather  # noqa: E402
+
+
+def held_out_fifth(project: Path) -> list[dict]:
+    records = gather([project])
+    order = sorted(records, key=lambda r: hashlib.sha256(r["path"].encode()).hexdigest())
+    return order[:max(1, round(len(order) / 5))]
+
+
+def sh(cmd: list[str]) -> None:
+    print("$ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, cwd=REPO, check=True)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("project", type=Path)
+    p.add_argument("--work", required=True)
+    p.add_argument("--minutes", type=float, default=10)
+    p.add_argument("--max-chars", type=int, default=1000)
+    p.add_argument("--skip-base", action="store_true", help="the shipped model's held-out figures exist")
+    p.add_argument("--skip-standard", action="store_true")
+    p.add_argument("finetune_args", nargs="*", help="after --: extra scripts/finetune.py options")
+    args = p.parse_args(argv)
+    work = Path(args.work)
+    held = held_out_fifth(args.project)
+    files = [str(args.project.resolve() / r["path"]) for r in held]
+    print(f"held out {len(held)} files: {', '.join(r['path'] for r in held)}", flush=True)
+    py = sys.executable
+    model = str(work / "personal.pt")
+    sh([py, "scripts/finetune.py", str(args.project), "--work", str(work), "--out", model, "--minutes",
+        str(args.minutes), "--threads", "1", "--no-progress", "--exclude", *[r["path"] for r in held],
+        *args.finetune_args])
+    evaluate = [py, "-m", "evaluate", "--threads", "1", "--line-samples", "0", "--max-chars", str(args.max_chars)]
+    if not args.skip_base:
+        sh([*evaluate, "--model", "checkpoints/default.pt", "--files", *files, "--protocol", "lines", "project",
+            "--out", str(work / "eval-heldout-base")])
+    sh([*evaluate, "--model", model, "--files", *files, "--protocol", "lines", "project",
+        "--out", str(work / "eval-heldout-ft")])
+    if not args.skip_standard:
+        sh([*evaluate, "--model", model, "--data", "data/default-model", "--split", "test", "--max-files", "12",
+            "--protocol", "lines", "--out", str(work / "eval-standard-ft")])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
