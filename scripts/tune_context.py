@@ -51,6 +51,9 @@ def run_variant(args_tuple):
     config.context_prompt = variant.pop("context_prompt", "all")
     lines = variant.pop("context_lines", 0)
     use_extra = variant.pop("extra", True)
+    for name in ("auto_beam_width", "beam_width"):  # PredictorConfig fields
+        if name in variant:
+            setattr(config, name, variant.pop(name))
     if config.context is not None:
         config.context = replace(ContextConfig(), **variant)
     predictor = Predictor.from_checkpoint(model, config=config)

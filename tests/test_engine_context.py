@@ -156,3 +156,22 @@ def test_bad_extra_is_a_type_error(predictor):
         predictor.complete("x = 1", extra=[b"bytes"])
     with pytest.raises(TypeError):
         predictor.complete("x = 1", extra=[None])
+
+
+def test_matches_run_across_block_cuts_of_one_text(ckpt):
+    """A long chunk is tokenised in blocks; its blocks join without a separator, so a history that spans a
+    cut still matches its whole length (an eot there would cut the match to the tokens after the cut)."""
+    from models.checkpoint import load_checkpoint
+    tok = load_checkpoint(ckpt).tokenizer
+    config = ContextConfig(block_min_chars=64, block_max_chars=128)
+    text = "".join(f"    name_{i} = compute_{i * 7}(arg_{i})\n" for i in range(60))
+    blocks = prompt_blocks(text, 64, 128)
+    assert len(blocks) > 5
+    cut = len(blocks[0]) + len(blocks[1])  # where the third block starts (a newline)
+    history = tuple(tok.encode("x = 0" + text[cut - 30:cut + 12]))
+    memory = ContextStore(tok, config).memory("", [text])
+    lam, ids, probs = memory.predict(history)
+    assert len(ids) == 1 and probs[0] == 1.0
+    assert text[cut + 12:].startswith(tok.decode([int(ids[0])]))  # the true continuation
+    # and its weight is that of the long match (~42 bytes), not of the 12 bytes after the cut
+    assert lam >= config.max_weight * (1 - np.exp(-30 / config.scale_bytes))
