@@ -77,6 +77,7 @@ class TrainConfig:
     replay_fraction: float = 0.0  # fraction of each batch's rows drawn from --replay
     patience: int = 0  # stop after this many validations without a new best (0: never)
     progress_bar: bool = False  # a tqdm bar with ETA instead of a log line every log_every steps
+    track: bool = True  # labml tracking (local sqlite)
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(arch=self.model, vocab_size=vocab_size, d_model=self.d_model, n_layers=self.layers,
@@ -416,7 +417,7 @@ def train(cfg: TrainConfig) -> Path:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
 
-    tracker = Tracker(cfg, enabled=d.main)
+    tracker = Tracker(cfg, enabled=d.main and cfg.track)
     if d.main:
         budget = f"{cfg.steps} steps" if cfg.steps > 0 else f"{cfg.minutes:g} minutes"
         print(f"{model_config.arch}: {raw_model.num_params() / 1e6:.2f}M parameters, vocab {tokenizer.vocab_size}, "
@@ -626,7 +627,7 @@ def parse_args(argv=None) -> TrainConfig:
                    help="stop after N validations without a new best valid loss (0: never)")
     p.add_argument("--progress-bar", action="store_true", help="a progress bar with ETA instead of log lines")
     args = p.parse_args(argv)
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    return TrainConfig(**{f.name: getattr(args, f.name, getattr(defaults, f.name)) for f in fields(TrainConfig)})
 
 
 def main(argv=None) -> int:

@@ -104,7 +104,7 @@ def main(argv=None) -> int:
         seq_len=min(RECIPE["seq_len"], init.config.max_len), dropout=args.dropout,
         weight_decay=RECIPE["weight_decay"], eval_every=args.eval_every, eval_tokens=0, patience=args.patience,
         replay=replay, replay_fraction=args.replay_fraction if replay else 0.0, threads=args.threads,
-        seed=args.seed, sample_tokens=0, checkpoint_minutes=1.0, progress_bar=not args.no_progress)
+        seed=args.seed, sample_tokens=0, track=False, checkpoint_minutes=1.0, progress_bar=not args.no_progress)
     try:
         train.train(cfg)
     except (FileNotFoundError, ValueError, CheckpointError) as e:

@@ -6,6 +6,7 @@ tests/tiny_model.py; each run is a few seconds on one thread.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 from pathlib import Path
 
@@ -148,3 +149,37 @@ def test_early_stopping_keeps_the_best_held_out_model(tiny_ckpt, tmp_path, capsy
     assert "early stop at step" in out
     assert load_checkpoint(tmp_path / "run" / "best.pt").step == 0
     assert load_checkpoint(tmp_path / "run" / "last.pt").step < 200
+
+
+def test_interrupted_run_leaves_out_untouched_and_resumes(tiny_ckpt, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    out, work = tmp_path / "personal.pt", tmp_path / "w"
+    out.write_bytes(b"previous model")
+    cmd = [sys.executable, str(REPO / "scripts" / "finetune.py"), str(PROJECT), "--init", str(tiny_ckpt),
+           "--out", str(out), "--work", str(work), "--batch-size", "2", "--eval-every", "5", "--no-progress",
+           "--replay", "", "--patience", "0"]
+    proc = subprocess.Popen([*cmd, "--steps", "1000000"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.time() + 120
+        for line in proc.stdout:
+            if re.match(r"step 10 \[", line) or time.time() > deadline:
+                break
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, rest
+    assert out.read_bytes() == b"previous model"
+    stopped = load_checkpoint(work / "run" / "last.pt").step
+    assert stopped >= 10
+    # Resume with a budget already reached: it continues from last.pt (same corpus) and writes OUT.
+    done = subprocess.run([*cmd, "--steps", str(stopped), "--resume"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"from step {stopped}" in done.stdout
+    assert load_checkpoint(out).tokenizer.sha256 == load_checkpoint(tiny_ckpt).tokenizer.sha256
