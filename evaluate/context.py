@@ -65,6 +65,8 @@ class ContextConfig:
     # cannot know: `normalise_invoice_`) mixes with at least ident_weight.
     ident_weight: float = 0.9
     ident_bytes: int = 12
+    # Weight of an occurrence by where it is: the input_extra chunks, the file, the file's last block.
+    segment_weights: tuple = (1.0, 1.0, 1.0)
     # Occurrences counted per lookup (the most recent ones in memory order).
     max_candidates: int = 256
     # Bytes of cached token ids (blocks) and of built segment indexes; least recently used go first.
@@ -190,7 +192,9 @@ class Memory:
 
     def __init__(self, segments: list[Segment], config: ContextConfig, vocab_size: int,
                  ident_tokens: np.ndarray | None = None, token_len: np.ndarray | None = None,
-                 memo: OrderedDict | None = None):
+                 memo: OrderedDict | None = None, weights: list[float] | None = None):
+        weights = weights or [1.0] * len(segments)
+        self.weights = [w for s, w in zip(segments, weights) if len(s.tokens)]
         self.segments = [s for s in segments if len(s.tokens)]
         self.config = config
         self.vocab_size = vocab_size
@@ -222,27 +226,29 @@ class Memory:
         if not hist:
             return None
         hist_rev = np.array(hist[::-1], dtype=np.int32)
-        found = []  # (segment, ends, tokens matched, bytes matched)
-        for seg in self.segments:
+        found = []  # (segment, ends, tokens matched, bytes matched, weight)
+        for seg, weight in zip(self.segments, self.weights):
             k, ends = seg.candidates(hist, cfg.max_candidates)
             if k == 0:
                 continue
             nxt = ORDERS[ORDERS.index(k) + 1] - 1 if k in ORDERS and k != ORDERS[-1] else \
                 (cfg.max_order if k == ORDERS[-1] else ORDERS[0] - 1)
             n_tok, n_bytes = seg.match_lengths(ends, hist_rev, max(nxt, k))
-            found.append((seg, ends, n_tok, n_bytes))
+            found.append((seg, ends, n_tok, n_bytes, weight))
         if not found:
             return None
-        best = max(int(n.max()) for _, _, n, _ in found)
+        best = max(int(n.max()) for _, _, n, _, _ in found)
         if best < cfg.min_order:
             return None
-        nexts, matched_bytes = [], 0
-        for seg, ends, n_tok, n_bytes in found:
+        nexts, weights, matched_bytes = [], [], 0
+        for seg, ends, n_tok, n_bytes, weight in found:
             sel = n_tok == best
             if sel.any():
                 nexts.append(seg.tokens[ends[sel] + 1])
+                weights.append(np.full(int(sel.sum()), weight, dtype=np.float64))
                 matched_bytes = max(matched_bytes, int(n_bytes[sel].max()))
-        ids, counts = np.unique(np.concatenate(nexts), return_counts=True)
+        ids, inverse = np.unique(np.concatenate(nexts), return_inverse=True)
+        counts = np.bincount(inverse, weights=np.concatenate(weights))
         lam = cfg.max_weight * (1 - math.exp(-matched_bytes / cfg.scale_bytes))
         if cfg.ident_weight > lam and self.ident_tokens is not None:
             ident = 0  # identifier bytes at the end of the matched history
@@ -269,12 +275,23 @@ class ContextStore:
         self.segments: OrderedDict[tuple, Segment] = OrderedDict()
         self.segment_bytes = 0
         self.memos: OrderedDict[tuple, OrderedDict] = OrderedDict()
+        self._last: tuple | None = None  # (prompt_text, extra, Memory) of the last request
         self.stats = {"blocks_tokenised": 0, "chars_tokenised": 0, "segments_built": 0, "block_evictions": 0,
                       "segment_evictions": 0}
 
     # ---------------------------------------------------------------- requests
     def memory(self, prompt_text: str, extra: list[str]) -> Memory:
         """The memory of one request: `prompt_text` (what precedes the cursor line) and the extra chunks."""
+        last = self._last
+        # Typing inside a line sends the same text before it and the same chunks: the same memory (string
+        # equality is a memcmp, ~20 us for 200 KB, against ~1 ms to cut and hash the blocks again).
+        if last is not None and last[0] == prompt_text and last[1] == extra:
+            return last[2]
+        memory = self._build_memory(prompt_text, extra)
+        self._last = (prompt_text, list(extra), memory)
+        return memory
+
+    def _build_memory(self, prompt_text: str, extra: list[str]) -> Memory:
         cfg = self.config
         prompt_parts = prompt_blocks(prompt_text, cfg.block_min_chars, cfg.block_max_chars)
         # Chunks are cut into blocks too: an edited file re-tokenises one block, and a batch of similar
@@ -294,6 +311,7 @@ class ContextStore:
             group_keys.append(tuple(zip(keys[start:start + len(g)], starts)))
             start += len(g)
         segments = [self._segment(k) for k in group_keys if k]
+        weights = [w for k, w in zip(group_keys, cfg.segment_weights) if k]
         memo_key = tuple(group_keys)  # the same segments predict the same: share the lookups
         memo = self.memos.get(memo_key)
         if memo is None:
@@ -301,7 +319,7 @@ class ContextStore:
             while len(self.memos) > cfg.memos:
                 self.memos.popitem(last=False)
         self.memos.move_to_end(memo_key)
-        return Memory(segments, cfg, self.tokenizer.vocab_size, self.ident_tokens, self.token_len, memo)
+        return Memory(segments, cfg, self.tokenizer.vocab_size, self.ident_tokens, self.token_len, memo, weights)
 
     def usage(self) -> dict:
         return {"context_blocks": len(self.blocks), "context_block_bytes": self.block_bytes,
@@ -312,6 +330,7 @@ class ContextStore:
         self.blocks.clear()
         self.segments.clear()
         self.memos.clear()
+        self._last = None
         self.block_bytes = self.segment_bytes = 0
 
     # ---------------------------------------------------------------- caches

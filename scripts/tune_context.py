@@ -3,7 +3,8 @@
     .venv/bin/python scripts/tune_context.py --data data/default-model --files 8 --chars 600 \
         '{}' '{"max_weight": 0.8}' '{"scale_bytes": 6}' '{"context": null}'
 
-Each argument is a JSON object of `ContextConfig` fields (or {"context": null}: no context store,
+Each argument is a JSON object of `ContextConfig` or `PredictorConfig` fields ({"auto_beam_width": 1},
+{"max_tokens": {"line": 16}}; {"time_budget_ms": 40}: a time budget per request; {"context": null}: no context store,
 {"context_prompt": "before_window" | "none"}: what of the prompt is remembered, {"context_lines": 20}:
 today's 20-line prompt, {"extra": false}: no other files); every variant types the same files with the project-aware
 protocol (whole text before the cursor + the other files of the project) and prints keystrokes saved and
@@ -51,12 +52,20 @@ def run_variant(args_tuple):
     config.context_prompt = variant.pop("context_prompt", "all")
     lines = variant.pop("context_lines", 0)
     use_extra = variant.pop("extra", True)
-    for name in ("auto_beam_width", "beam_width"):  # PredictorConfig fields
-        if name in variant:
-            setattr(config, name, variant.pop(name))
+    budget = variant.pop("time_budget_ms", None)
+    from dataclasses import fields
+    for f in fields(PredictorConfig):  # PredictorConfig fields (auto_beam_width, max_tokens, ...)
+        if f.name in variant and f.name != "context":
+            value = variant.pop(f.name)
+            setattr(config, f.name, {**config.max_tokens, **value} if f.name == "max_tokens" else value)
     if config.context is not None:
+        if "segment_weights" in variant:
+            variant["segment_weights"] = tuple(variant["segment_weights"])
         config.context = replace(ContextConfig(), **variant)
     predictor = Predictor.from_checkpoint(model, config=config)
+    if budget is not None:  # what a server started with --time-budget-ms does to every request
+        complete = predictor.complete
+        predictor.complete = lambda *a, **kw: complete(*a, time_budget_ms=budget, **kw)
     chars_total = keys = 0
     ms = []
     per_file = []

@@ -169,6 +169,25 @@ def test_window_is_cut_at_line_starts_and_stable_while_typing(ckpt):
         previous_start = cut
     assert moves <= 5  # about once per new line
 
+
+def test_anchored_window_moves_less_and_still_fits(ckpt):
+    """window_anchor_every=4: starts only at anchor lines (by content), so typing line after line moves the
+    window (and re-feeds it) less often than at every line; it still fits and starts at a line start."""
+    code = "".join(f"    v{i} = {i}\n" for i in range(1, 300))  # short lines: ~15 in the window
+    moves = {}
+    for every in (1, 4):
+        p = Predictor.from_checkpoint(ckpt, config=PredictorConfig(max_prompt_tokens=90, window_anchor_every=every))
+        previous, moves[every] = None, 0
+        for end in range(code.index("v40 ="), len(code), 5):
+            prompt = code[:end]
+            kept, ids = p.window(prompt)
+            assert len(ids) <= 90 and prompt.endswith(kept) and p.tokenizer.decode(ids) == kept
+            cut = len(prompt) - len(kept)
+            assert cut == 0 or prompt[cut - 1] == "\n"
+            moves[every] += previous is not None and cut != previous
+            previous = cut
+    assert moves[4] < moves[1] / 2
+
 def test_concurrent_requests_are_serialised_and_correct(predictor):
     prompts = [before("self.assertEq"), before("def mu"), before("    print(add"), before("stack.pu")]
     expected = [[c.text for c in predictor.complete(p)] for p in prompts]
