@@ -38,6 +38,8 @@ def parse_args(argv=None):
     p.add_argument("--kind", nargs="+", default=["auto"], choices=list(KIND_NAMES),
                    help="completion kinds to simulate typing with (auto = the default kind)")
     p.add_argument("--max-files", type=int, default=8, help="files sampled from the split (0: all)")
+    p.add_argument("--files-per-project", type=int, default=0,
+                   help="sample this many files from every project of the split instead of --max-files overall")
     p.add_argument("--max-chars", type=int, default=2000, help="characters typed per file (cut at a line end)")
     p.add_argument("--context-lines", type=int, default=20,
                    help="lines before the cursor sent as the prompt (the 'lines' protocol)")
@@ -67,7 +69,7 @@ def parse_args(argv=None):
     if not 0 <= args.start_fraction < 1:
         p.error("--start-fraction must be in [0, 1)")
     for name in ("max_files", "max_chars", "context_lines", "line_samples", "cache_size", "beam_width",
-                 "auto_beam_width", "extra_chars"):
+                 "auto_beam_width", "extra_chars", "files_per_project"):
         if getattr(args, name) < 0 or (name in ("context_lines", "beam_width", "auto_beam_width")
                                        and getattr(args, name) < 1):
             p.error(f"--{name.replace('_', '-')} must be positive")
@@ -98,7 +100,13 @@ def load_texts(args) -> tuple[dict[str, str], dict[str, list[str]]]:
         for project, path in found:
             root = Path(args.data) / "corpus" / "files" / args.split / project
             members.setdefault(project, {})[path.relative_to(root).as_posix()] = path
-        if args.max_files and len(found) > args.max_files:
+        if args.files_per_project:  # the same number from every project (seeded), for per-project figures
+            rng, picked = random.Random(args.seed), []
+            for project in sorted(members):
+                mine = [pf for pf in found if pf[0] == project]
+                picked += rng.sample(mine, min(args.files_per_project, len(mine)))
+            found = sorted(picked, key=lambda pf: str(pf[1]))
+        elif args.max_files and len(found) > args.max_files:
             found = sorted(random.Random(args.seed).sample(found, args.max_files), key=lambda pf: str(pf[1]))
         paths = [(f"{project}/{path.name}", path) for project, path in found]
         projects = {}

@@ -169,3 +169,30 @@ def test_evaluate_through_a_running_server_matches_in_process(ckpt, tmp_path):
         same = sum(a["pred"] == b["pred"] for a, b in zip(remote["line_samples"][protocol],
                                                          local["line_samples"][protocol]))
         assert same >= 9  # of 10 (near-ties, above)
+
+
+def test_files_per_project_and_project_protocol_on_a_split(ckpt, tmp_path):
+    """--files-per-project samples every project equally; the project protocol sends each file's
+    neighbours from its own project only, and the report has per-project figures for both protocols."""
+    files = tmp_path / "data" / "corpus" / "files" / "test"
+    manifest = []
+    for project, names in {"alpha": ["a.py", "b.py", "c.py"], "beta": ["x.py", "y.py"]}.items():
+        (files / project).mkdir(parents=True)
+        for i, name in enumerate(names):
+            text = TINY_TEXT.replace("Stack", f"Stack{project}{i}")
+            (files / project / name).write_text(text)
+            manifest.append({"project": project, "path": name, "split": "test", "sha256": "", "chars": len(text)})
+    (tmp_path / "data" / "corpus" / "meta.json").write_text("{}")
+    (tmp_path / "data" / "corpus" / "manifest.json").write_text(json.dumps({"files": manifest}))
+    out = tmp_path / "r"
+    assert main(["--model", str(ckpt), "--data", str(tmp_path / "data"), "--files-per-project", "1",
+                 "--max-chars", "120", "--line-samples", "0", "--protocol", "lines", "project",
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "eval.json").read_text())
+    assert sorted(r["project"] for r in report["files"]) == ["alpha", "beta"]
+    for row in report["files"]:  # the neighbours: exactly the other files of its own project
+        project, picked = row["file"].split("/")
+        others = [f for f in (files / project).iterdir() if f.name != picked]
+        assert row["extra_chars"] == sum(len(f.read_text()) for f in others)
+    assert set(report["projects"]) == {"alpha", "beta"}
+    assert all({"saved_auto", "saved_auto_project"} <= set(p) for p in report["projects"].values())
