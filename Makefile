@@ -66,7 +66,7 @@ serve: install
 	$(PY) server.py --host $(HOST) --port $(PORT) --model $(MODEL)
 
 eval: install data-default
-	$(PY) -m evaluate --model $(MODEL) --data $(DEFAULT_DATA)
+	$(PY) -m evaluate --model $(MODEL) --data $(DEFAULT_DATA) --protocol lines project
 
 bench: install data
 	$(PY) -m benchmarks --model $(MODEL)
