@@ -33,16 +33,25 @@ def sh(cmd: list[str]) -> None:
     subprocess.run(cmd, cwd=REPO, check=True)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog="after --: extra scripts/finetune.py options, e.g. -- --lr 3e-4")
     p.add_argument("project", type=Path)
     p.add_argument("--work", required=True)
     p.add_argument("--minutes", type=float, default=10)
     p.add_argument("--max-chars", type=int, default=1000)
     p.add_argument("--skip-base", action="store_true", help="the shipped model's held-out figures exist")
     p.add_argument("--skip-standard", action="store_true")
-    p.add_argument("finetune_args", nargs="*", help="after --: extra scripts/finetune.py options")
-    args = p.parse_args(argv)
+    # split at "--" by hand: argparse gives a trailing nargs="*" positional nothing after the first positional
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = p.parse_args(argv[:cut])
+    args.finetune_args = argv[cut + 1:]
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     work = Path(args.work)
     held = held_out_fifth(args.project)
     files = [str(args.project.resolve() / r["path"]) for r in held]

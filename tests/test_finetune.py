@@ -183,3 +183,13 @@ def test_interrupted_run_leaves_out_untouched_and_resumes(tiny_ckpt, tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"from step {stopped}" in done.stdout
     assert load_checkpoint(out).tokenizer.sha256 == load_checkpoint(tiny_ckpt).tokenizer.sha256
+
+
+def test_bench_passes_options_after_double_dash():
+    spec = importlib.util.spec_from_file_location("finetune_bench", REPO / "scripts" / "finetune_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = bench.parse_args(["/tmp/proj", "--work", "w", "--minutes", "5", "--", "--lr", "3e-4",
+                             "--replay-fraction", "0.125"])
+    assert args.minutes == 5 and args.finetune_args == ["--lr", "3e-4", "--replay-fraction", "0.125"]
+    assert bench.parse_args(["/tmp/proj", "--work", "w"]).finetune_args == []
