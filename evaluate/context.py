@@ -47,9 +47,11 @@ import numpy as np
 from dataset.tokenizer import Tokenizer
 
 _IDENT = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") | frozenset(range(128, 256))
-ORDERS = (2, 4, 8, 16)  # k-gram indexes per segment; a hit at k is extended up to the next order
+ORDERS = (2, 4, 8, 16)  # k-gram indexes per segment (and 1); a hit at k is extended up to the next order
+_LEVELS = (1,) + ORDERS
 _P = 0x9E3779B97F4A7C15  # odd 64-bit multiplier of the polynomial k-gram hash
 _MASK = (1 << 64) - 1
+_POWERS = [pow(_P, j, 1 << 64) for j in range(ORDERS[-1])]  # P^j mod 2^64
 
 
 @dataclass
@@ -116,11 +118,15 @@ def _kgram_hashes(t: np.ndarray, k: int, h1: np.ndarray, cache: dict) -> np.ndar
     return out
 
 
-def _query_hash(hist: tuple[int, ...], k: int) -> int:
-    h = 0
-    for j in range(k):  # H_k at the end of hist: sum (t[-1-j] + 1) * P^j
-        h = (h + (hist[-1 - j] + 1) * pow(_P, j, 1 << 64)) & _MASK
-    return h
+def _query_hashes(hist: tuple[int, ...]) -> dict[int, np.uint64]:
+    """H_k at the end of `hist` for every indexed k it is long enough for: sum_{j<k} (t[-1-j] + 1) * P^j,
+    one running sum (each H_k extends the one before)."""
+    hashes, h = {}, 0
+    for j in range(min(len(hist), _LEVELS[-1])):
+        h = (h + (hist[-1 - j] + 1) * _POWERS[j]) & _MASK
+        if j + 1 in _LEVELS:
+            hashes[j + 1] = np.uint64(h)
+    return hashes
 
 
 class Segment:
@@ -150,23 +156,22 @@ class Segment:
         cache: dict = {}
         self.keys: dict[int, np.ndarray] = {}
         self.pos: dict[int, np.ndarray] = {}
-        self.unigram_pos: np.ndarray | None = None
-        for k in (1,) + ORDERS:
-            ends = np.nonzero(follows)[0]
-            ends = ends[ends >= k - 1].astype(np.int32)
+        followed = np.nonzero(follows)[0].astype(np.int32)
+        for k in _LEVELS:
+            ends = followed[followed >= k - 1]
             hk = _kgram_hashes(t, k, h1, cache)[ends]
             order = np.argsort(hk, kind="stable")  # equal keys stay in memory order: the last are the latest
             self.keys[k], self.pos[k] = hk[order], ends[order]
         self.nbytes = t.nbytes + self.byte_len.nbytes + sum(a.nbytes for a in self.keys.values()) \
             + sum(a.nbytes for a in self.pos.values())
 
-    def candidates(self, hist: tuple[int, ...], max_candidates: int) -> tuple[int, np.ndarray]:
-        """(k, end positions) for the largest indexed k whose last-k-token hash of `hist` occurs here."""
-        for k in reversed((1,) + ORDERS):
-            if len(hist) < k:
+    def candidates(self, hashes: dict[int, np.uint64], max_candidates: int) -> tuple[int, np.ndarray]:
+        """(k, end positions) for the largest indexed k whose hash of the history's last k tokens
+        (`hashes`, from `_query_hashes`) occurs here."""
+        for k in reversed(_LEVELS):
+            if k not in hashes:
                 continue
-            keys = self.keys[k]
-            h = np.uint64(_query_hash(hist, k))
+            keys, h = self.keys[k], hashes[k]
             lo = int(np.searchsorted(keys, h, side="left"))
             hi = int(np.searchsorted(keys, h, side="right"))
             if hi > lo:
@@ -190,21 +195,16 @@ class Segment:
 class Memory:
     """The segments of one request's context; `predict(history)` is the copy model."""
 
-    def __init__(self, segments: list[Segment], config: ContextConfig, vocab_size: int,
+    def __init__(self, segments: list[Segment], config: ContextConfig,
                  ident_tokens: np.ndarray | None = None, token_len: np.ndarray | None = None,
                  memo: OrderedDict | None = None, weights: list[float] | None = None):
         weights = weights or [1.0] * len(segments)
         self.weights = [w for s, w in zip(segments, weights) if len(s.tokens)]
         self.segments = [s for s in segments if len(s.tokens)]
         self.config = config
-        self.vocab_size = vocab_size
         self.ident_tokens = ident_tokens  # [V] bool: the token is all identifier bytes
         self.token_len = token_len  # [V] bytes per token
         self.memo: OrderedDict = OrderedDict() if memo is None else memo  # history -> (prediction,)
-
-    @property
-    def empty(self) -> bool:
-        return not self.segments
 
     def predict(self, history: tuple[int, ...]) -> tuple[float, np.ndarray, np.ndarray] | None:
         """(lam, token ids [K], probabilities [K]) of the copy model after `history`, or None when no
@@ -226,14 +226,16 @@ class Memory:
         if not hist:
             return None
         hist_rev = np.array(hist[::-1], dtype=np.int32)
+        hashes = _query_hashes(hist)  # once for every segment
         found = []  # (segment, ends, tokens matched, bytes matched, weight)
         for seg, weight in zip(self.segments, self.weights):
-            k, ends = seg.candidates(hist, cfg.max_candidates)
+            k, ends = seg.candidates(hashes, cfg.max_candidates)
             if k == 0:
                 continue
-            nxt = ORDERS[ORDERS.index(k) + 1] - 1 if k in ORDERS and k != ORDERS[-1] else \
-                (cfg.max_order if k == ORDERS[-1] else ORDERS[0] - 1)
-            n_tok, n_bytes = seg.match_lengths(ends, hist_rev, max(nxt, k))
+            # no hit at the next indexed order: the match is shorter than it (the last: up to max_order)
+            level = _LEVELS.index(k)
+            upto = _LEVELS[level + 1] - 1 if level + 1 < len(_LEVELS) else cfg.max_order
+            n_tok, n_bytes = seg.match_lengths(ends, hist_rev, max(upto, k))
             found.append((seg, ends, n_tok, n_bytes, weight))
         if not found:
             return None
@@ -319,7 +321,7 @@ class ContextStore:
             while len(self.memos) > cfg.memos:
                 self.memos.popitem(last=False)
         self.memos.move_to_end(memo_key)
-        return Memory(segments, cfg, self.tokenizer.vocab_size, self.ident_tokens, self.token_len, memo, weights)
+        return Memory(segments, cfg, self.ident_tokens, self.token_len, memo, weights)
 
     def usage(self) -> dict:
         return {"context_blocks": len(self.blocks), "context_block_bytes": self.block_bytes,

@@ -20,8 +20,8 @@ One request:
 from __future__ import annotations
 
 import bisect
-import math
 import hashlib
+import math
 import threading
 import time
 from dataclasses import dataclass, field
