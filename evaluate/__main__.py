@@ -21,7 +21,7 @@ import torch
 from .metrics import (char_surprise, clip_text, line_completion, line_scores, percentile, simulate_typing,
                       token_stats)
 from .predictor import Predictor, PredictorConfig
-from .project import neighbours
+from .project import neighbours, split_projects
 from .remote import RemotePredictor
 from .views import keystrokes_html, surprise_html
 
@@ -88,31 +88,24 @@ def load_texts(args) -> tuple[dict[str, str], dict[str, list[str]]]:
         projects = {name: ("files", name) for name, _ in paths}
         members = {"files": {name: path for name, path in paths}}
     else:
-        from dataset.corpus import split_files
         try:
-            found = split_files(args.data, args.split)
+            members = split_projects(args.data, args.split)
         except FileNotFoundError as e:
             raise SystemExit(f"error: {e}")
-        if not found:
+        if not members:
             raise SystemExit(f"error: the {args.split} split of {args.data} has no files")
-        found = sorted(found, key=lambda pf: str(pf[1]))
-        members: dict[str, dict[str, Path]] = {}
-        for project, path in found:
-            root = Path(args.data) / "corpus" / "files" / args.split / project
-            members.setdefault(project, {})[path.relative_to(root).as_posix()] = path
+        # (project, path relative to it, file), in path order
+        found = sorted(((p, r, f) for p, files in members.items() for r, f in files.items()), key=lambda x: str(x[2]))
         if args.files_per_project:  # the same number from every project (seeded), for per-project figures
             rng, picked = random.Random(args.seed), []
             for project in sorted(members):
-                mine = [pf for pf in found if pf[0] == project]
+                mine = [x for x in found if x[0] == project]
                 picked += rng.sample(mine, min(args.files_per_project, len(mine)))
-            found = sorted(picked, key=lambda pf: str(pf[1]))
+            found = sorted(picked, key=lambda x: str(x[2]))
         elif args.max_files and len(found) > args.max_files:
-            found = sorted(random.Random(args.seed).sample(found, args.max_files), key=lambda pf: str(pf[1]))
-        paths = [(f"{project}/{path.name}", path) for project, path in found]
-        projects = {}
-        for (name, path), (project, _) in zip(paths, found):
-            root = Path(args.data) / "corpus" / "files" / args.split / project
-            projects[name] = (project, path.relative_to(root).as_posix())
+            found = sorted(random.Random(args.seed).sample(found, args.max_files), key=lambda x: str(x[2]))
+        paths = [(f"{project}/{path.name}", path) for project, _, path in found]
+        projects = {f"{project}/{path.name}": (project, rel) for project, rel, path in found}
     texts = {}
     for name, path in paths:
         text = _read(path)
@@ -122,10 +115,12 @@ def load_texts(args) -> tuple[dict[str, str], dict[str, list[str]]]:
         raise SystemExit("error: no non-empty UTF-8 files to evaluate")
     extras: dict[str, list[str]] = {}
     if "project" in args.protocol:
+        project_texts: dict[str, dict[str, str]] = {}  # each project's files read once
         for name in texts:
             project, rel = projects[name]
-            others = {r: t for r, p in members[project].items() if (t := _read(p)) is not None}
-            extras[name] = neighbours(rel, others, args.extra_chars)
+            if project not in project_texts:
+                project_texts[project] = {r: t for r, p in members[project].items() if (t := _read(p)) is not None}
+            extras[name] = neighbours(rel, project_texts[project], args.extra_chars)
     return texts, extras
 
 

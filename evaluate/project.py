@@ -18,7 +18,7 @@ sent: the held-out test projects stay unseen by training, and each file's projec
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 _IMPORT = re.compile(r"^\s*(?:from\s+(\.*[\w.]*)\s+import\s+([\w., ()]+)|import\s+([\w., ]+))", re.M)
 
@@ -77,3 +77,13 @@ def neighbours(target: str, others: dict[str, str], budget: int) -> list[str]:
         if left <= 0:
             break
     return chosen
+
+
+def split_projects(data_dir: str | Path, split: str) -> dict[str, dict[str, Path]]:
+    """project -> {path relative to the project's folder: cleaned file} for a corpus split."""
+    from dataset.corpus import split_files
+    members: dict[str, dict[str, Path]] = {}
+    for project, path in sorted(split_files(data_dir, split), key=lambda pf: str(pf[1])):
+        root = Path(data_dir) / "corpus" / "files" / split / project
+        members.setdefault(project, {})[path.relative_to(root).as_posix()] = path
+    return members

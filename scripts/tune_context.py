@@ -25,13 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def files_of(data: str, split: str, n: int, seed: int, extra_chars: int):
-    from dataset.corpus import split_files
-    from evaluate.project import neighbours
-    found = sorted(split_files(data, split), key=lambda pf: str(pf[1]))
-    members: dict[str, dict[str, str]] = {}
-    for project, path in found:
-        root = Path(data) / "corpus" / "files" / split / project
-        members.setdefault(project, {})[path.relative_to(root).as_posix()] = path.read_text(encoding="utf-8")
+    from evaluate.project import neighbours, split_projects
+    members = {project: {rel: path.read_text(encoding="utf-8") for rel, path in files.items()}
+               for project, files in split_projects(data, split).items()}
     # Files of projects with at least 3 files (a project context to use), at least 1500 characters long.
     pool = [(p, r) for p, m in sorted(members.items()) if len(m) >= 3 for r, t in sorted(m.items()) if len(t) > 1500]
     chosen = random.Random(seed).sample(pool, min(n, len(pool)))
