@@ -5,6 +5,8 @@
 // Prompts are long (up to promptMaxChars, 32K by default), so entries are keyed on a 64-bit hash of the
 // prompt plus its length, never on the prompt itself: 200 entries cost a few KB, not 200 prompts. One pass
 // over the prompt gives the hashes of the prompt and of its prefixes the type-through look-back needs.
+// The suffix (the rest of the line and the next lines, up to 4K characters) is hashed too, once per
+// keystroke: in the key as text it would be hashed again by the Map for each of the 65 type-through probes.
 
 export interface CachedCompletion {
   text: string;
@@ -58,10 +60,19 @@ export class CompletionCache {
 
   // the last prompt's keys: a keystroke asks for the same prompt's key several times (get, in-flight, set)
   private memo: { prompt: string; keys: string[] } | undefined;
+  // the last suffix's key: it stays the same while the user types on a line
+  private suffixMemo: { suffix: string; key: string } | undefined;
 
   /** The map key of (prompt, suffix, salt): what else the answer depends on goes into `salt`. */
   key(prompt: string, suffix: string, salt = ''): string {
-    return CompletionCache.join(this.promptKeys(prompt, 0)[0], suffix, salt);
+    return CompletionCache.join(this.promptKeys(prompt, 0)[0], this.suffixKey(suffix), salt);
+  }
+
+  /** The suffix as a key: short ones (the rest of a line) as they are, longer ones as their hash. */
+  private suffixKey(suffix: string): string {
+    if (suffix.length <= 64) return suffix;
+    if (this.suffixMemo?.suffix !== suffix) this.suffixMemo = { suffix, key: `#${prefixKeys(suffix, 0)[0]}` };
+    return this.suffixMemo.key;
   }
 
   /** prefixKeys(prompt, back), remembered for the last prompt. */
@@ -72,8 +83,8 @@ export class CompletionCache {
     return keys;
   }
 
-  private static join(promptKey: string, suffix: string, salt: string): string {
-    return `${salt}\u0000${suffix}\u0000${promptKey}`;
+  private static join(promptKey: string, suffixKey: string, salt: string): string {
+    return `${salt}\u0000${suffixKey}\u0000${promptKey}`;
   }
 
   set(prompt: string, suffix: string, completions: CachedCompletion[], salt = ''): void {
@@ -87,10 +98,11 @@ export class CompletionCache {
   get(prompt: string, suffix: string, salt = ''): CachedCompletion[] | undefined {
     const limit = Math.min(this.maxTypeAhead, prompt.length);
     const keys = this.promptKeys(prompt, limit);
-    const exact = this.touch(CompletionCache.join(keys[0], suffix, salt));
+    const suffixKey = this.suffixKey(suffix);
+    const exact = this.touch(CompletionCache.join(keys[0], suffixKey, salt));
     if (exact) return exact;
     for (let typed = 1; typed <= limit; typed++) {
-      const cached = this.touch(CompletionCache.join(keys[typed], suffix, salt));
+      const cached = this.touch(CompletionCache.join(keys[typed], suffixKey, salt));
       if (!cached) continue;
       const typedText = prompt.slice(prompt.length - typed);
       const rest = cached
@@ -104,6 +116,7 @@ export class CompletionCache {
   clear(): void {
     this.map.clear();
     this.memo = undefined;
+    this.suffixMemo = undefined;
   }
 
   private touch(k: string): CachedCompletion[] | undefined {

@@ -64,7 +64,7 @@ export class CompletionEngine {
   ) {}
 
   async suggest(ctx: RequestContext, settings: EngineSettings, cancel?: AbortSignal): Promise<EngineResult> {
-    const filterCtx = { linePrefix: ctx.linePrefix, suffix: ctx.suffix, nextLine: ctx.nextLine, maxLength: settings.maxSuggestionLength };
+    const filterCtx = { linePrefix: ctx.linePrefix, lineSuffix: ctx.lineSuffix, nextNonBlankLine: ctx.nextNonBlankLine, maxLength: settings.maxSuggestionLength };
     const toSuggestions = (cs: CachedCompletion[]) =>
       applyFilters(cs.map((c) => ({ text: c.text, prob: c.prob, replaceLength: 0 })), filterCtx);
 
@@ -90,7 +90,7 @@ export class CompletionEngine {
     if (this.inflight === entry) this.inflight = undefined;
     if (!res) return { suggestions: [], source: 'none' };
     const suggestions = toSuggestions(res.completions);
-    this.log(`response id=${res.id} server_ms=${res.ms.toFixed(1)} latency_ms=${res.latencyMs.toFixed(1)} prompt_chars=${ctx.prompt.length} extra=${extra.chunks.length}/${extra.chars} raw=${JSON.stringify(res.raw)} shown=${JSON.stringify(suggestions.map((s) => s.text))}`);
+    this.log(`response id=${res.id} server_ms=${res.ms.toFixed(1)} latency_ms=${res.latencyMs.toFixed(1)} prompt_chars=${ctx.prompt.length} suffix_chars=${ctx.suffix.length} extra=${extra.chunks.length}/${extra.chars} raw=${JSON.stringify(res.raw)} shown=${JSON.stringify(suggestions.map((s) => s.text))}`);
     return { suggestions, source: 'server', id: res.id, raw: res.raw };
   }
 

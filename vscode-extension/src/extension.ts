@@ -12,6 +12,8 @@ const SECTION = 'pythonAutocomplete';
 const SELECTOR: vscode.DocumentSelector = [{ language: 'python' }];
 /** The server accepts at most 512K characters of input_extra text. */
 const EXTRA_MAX = 524288;
+/** The server keeps the first 16K characters of the suffix. */
+const SUFFIX_MAX = 16384;
 /** Documents worth sending as extra context: Python in real files, untitled editors and notebook cells. */
 const EXTRA_SCHEMES = new Set(['file', 'untitled', 'vscode-remote', 'vscode-notebook-cell']);
 const isPython = (d: vscode.TextDocument | undefined): d is vscode.TextDocument => !!d && d.languageId === 'python' && EXTRA_SCHEMES.has(d.uri.scheme);
@@ -40,6 +42,8 @@ interface Settings extends EngineSettings {
   enabled: boolean;
   mode: 'inline' | 'list' | 'both';
   promptMaxChars: number;
+  suffixLines: number;
+  suffixMaxChars: number;
   extraContextMaxChars: number;
   requestTimeoutMs: number;
 }
@@ -58,6 +62,8 @@ function readSettings(): Settings {
     mode: mode === 'list' || mode === 'both' ? mode : 'inline',
     debounceMs: num('debounceMs', 150, 0),
     promptMaxChars: Math.floor(num('promptMaxChars', 32768, 1)),
+    suffixLines: Math.floor(num('suffixLines', 20, 0)),
+    suffixMaxChars: Math.min(SUFFIX_MAX, Math.floor(num('suffixMaxChars', 4096, 0))),
     extraContextMaxChars: Math.min(EXTRA_MAX, Math.floor(num('extraContextMaxChars', 131072, 0))),
     maxSuggestionLength: Math.floor(num('maxSuggestionLength', 256, 1)),
     requestTimeoutMs: num('requestTimeoutMs', 5000, 100),
@@ -142,7 +148,7 @@ export function activate(context: vscode.ExtensionContext): void {
   async function suggestAt(doc: vscode.TextDocument, pos: vscode.Position, token: vscode.CancellationToken): Promise<Suggestion[] | undefined> {
     if (!settings.enabled) return undefined;
     const ctx = {
-      ...buildContext({ lineCount: doc.lineCount, lineText: (i) => doc.lineAt(i).text }, pos.line, pos.character, settings.promptMaxChars),
+      ...buildContext({ lineCount: doc.lineCount, lineText: (i) => doc.lineAt(i).text }, pos.line, pos.character, settings),
       extra: extra.chunksFor(doc.uri.toString()), // prepared on editor events: an array lookup here
     };
     // CancellationToken -> AbortController: VS Code cancels the token when the user types on

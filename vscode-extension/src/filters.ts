@@ -10,9 +10,12 @@ export interface Suggestion {
 }
 
 export interface FilterContext {
+  /** The cursor's line before the cursor. */
   linePrefix: string;
-  suffix: string;
-  nextLine: string;
+  /** The cursor's line after the cursor (not the request's suffix, which goes on over the next lines). */
+  lineSuffix: string;
+  /** The first non-blank line after the cursor's line ('' when none is near). */
+  nextNonBlankLine: string;
   maxLength: number;
 }
 
@@ -66,8 +69,8 @@ export const trimTrailingWhitespace: Filter = {
 export const replaceClosingSuffix: Filter = {
   name: 'replaceClosingSuffix',
   apply(s, ctx) {
-    if (!isOnlyClosers(ctx.suffix)) return { ...s, replaceLength: 0 };
-    const suffix = ctx.suffix.trimEnd();
+    if (!isOnlyClosers(ctx.lineSuffix)) return { ...s, replaceLength: 0 };
+    const suffix = ctx.lineSuffix.trimEnd();
     for (let k = suffix.length; k > 0; k--) {
       const tail = suffix.slice(0, k);
       if (!s.text.endsWith(tail)) continue;
@@ -81,16 +84,35 @@ export const replaceClosingSuffix: Filter = {
   },
 };
 
-/** Drop a suggestion that just re-types the next line (the code is already there). */
-export const dropRepeatOfNextLine: Filter = {
-  name: 'dropRepeatOfNextLine',
+/**
+ * Completions never repeat the line that follows: that code is already there (a left-to-right model often
+ * re-types it, and a fill-in-the-middle one may run on into it). With `next` the first non-blank line after
+ * the cursor's line, compared with surrounding whitespace trimmed:
+ * - a multi-line suggestion is cut before its first later line that reads `next` (so a run of lines that
+ *   duplicates the following lines goes with it), and dropped when nothing but whitespace is left;
+ * - a suggestion that makes the cursor's line read `next` is dropped (`    return |` + `x` when the next
+ *   line is `return x`; a single-line suggestion's line includes the rest of the line it leaves in place).
+ * The server's rule (`evaluate/fim.py`, `trim_to_suffix`), so an answer it already cut passes unchanged.
+ * A cut changes the suggestion's end, so which closers after the cursor it replaces is decided again.
+ */
+export const cutRepeatOfNextLine: Filter = {
+  name: 'cutRepeatOfNextLine',
   apply(s, ctx) {
-    const next = ctx.nextLine.trim();
+    const next = ctx.nextNonBlankLine.trim();
     if (!next) return s;
-    const firstLine = s.text.split('\n').find((l) => l.trim() !== '') ?? '';
-    const completedLine = (ctx.linePrefix + s.text.split('\n')[0]).trim();
-    if (firstLine.trim() === next || completedLine === next) return null;
-    return s;
+    const lines = s.text.split('\n');
+    const repeat = lines.findIndex((l, i) => i > 0 && l.trim() === next);
+    let out = s;
+    if (repeat > 0) {
+      const text = lines.slice(0, repeat).join('\n').trimEnd();
+      if (!text.trim()) return null;
+      out = replaceClosingSuffix.apply({ ...s, text }, ctx)!;
+    }
+    const first = out.text.split('\n')[0];
+    const singleLine = first.length === out.text.length;
+    const completedLine = ctx.linePrefix + first + (singleLine ? ctx.lineSuffix.slice(out.replaceLength) : '');
+    if (first.trim() !== '' && completedLine.trim() === next) return null;
+    return out;
   },
 };
 
@@ -107,7 +129,7 @@ export const DEFAULT_FILTERS: readonly Filter[] = [
   trimTrailingWhitespace,
   dropEmpty,
   replaceClosingSuffix,
-  dropRepeatOfNextLine,
+  cutRepeatOfNextLine,
 ];
 
 /** Run every suggestion through the chain; drop nulls and duplicates, keep the server's order. */

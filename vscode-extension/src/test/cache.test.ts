@@ -12,6 +12,19 @@ describe('cache', () => {
     assert.strictEqual(cache.get('y = os.', ''), undefined);
   });
 
+  it('tells long suffixes (the next lines, kept as hashes) apart, even when only their last character differs', () => {
+    const cache = new CompletionCache();
+    const below = '\n' + Array.from({ length: 20 }, (_, i) => `    line_${i} = ${i}`).join('\n');
+    cache.set('x = os.', ')' + below, [c('path')]);
+    cache.set('x = os.', ')' + below.slice(0, -1) + 'X', [c('sep')]);
+    // an equal suffix built anew (another string object) hits; typing through works with it
+    assert.deepStrictEqual(cache.get('x = os.', [')', below].join('')), [c('path')]);
+    assert.deepStrictEqual(cache.get('x = os.pa', ')' + below), [c('th')]);
+    assert.deepStrictEqual(cache.get('x = os.', ')' + below.slice(0, -1) + 'X'), [c('sep')]);
+    assert.strictEqual(cache.get('x = os.', ')' + below.slice(0, -1) + 'Y'), undefined);
+    assert.strictEqual(cache.get('x = os.', ')' + below + '\n'), undefined);
+  });
+
   it('typing through a suggestion gives the rest of it without a new entry', () => {
     const cache = new CompletionCache();
     cache.set('x = os.', '', [c('path.join(a, b)', 0.7), c('pathsep', 0.2), c('getcwd()', 0.1)]);

@@ -21,7 +21,13 @@ function setup(url: string) {
 
 const at = (text: string) => {
   const lines = text.split('\n');
-  return buildContext(linesOf(text), lines.length - 1, lines.at(-1)!.length, 32768);
+  return buildContext(linesOf(text), lines.length - 1, lines.at(-1)!.length, LIMITS);
+};
+const LIMITS = { promptMaxChars: 32768, suffixLines: 20, suffixMaxChars: 4096 };
+/** The context with the cursor just after the first `|` of `text` (which is taken out). */
+const atBar = (text: string) => {
+  const before = text.slice(0, text.indexOf('|')).split('\n');
+  return buildContext(linesOf(text.replace('|', '')), before.length - 1, before.at(-1)!.length, LIMITS);
 };
 
 describe('engine (real HTTP server)', () => {
@@ -52,6 +58,27 @@ describe('engine (real HTTP server)', () => {
     assert.strictEqual(server.received.length, 1);
     assert.deepStrictEqual(states, ['working', 'ready']);
     assert.ok(monitor.lastLatencyMs! >= 0);
+  });
+
+  it('sends the following lines as the suffix; typing on the line is still served from the cache', async () => {
+    const below = '\n\ndef g():\n    return p\n';
+    const r1 = await engine.suggest(atBar(`import os\np = os.|${below}`), settings);
+    assert.strictEqual(r1.source, 'server');
+    assert.deepStrictEqual(JSON.parse(server.received[0].body), { prompt: 'import os\np = os.', suffix: below, max_suggestions: 3 });
+    // the suffix does not change while the user types on the line, only the prompt grows
+    const r2 = await engine.suggest(atBar(`import os\np = os.path.j|${below}`), settings);
+    assert.strictEqual(r2.source, 'cache');
+    assert.deepStrictEqual(r2.suggestions.map((s) => s.text), ['oin(a, b)']);
+    // other following lines are another request
+    const r3 = await engine.suggest(atBar(`import os\np = os.|\nq = 1\n`), settings);
+    assert.strictEqual(r3.source, 'server');
+    assert.strictEqual(server.received.length, 2);
+  });
+
+  it('never shows a suggestion that repeats the next line: cut before it, or dropped', async () => {
+    server.setHandler((r, res) => sendJson(res, 200, ok(['total = 0\n    return total', '    return total', 'x'])));
+    const r = await engine.suggest(atBar('def f(xs):\n    |\n    return total\n'), settings);
+    assert.deepStrictEqual(r.suggestions.map((s) => s.text), ['total = 0', 'x']);
   });
 
   it('sends the prepared extra context as input_extra; another extra context is not answered from the cache', async () => {

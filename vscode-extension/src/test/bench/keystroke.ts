@@ -5,10 +5,15 @@
 //   body (client.ts's requestBody: the prompt serialised, the prepared input_extra's JSON reused; in the
 //   extension only after the debounce, counted here anyway).
 // Documents mimic vscode.TextDocument: lineAt() makes a new object per call, as VS Code's extension host does.
+// Second table: the suffix (the rest of the line + the next 20 lines, issue #11) with the cursor in the middle
+// of documents of 1,000 to 100,000 lines: building it must not grow with the document.
 import * as os from 'os';
 import { CompletionCache } from '../../cache';
 import { requestBody } from '../../client';
-import { buildContext } from '../../context';
+import { buildContext, ContextLimits } from '../../context';
+
+/** The extension's defaults (package.json). */
+const DEFAULTS: ContextLimits = { promptMaxChars: 32768, suffixLines: 20, suffixMaxChars: 4096 };
 import { DocumentLike, ExtraContext } from '../../extraContext';
 
 /** A deterministic Python-looking file of `lines` lines (~30 characters a line). */
@@ -35,6 +40,8 @@ class BenchDoc implements DocumentLike {
   getText() { return this.lines.join('\n'); }
   charLength() { let n = this.lines.length - 1; for (const l of this.lines) n += l.length; return n; }
   type(line: number, ch: string) { this.lines[line] += ch; }
+  /** Insert `ch` at column `col` of `line` (typing in the middle of a line). */
+  typeAt(line: number, col: number, ch: string) { const t = this.lines[line]; this.lines[line] = t.slice(0, col) + ch + t.slice(col); }
 }
 
 const us = (ns: bigint) => Number(ns) / 1000;
@@ -63,7 +70,7 @@ function run(openFiles: number, keystrokes: number) {
     const t0 = process.hrtime.bigint();
     x.changed(cur, line);
     const t1 = process.hrtime.bigint();
-    const ctx = buildContext(cur, line, cur.lineText(line).length, 32768);
+    const ctx = buildContext(cur, line, cur.lineText(line).length, DEFAULTS);
     const t2 = process.hrtime.bigint();
     const extra = x.chunksFor(cur.key);
     const t3 = process.hrtime.bigint();
@@ -103,4 +110,48 @@ console.log('|---:|---|---|---|---|---|---|---|---:|---|');
 for (const r of rows) {
   const c = (k: keyof typeof r.parts) => { const s = stats(r.parts[k]); return `${f(s.p50)} / ${f(s.p99)}`; };
   console.log(`| ${r.openFiles} | ${r.chunks} chunks, ${r.extraChars.toLocaleString('en')} chars | ${c('event')} | ${c('prompt')} | ${c('extra')} | ${c('cache')} | ${c('body')} | **${c('total')}** | ${(r.bodyChars / 1024).toFixed(0)} KB | ${(r.switchUs / 1000).toFixed(2)} ms / ${(r.rebuildUs / 1000).toFixed(2)} ms |`);
+}
+
+/** Keystrokes typed in the middle of the middle line of a `lines`-line document: the cost of the context with
+ *  suffixLines 0 (the rest of the line only) and 20 (the default), the cache look-up and the body with it. */
+function runMiddle(lines: number, keystrokes: number) {
+  const doc = new BenchDoc('big.py', pythonFile(7, lines));
+  const line = Math.floor(lines / 2);
+  doc.typeAt(line, 0, '    x = f(a, b)  # typed here'); // a rest of the line to carry
+  let col = 4;
+  const cache = new CompletionCache();
+  const parts = { lineOnly: [] as number[], withLines: [] as number[], cache: [] as number[], body: [] as number[] };
+  let suffixChars = 0;
+  for (let k = 0; k < keystrokes; k++) {
+    doc.typeAt(line, col++, 'abcdefghij'[k % 10]);
+    const t0 = process.hrtime.bigint();
+    buildContext(doc, line, col, { ...DEFAULTS, suffixLines: 0 });
+    const t1 = process.hrtime.bigint();
+    const ctx = buildContext(doc, line, col, DEFAULTS);
+    const t2 = process.hrtime.bigint();
+    cache.get(ctx.prompt, ctx.suffix, '');
+    const t3 = process.hrtime.bigint();
+    requestBody({ prompt: ctx.prompt, suffix: ctx.suffix, max_suggestions: 3 });
+    const t4 = process.hrtime.bigint();
+    parts.lineOnly.push(us(t1 - t0));
+    parts.withLines.push(us(t2 - t1));
+    parts.cache.push(us(t3 - t2));
+    parts.body.push(us(t4 - t3));
+    suffixChars = ctx.suffix.length;
+    if (k % 7 === 0) cache.set(ctx.prompt, ctx.suffix, [{ text: 'x', prob: 0.5 }]);
+  }
+  return { lines, parts, suffixChars };
+}
+
+const MID_KEYS = 2000;
+for (const n of [1000, 5000]) runMiddle(n, 200); // warm up
+const mid = [1000, 5000, 100000].map((n) => runMiddle(n, MID_KEYS));
+console.log('');
+console.log(`Cursor in the middle of the middle line, µs (p50 / p99 of ${MID_KEYS} keystrokes); defaults: prompt 32K, suffix 20 lines / 4,096 chars`);
+console.log('');
+console.log('| document lines | suffix sent | context, rest of the line only | context, + 20 lines (default) | cache look-up | JSON body |');
+console.log('|---:|---:|---|---|---|---|');
+for (const r of mid) {
+  const c = (k: keyof typeof r.parts) => { const s = stats(r.parts[k]); return `${f(s.p50)} / ${f(s.p99)}`; };
+  console.log(`| ${r.lines.toLocaleString('en')} | ${r.suffixChars} chars | ${c('lineOnly')} | **${c('withLines')}** | ${c('cache')} | ${c('body')} |`);
 }
