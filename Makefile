@@ -45,7 +45,9 @@ data-default: install
 # make train SOURCES="DIR [DIR ...]" [TRAIN_MINUTES=10] [OUT=checkpoints/personal.pt]: fine-tunes the shipped
 # model on your folders (its tokenizer; default corpus replayed when built) and writes OUT atomically
 # (scripts/finetune.py, docs/training.md). RESUME=1 continues an interrupted run.
-# Without SOURCES: reproduces checkpoints/default.pt (transformer 4x256, see README) into $(RUN)/default.pt.
+# Without SOURCES: reproduces checkpoints/default.pt (transformer 4x256, see README) into $(RUN)/default.pt:
+# TRAIN_MINUTES left to right from scratch, then FIM_MINUTES more with fill-in-the-middle on half of the
+# documents (dataset/fim.py; the last checkpoint of that stage is shipped: its validation is left to right).
 SOURCES ?=
 OUT ?= checkpoints/personal.pt
 THREADS ?= 2
@@ -56,10 +58,13 @@ train: install
 	  --replay $(DEFAULT_DATA) --threads $(THREADS) $(if $(RESUME),--resume,)
 else
 TRAIN_MINUTES ?= 100
+FIM_MINUTES ?= 45
 train: data-default
 	$(PY) train.py --data $(DEFAULT_DATA) --model transformer --d-model 256 --layers 4 --heads 8 \
 	  --seq-len 256 --batch-size 16 --minutes $(TRAIN_MINUTES) --threads 2 --out $(RUN) --resume
-	$(PY) -m models.export $(RUN)/best.pt $(RUN)/default.pt
+	$(PY) train.py --data $(DEFAULT_DATA) --init $(RUN)/best.pt --fim-rate 0.5 --lr 5e-4 --warmup 100 \
+	  --minutes $(FIM_MINUTES) --eval-every 500 --threads 2 --out $(RUN)/fim --resume
+	$(PY) -m models.export $(RUN)/fim/last.pt $(RUN)/default.pt
 endif
 
 serve: install

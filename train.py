@@ -17,6 +17,13 @@ Fine-tuning: `--init CKPT` starts from a checkpoint's weights, architecture and 
 have been encoded with that tokenizer); the starting model is validated at step 0 and is best.pt until a
 step beats it. `--replay DIR --replay-fraction F` draws a fraction F of every batch from another corpus
 (e.g. the default corpus, against forgetting); `--patience N` stops after N validations without a new best.
+
+Fill in the middle: `--fim-rate R` rearranges a fraction R of the training windows' documents into
+suffix-prefix-middle order (dataset/fim.py) and adds the three FIM tokens to the tokenizer; `--init` from a
+checkpoint without them grows its embedding by three rows (the mean embedding). Any architecture trained on
+random windows can learn it; `--stream` (the recurrent models' carried state) refuses it, because a window
+rearranged in place breaks the text the carried state continues. Validation stays left to right, so bits/char
+remain comparable with runs without FIM.
 """
 from __future__ import annotations
 
@@ -35,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from dataset.corpus import load_split, load_tokenizer
+from dataset.fim import fim_rows
 from models import ARCHS, ModelConfig, build_model, map_state
 from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -76,6 +84,8 @@ class TrainConfig:
     replay: str = ""  # data folder of a second corpus (same tokenizer) mixed into every batch
     replay_fraction: float = 0.0  # fraction of each batch's rows drawn from --replay
     patience: int = 0  # stop after this many validations without a new best (0: never)
+    fim_rate: float = 0.0  # fraction of training documents (pieces of windows) rearranged for FIM
+    fim_spm: float = 1.0  # fraction of those in SPM order (the rest PSM)
     progress_bar: bool = False  # a tqdm bar with ETA instead of a log line every log_every steps
     track: bool = True  # labml tracking (local sqlite)
 
@@ -210,6 +220,19 @@ class Streams:
 
     def load_state_dict(self, s: dict):
         self.position = int(s["position"])
+
+
+def grow_vocabulary(source: dict, target: dict) -> dict:
+    """`source` weights shaped for `target`: tensors whose first dimension (the vocabulary: embedding, untied
+    output head) grew get the new rows set to the mean of the old ones (an "average token" to start from)."""
+    out = {}
+    for name, value in source.items():
+        want = target[name].shape
+        if value.shape != want and value.dim() >= 1 and value.shape[1:] == want[1:] and value.shape[0] < want[0]:
+            extra = value.float().mean(0, keepdim=True).expand(want[0] - value.shape[0], *want[1:])
+            value = torch.cat([value.float(), extra.to(value.device)], 0).to(value.dtype)
+        out[name] = value
+    return out
 
 
 def to_tensor(batch: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -351,6 +374,10 @@ def train(cfg: TrainConfig) -> Path:
     precision = resolve_precision(cfg, device)
 
     # ---- data and tokenizer
+    if not 0.0 <= cfg.fim_rate <= 1.0 or not 0.0 <= cfg.fim_spm <= 1.0:
+        raise ValueError("--fim-rate and --fim-spm must be in [0, 1]")
+    if cfg.fim_rate > 0 and stream:
+        raise ValueError("--fim-rate needs random windows (not --stream): a FIM window breaks the carried state")
     tokenizer = load_tokenizer(cfg.data)
     train_tokens = load_split(cfg.data, "train")
     validation = Validation(load_split(cfg.data, "valid"), tokenizer, cfg)
@@ -369,8 +396,12 @@ def train(cfg: TrainConfig) -> Path:
     # ---- model and optimizer, fresh, from --init CKPT or from RUNDIR/last.pt
     resume = None
     init_ckpt = None
+    if cfg.fim_rate > 0:
+        tokenizer = tokenizer.with_fim_tokens()
     if cfg.init and not (cfg.resume and last_path.exists()):
         init_ckpt = load_checkpoint(cfg.init, device="cpu")
+        if init_ckpt.tokenizer.fim_ids is not None:
+            tokenizer = tokenizer.with_fim_tokens()  # keep what the checkpoint learned
         if init_ckpt.tokenizer.sha256 != tokenizer.sha256:
             raise ValueError(f"tokenizer mismatch: the corpus in {cfg.data} was encoded with another tokenizer "
                              f"than the checkpoint {cfg.init} (vocab {tokenizer.vocab_size} vs "
@@ -378,6 +409,8 @@ def train(cfg: TrainConfig) -> Path:
                              f"tokenizer (scripts/finetune.py does)")
     if cfg.resume and last_path.exists():
         ckpt = load_checkpoint(last_path, device="cpu")
+        if ckpt.tokenizer.fim_ids is not None:
+            tokenizer = tokenizer.with_fim_tokens()
         resume = ckpt.resume or {}
         model_config = ckpt.config
         model = ckpt.model.to(device).train()
@@ -389,17 +422,19 @@ def train(cfg: TrainConfig) -> Path:
         if init_ckpt is not None:
             # The checkpoint's architecture and weights; only dropout comes from this run's options.
             from dataclasses import replace
-            model_config = replace(init_ckpt.config, dropout=cfg.dropout)
+            model_config = replace(init_ckpt.config, dropout=cfg.dropout,
+                                   vocab_size=max(init_ckpt.config.vocab_size, tokenizer.vocab_size))
             if model_config.arch in ("transformer",) and cfg.seq_len > model_config.max_len:
                 raise ValueError(f"--seq-len {cfg.seq_len} exceeds the checkpoint's window {model_config.max_len}")
             model = build_model(model_config)
-            model.load_state_dict(init_ckpt.model.state_dict())
+            model.load_state_dict(grow_vocabulary(init_ckpt.model.state_dict(), model.state_dict()))
             model = model.float().to(device).train()
         else:
             model_config = cfg.model_config(tokenizer.vocab_size)
             model = build_model(model_config).to(device).train()
         step = 0
     optimizer = make_optimizer(model, cfg, device)
+    fim_rng = np.random.Generator(np.random.PCG64([cfg.seed, d.rank, 0xF1F]))  # its own stream: resumable
     train_seconds, tokens_seen, best_loss, bad_evals = 0.0, 0, float("inf"), 0
     if resume is not None:
         optimizer.load_state_dict(ckpt.optimizer_state)
@@ -408,6 +443,8 @@ def train(cfg: TrainConfig) -> Path:
         best_loss = resume.get("best_loss", float("inf"))
         bad_evals = resume.get("bad_evals", 0)
         data.load_state_dict(resume["data"])
+        if "fim_rng" in resume:
+            fim_rng.bit_generator.state = resume["fim_rng"][d.rank % len(resume["fim_rng"])]
         torch.set_rng_state(resume["torch_rng"][d.rank % len(resume["torch_rng"])])
     else:
         torch.manual_seed(cfg.seed + d.rank)  # dropout noise differs between ranks
@@ -445,7 +482,8 @@ def train(cfg: TrainConfig) -> Path:
             meta.update({f"valid_{k}": v for k, v in metrics.items()})
         resume_state = {"train_seconds": train_seconds, "tokens_seen": tokens_seen, "best_loss": best_loss,
                         "bad_evals": bad_evals,
-                        "data": data.state_dict(), "torch_rng": [torch.get_rng_state()]}
+                        "data": data.state_dict(), "torch_rng": [torch.get_rng_state()],
+                        "fim_rng": [fim_rng.bit_generator.state]}
         save_checkpoint(path, raw_model, model_config, tokenizer, optimizer=optimizer, step=step,
                         train_config=asdict(cfg), meta=meta, resume=resume_state)
 
@@ -515,12 +553,17 @@ def train(cfg: TrainConfig) -> Path:
                 group["lr"] = lr
 
             batch, reset = data.next()
+            target_mask = None
+            if cfg.fim_rate > 0:
+                batch, target_mask = fim_rows(batch, tokenizer, fim_rng, cfg.fim_rate, cfg.fim_spm)
             x, y = to_tensor(batch, device)
+            if target_mask is not None and not target_mask.all():
+                y = y.masked_fill(~torch.from_numpy(target_mask).to(device), -1)  # padding: no loss
             if reset or not carry_state:
                 state = None
             with autocast_context(device, precision):
                 logits, state = model(x, state)
-                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-1)
             state = map_state(torch.Tensor.detach, state) if carry_state else None
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -625,6 +668,10 @@ def parse_args(argv=None) -> TrainConfig:
                    help="fraction of each batch drawn from --replay")
     p.add_argument("--patience", type=int, default=defaults.patience,
                    help="stop after N validations without a new best valid loss (0: never)")
+    p.add_argument("--fim-rate", type=float, default=defaults.fim_rate,
+                   help="fraction of training documents rearranged for fill-in-the-middle (adds the FIM tokens)")
+    p.add_argument("--fim-spm", type=float, default=defaults.fim_spm,
+                   help="fraction of the FIM documents in suffix-prefix-middle order (the rest prefix-suffix-middle)")
     p.add_argument("--progress-bar", action="store_true", help="a progress bar with ETA instead of log lines")
     args = p.parse_args(argv)
     return TrainConfig(**{f.name: getattr(args, f.name, getattr(defaults, f.name)) for f in fields(TrainConfig)})

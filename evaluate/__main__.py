@@ -18,14 +18,15 @@ from pathlib import Path
 
 import torch
 
-from .metrics import (char_surprise, clip_text, line_completion, line_scores, percentile, simulate_typing,
-                      token_stats)
+from .metrics import (char_surprise, clip_text, following_lines, line_completion, line_scores, percentile,
+                      sample_regions, simulate_typing, token_stats)
 from .predictor import Predictor, PredictorConfig
 from .project import neighbours, split_projects
 from .remote import RemotePredictor
 from .views import keystrokes_html, surprise_html
 
 KIND_NAMES = {"auto": None, "word": "word", "line": "line", "block": "block"}
+PROTOCOLS = ["lines", "project", "middle", "middle-nosuffix"]
 
 
 def parse_args(argv=None):
@@ -43,9 +44,15 @@ def parse_args(argv=None):
     p.add_argument("--max-chars", type=int, default=2000, help="characters typed per file (cut at a line end)")
     p.add_argument("--context-lines", type=int, default=20,
                    help="lines before the cursor sent as the prompt (the 'lines' protocol)")
-    p.add_argument("--protocol", nargs="+", default=["lines"], choices=["lines", "project"],
+    p.add_argument("--protocol", nargs="+", default=["lines"], choices=PROTOCOLS,
                    help="lines: the last --context-lines lines as the prompt (today's editor); project: the whole "
-                        "text before the cursor + other files of the same project as input_extra")
+                        "text before the cursor + other files of the same project as input_extra; middle: retype "
+                        "--regions regions of --region-lines lines inside each file with the next --suffix-lines "
+                        "lines after the region as the suffix; middle-nosuffix: the same regions without it")
+    p.add_argument("--regions", type=int, default=4, help="middle protocols: regions retyped per file")
+    p.add_argument("--region-lines", type=int, default=5, help="middle protocols: lines per region")
+    p.add_argument("--suffix-lines", type=int, default=20,
+                   help="middle protocol: lines after the cursor line sent as the suffix")
     p.add_argument("--extra-chars", type=int, default=200_000,
                    help="project protocol: characters of other files sent with each request")
     p.add_argument("--start-fraction", type=float, default=0.0,
@@ -69,8 +76,8 @@ def parse_args(argv=None):
     if not 0 <= args.start_fraction < 1:
         p.error("--start-fraction must be in [0, 1)")
     for name in ("max_files", "max_chars", "context_lines", "line_samples", "cache_size", "beam_width",
-                 "auto_beam_width", "extra_chars", "files_per_project"):
-        if getattr(args, name) < 0 or (name in ("context_lines", "beam_width", "auto_beam_width")
+                 "auto_beam_width", "extra_chars", "files_per_project", "regions", "region_lines", "suffix_lines"):
+        if getattr(args, name) < 0 or (name in ("context_lines", "beam_width", "auto_beam_width", "region_lines")
                                        and getattr(args, name) < 1):
             p.error(f"--{name.replace('_', '-')} must be positive")
     return args
@@ -141,6 +148,23 @@ def _col(kind: str, protocol: str) -> str:
     return kind if protocol == "lines" else f"{kind}_{protocol}"
 
 
+def _retype_regions(completer, text: str, regions, kind, args, suffix_lines: int | None):
+    """Edit in the middle: each region [a, b) deleted and retyped (its last newline stays, so the cursor is
+    on its own line), the prompt the last --context-lines lines; the suffix the code after the region
+    (`suffix_lines` lines) or, without it, nothing (the rest of the cursor line is empty there)."""
+    total = None
+    for a, b in regions:
+        suffix = following_lines(text, b - 1, suffix_lines) if suffix_lines is not None else ""
+        r = simulate_typing(completer, text, kind, args.context_lines, start=a, end=b - 1, suffix=suffix)
+        if total is None:
+            total = r
+        else:
+            total.chars += r.chars
+            total.keystrokes += r.keystrokes
+            total.request_ms += r.request_ms
+    return total
+
+
 def _region(text: str, args) -> tuple[int, int]:
     """[start, end) typed in a file: --max-chars from --start-fraction of it, both cut at line ends."""
     start = 0
@@ -179,19 +203,29 @@ def evaluate(args) -> dict:
         row = {"file": name, "project": name.rsplit("/", 1)[0] if "/" in name else "files",
                "extra_chars": sum(map(len, extras.get(name, [])))}
         start, end = _region(text, args)
+        regions = sample_regions(text, args.regions, args.region_lines, random.Random(f"{args.seed}/{name}"))
         for i, (kind, protocol) in enumerate(cols):
             col = _col(kind, protocol)
             completer.clear_cache()
-            lines = args.context_lines if protocol == "lines" else 0  # project: the whole text before the cursor
-            r = simulate_typing(completer, text, KIND_NAMES[kind], lines,
-                                extra=extras.get(name) if protocol == "project" else None, start=start, end=end)
+            if protocol.startswith("middle"):
+                r = _retype_regions(completer, text, regions, KIND_NAMES[kind], args,
+                                    suffix_lines=args.suffix_lines if protocol == "middle" else None)
+                if r is None:
+                    continue
+            else:
+                lines = args.context_lines if protocol == "lines" else 0  # project: the whole text before the cursor
+                r = simulate_typing(completer, text, KIND_NAMES[kind], lines,
+                                    extra=extras.get(name) if protocol == "project" else None, start=start, end=end)
             totals[col][0] += r.chars
             totals[col][1] += r.keystrokes
             all_ms[col] += r.request_ms
             row[f"saved_{col}"] = r.saved
             row[f"keystrokes_{col}"] = r.keystrokes
-            row["chars_typed"] = r.chars
+            row[f"chars_typed_{col}"] = r.chars
+            row["chars_typed"] = max(row.get("chars_typed", 0), r.chars)
             row[f"p50_ms_{col}"] = percentile(r.request_ms, 50)
+            if protocol.startswith("middle"):
+                continue  # the regions are pieces of the file: no single view
             (out / f"{_safe(name)}.{col}.keystrokes.html").write_text(
                 keystrokes_html(f"{name}: keystrokes ({col})", text[start:end], r.accepted, r.saved),
                 encoding="utf-8")
@@ -203,26 +237,27 @@ def evaluate(args) -> dict:
             surprise_html(f"{name}: surprise", text, char_surprise(tokenizer, text, stats), stats.bits_per_char),
             encoding="utf-8")
         report["files"].append(row)
-        print(f"{name}: " + ", ".join(f"saved[{c}] {row[f'saved_{c}']:.1%}" for c in report["columns"])
+        print(f"{name}: " + ", ".join(f"saved[{c}] {row.get(f'saved_{c}', float('nan')):.1%}" for c in report["columns"])
               + f", {row['bits_per_char']:.3f} bits/char ({time.time() - t_start:.0f} s)", file=sys.stderr, flush=True)
     line_results = {}
     if args.line_samples:
         for protocol in args.protocol:
             completer.clear_cache()
-            lines = args.context_lines if protocol == "lines" else 0
+            lines = 0 if protocol == "project" else args.context_lines
             samples = line_completion(completer, texts, args.line_samples, args.seed, lines,
-                                      extra=extras if protocol == "project" else None)
+                                      extra=extras if protocol == "project" else None,
+                                      suffix_lines=args.suffix_lines if protocol == "middle" else 0)
             line_results[protocol] = samples
     projects: dict[str, dict] = {}
     for row in report["files"]:
-        p = projects.setdefault(row["project"], {"files": 0, "chars_typed": 0, **{c: 0 for c in totals}})
+        p = projects.setdefault(row["project"], {"files": 0, "chars_typed": 0, **{c: [0, 0] for c in totals}})
         p["files"] += 1
         p["chars_typed"] += row["chars_typed"]
         for c in totals:
-            p[c] += row[f"keystrokes_{c}"]
+            p[c][0] += row.get(f"chars_typed_{c}", 0)
+            p[c][1] += row.get(f"keystrokes_{c}", 0)
     report["projects"] = {name: {"files": p["files"], "chars_typed": p["chars_typed"],
-                                 **{f"saved_{c}": 1 - p[c] / p["chars_typed"] if p["chars_typed"] else 0.0
-                                    for c in totals}}
+                                 **{f"saved_{c}": 1 - p[c][1] / p[c][0] if p[c][0] else 0.0 for c in totals}}
                           for name, p in projects.items()}
     report["overall"] = {
         "files": len(texts),
@@ -246,7 +281,7 @@ def table(report: dict) -> str:
     head = "| file | chars typed | " + " | ".join(f"saved ({c})" for c in cols) + " | bits/char | next-token acc |"
     lines = [head, "|" + "---|" * (4 + len(cols))]
     for r in report["files"]:
-        lines.append(f"| {r['file']} | {r['chars_typed']} | " + " | ".join(f"{r[f'saved_{c}']:.1%}" for c in cols)
+        lines.append(f"| {r['file']} | {r['chars_typed']} | " + " | ".join(f"{r.get(f'saved_{c}', float('nan')):.1%}" for c in cols)
                      + f" | {r['bits_per_char']:.3f} | {r['accuracy']:.1%} |")
     for name, p in sorted(report["projects"].items()):
         lines.append(f"| *{name} ({p['files']} files)* | {p['chars_typed']} | "

@@ -12,6 +12,12 @@ accuracy is how often the arg-max token is the real one.
 
 Line completion (CodeXGLUE-style): cut lines at random points, complete the rest of the line, compare
 with the real rest: exact match, and edit similarity 1 - Levenshtein / max(len).
+
+Edit in the middle: regions of a few whole lines inside a file are deleted and retyped while the rest of
+the file stays; with the suffix, each request also carries the text after the region (its first
+`suffix_lines` lines, as the editor sends them), without it only the rest of the cursor line (empty there,
+today's editor). Line completion has the same two variants: the rest of the cut line is deleted and the
+following lines are, or are not, the suffix.
 """
 from __future__ import annotations
 
@@ -58,14 +64,46 @@ class TypingResult:
         return 1 - self.keystrokes / self.chars if self.chars else 0.0
 
 
+def following_lines(text: str, pos: int, n: int) -> str:
+    """text[pos:] up to the end of its n-th line break (the suffix the editor sends: rest of the line + n lines)."""
+    end = pos - 1
+    for _ in range(n + 1):
+        end = text.find("\n", end + 1)
+        if end < 0:
+            return text[pos:]
+    return text[pos:end]
+
+
+def sample_regions(text: str, n: int, n_lines: int, rng: random.Random) -> list[tuple[int, int]]:
+    """Up to n non-overlapping regions [a, b) of `n_lines` whole lines (b: after the last line's newline)
+    with code in them, and at least one non-blank line after them (there is a suffix to use)."""
+    starts = line_starts_of(text)
+    lines = text.split("\n")
+    candidates = [i for i in range(len(lines) - n_lines)
+                  if sum(len(l.strip()) for l in lines[i:i + n_lines]) >= 10 * n_lines // 2
+                  and any(l.strip() for l in lines[i + n_lines:])]
+    rng.shuffle(candidates)
+    chosen: list[int] = []
+    for i in candidates:
+        if all(abs(i - j) >= n_lines for j in chosen):
+            chosen.append(i)
+            if len(chosen) == n:
+                break
+    return [(starts[i], starts[i + n_lines]) for i in sorted(chosen)]
+
+
 def simulate_typing(predictor, text: str, kind: str | None = None, context_lines: int = 20,
-                    extra: list[str] | None = None, start: int = 0, end: int | None = None) -> TypingResult:
+                    extra: list[str] | None = None, start: int = 0, end: int | None = None,
+                    suffix: str = "") -> TypingResult:
     """Type text[start:end] (the text before `start` is already there); `extra` goes with every request
-    (the project-aware protocol: other files of the project)."""
+    (the project-aware protocol: other files of the project); `suffix` (the code after the cursor, the
+    edit-in-the-middle protocol) too."""
     starts = line_starts_of(text)
     end = len(text) if end is None else end
     result = TypingResult(chars=end - start, keystrokes=0)
     options = {"extra": extra} if extra else {}
+    if suffix:
+        options["suffix"] = suffix
     i = start
     while i < end:
         prompt = prompt_at(text, starts, i, context_lines)
@@ -177,14 +215,18 @@ def sample_line_cuts(texts: dict[str, str], n: int, seed: int = 0, min_rest: int
 
 
 def line_completion(predictor, texts: dict[str, str], n: int = 200, seed: int = 0,
-                    context_lines: int = 20, extra: dict[str, list[str]] | None = None) -> list[LineSample]:
-    """`extra`: file name -> the chunks sent with its requests (project-aware protocol)."""
+                    context_lines: int = 20, extra: dict[str, list[str]] | None = None,
+                    suffix_lines: int = 0) -> list[LineSample]:
+    """`extra`: file name -> the chunks sent with its requests (project-aware protocol). `suffix_lines`
+    > 0: the rest of the cut line is deleted and the next `suffix_lines` lines are the suffix."""
     samples = []
     starts = {name: line_starts_of(t) for name, t in texts.items()}
     for name, cut, truth in sample_line_cuts(texts, n, seed):
         text = texts[name]
         prompt = prompt_at(text, starts[name], cut, context_lines)
         options = {"extra": extra[name]} if extra and extra.get(name) else {}
+        if suffix_lines > 0:
+            options["suffix"] = following_lines(text, cut + len(truth), suffix_lines)
         t0 = time.perf_counter()
         out = predictor.complete(prompt, kind="line", max_suggestions=1, **options)
         ms = (time.perf_counter() - t0) * 1000

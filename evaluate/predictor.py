@@ -12,6 +12,8 @@ One request:
 3. context  the remaining token ids; the prefix cache gives the state after their longest cached prefix
             and only the rest is fed (cache.py). Typing inside a word changes only backed-off tokens,
             so the context is fully cached and the request costs only the search.
+   fim      with a FIM-trained model and a suffix reaching past the cursor line, the context starts with
+            [PRE SUF suffix MID] and the window gets the rest of the budget (fim.py).
 4. search   batched beam search with the kind's stop rule (search.py, kinds.py).
 5. rank     word/line/block: by probability (paths giving the same text are summed). Default kind (None):
             the rest of the line, each candidate cut where the expected saving (chars - 1) * P(prefix)
@@ -32,6 +34,7 @@ from dataset.tokenizer import Tokenizer
 
 from .cache import CacheEntry, PrefixCache
 from .context import ContextConfig, ContextStore
+from .fim import FimConfig, fim_head, has_following_lines, trim_to_suffix
 from .healing import TokenIndex, back_off, token_offsets
 from .kinds import StopRule, check_kind
 from .search import Hypothesis, beam_search
@@ -82,6 +85,10 @@ class PredictorConfig:
     window_anchor_every: int = 4
     # Longest prompt kept, in characters (its end; the window is cut from it, the rest is memory).
     max_prompt_chars: int = 64 * 1024
+    # Fill in the middle (fim.py): used when the model has FIM tokens and the suffix has following lines.
+    fim: FimConfig = field(default_factory=FimConfig)
+    # The suffix's following lines also go into the copy model's memory (names used below the cursor).
+    context_suffix: bool = True
 
 
 class Predictor:
@@ -164,7 +171,8 @@ class Predictor:
 
     # ------------------------------------------------------------------ one request
     def _complete(self, prompt, suffix, kind, max_suggestions, deadline, extra) -> list[Completion]:
-        kept, ids = self.window(prompt)
+        head = fim_head(self.tokenizer, suffix, self.config.fim)
+        kept, ids = self.window(prompt, max(self.prompt_budget - len(head), 16))
         memory = None
         if self.context is not None:
             mode = self.config.context_prompt
@@ -174,13 +182,15 @@ class Predictor:
                 remembered = prompt[:len(prompt) - len(kept)]
             else:
                 remembered = ""
+            if self.config.context_suffix and has_following_lines(suffix):
+                extra = [*extra, suffix]
             if remembered.strip() or any(t.strip() for t in extra):
                 memory = self.context.memory(remembered, extra)
         n_back = back_off(self.tokenizer, kept, ids, self.config.max_backoff_tokens)
         context, typed = ids[:len(ids) - n_back], self.tokenizer.decode_bytes(ids[len(ids) - n_back:])
-        if not context:  # nothing before the typed fragment: start from end-of-text, as documents do
+        if not context and not head:  # nothing before the typed fragment: start from end-of-text, as documents do
             context = [self.tokenizer.eot_id]
-        context = tuple(context)
+        context = head + tuple(context)
         state, logits = self.feed(context)
         rule = StopRule(kind, cursor_line=prompt.rsplit("\n", 1)[-1], suffix=suffix)
         limits = self.config.max_tokens
@@ -196,9 +206,12 @@ class Predictor:
         self.counters["timeouts"] += int(result.timed_out)
         ranked = expected_saving_ranking(result.hypotheses, max_suggestions) if kind is None \
             else probability_ranking(result.hypotheses, max_suggestions)
+        if has_following_lines(suffix):
+            cursor_line = prompt.rsplit("\n", 1)[-1]
+            ranked = [Completion(t, c.prob) for c in ranked if (t := trim_to_suffix(c.text, cursor_line, suffix))]
         return [c for c in ranked if c.prob >= self.config.min_probability]
 
-    def window(self, prompt: str) -> tuple[str, list[int]]:
+    def window(self, prompt: str, budget: int | None = None) -> tuple[str, list[int]]:
         """(kept text, its token ids): the end of the prompt, cut at a line start to fit `prompt_budget`.
 
         The start is chosen from the complete lines only, with room reserved for the cursor line rounded
@@ -210,7 +223,7 @@ class Predictor:
         re-feeding the whole window (~170 tokens, 20-40 ms) at every new line.
         Only the end of a long prompt is encoded: the last lines of at least 8 characters per token of
         budget (more when they are not enough), not the whole 64K characters."""
-        budget = self.prompt_budget
+        budget = budget or self.prompt_budget
         span = 8 * budget
         while True:
             cut = 0 if span >= len(prompt) else prompt.find("\n", len(prompt) - span) + 1

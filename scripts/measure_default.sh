@@ -5,6 +5,8 @@
 #   lines    today's request: {"prompt": the last 20 lines before the cursor}
 #   project  {"prompt": the whole text before the cursor, "input_extra": other files of the same project
 #            (200 KB at most, imported modules first; evaluate/project.py)}
+#   middle / middle-nosuffix  edit in the middle: 4 regions of 5 lines per file deleted and retyped with
+#            the rest of the file present; {"prompt": 20 lines, "suffix": the next 20 lines} or no suffix
 # Usage: scripts/measure_default.sh [MODEL] [FILES] [CHARS] [START_FRACTION]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,5 +24,5 @@ for _ in $(seq 1 300); do
   curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2
 done
 .venv/bin/python -m evaluate --model "$MODEL" --data "$DATA" --split test --max-files "$FILES" \
-  --max-chars "$CHARS" --start-fraction "$START" --protocol lines project --line-samples 200 --threads 1 \
+  --max-chars "$CHARS" --start-fraction "$START" --protocol lines project middle middle-nosuffix --line-samples 200 --threads 1 \
   --server "http://127.0.0.1:$PORT" --out "reports/eval-server${START/#0/}"

@@ -1,0 +1,75 @@
+"""Fill in the middle at inference: the code after the cursor in the model's input, and no completion that
+runs into it.
+
+A model trained with FIM (dataset/fim.py, `train.py --fim-rate`) has the three FIM tokens in its tokenizer.
+When a request's `suffix` holds more than the rest of the cursor line (text on a following line), the
+engine feeds, in the suffix-prefix-middle order the model was trained on,
+
+    <PRE> <SUF> suffix' <MID> window of the prompt            (then generates the middle)
+
+- suffix' is the start of the suffix cut to `max_suffix_tokens` at a line end when one fits (the lines
+  nearest the cursor matter most; at training the suffix is also the part cut at the window's end).
+- The head [PRE SUF suffix' MID] does not change while the user types on a line, and the prompt only
+  grows, so consecutive keystrokes share a token prefix and the prefix cache serves them as before; token
+  healing works as left to right because prefix + middle is one text encoded in one piece.
+- The window of the prompt gets what is left of the prompt budget after the head.
+- The model ends the middle with eot where it meets the suffix, which finishes the hypothesis.
+
+Requests whose suffix is only the rest of the line (or empty), and models without FIM tokens, are served
+left to right exactly as before.
+
+**Never run into the suffix** (`trim_to_suffix`, for every model): a completion is cut before a generated
+line that equals the first non-blank line after the cursor line, and dropped when the line it completes
+would be that following line itself (the duplicate a left-to-right model typically proposes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dataset.tokenizer import Tokenizer
+
+
+@dataclass
+class FimConfig:
+    # Most suffix tokens in the model's input (the rest of the 256-token window holds the prompt).
+    max_suffix_tokens: int = 64
+
+
+def has_following_lines(suffix: str) -> bool:
+    """True when the suffix holds more than the rest of the cursor line: non-blank text on a later line."""
+    nl = suffix.find("\n")
+    return nl >= 0 and bool(suffix[nl + 1:].strip())
+
+
+def fim_head(tokenizer: Tokenizer, suffix: str, config: FimConfig) -> tuple[int, ...]:
+    """[PRE SUF suffix' MID] for `suffix`, or () when the request is served left to right."""
+    if tokenizer.fim_ids is None or not has_following_lines(suffix) or config.max_suffix_tokens <= 0:
+        return ()
+    pre, suf, mid = tokenizer.fim_ids
+    # Encode only about as much as can be kept (8 chars per token is more than code ever needs).
+    text = suffix[:8 * config.max_suffix_tokens]
+    ids = tokenizer.encode(text)
+    if len(ids) > config.max_suffix_tokens:
+        ids = ids[:config.max_suffix_tokens]
+        # Prefer ending at the last complete line that fits.
+        line_end = tokenizer.decode_bytes(ids).rfind(b"\n")
+        if line_end > 0:
+            kept = text.encode("utf-8")[:line_end + 1].decode("utf-8", "ignore")
+            ids = tokenizer.encode(kept)[:config.max_suffix_tokens]
+    return (pre, suf, *ids, mid)
+
+
+def trim_to_suffix(completion: str, cursor_line: str, suffix: str) -> str:
+    """`completion` cut so it does not repeat the line that follows the cursor line ('' drops it)."""
+    following = next((line.strip() for line in suffix.split("\n")[1:] if line.strip()), "")
+    if not following:
+        return completion
+    lines = completion.split("\n")
+    # The cursor line as it would read once the completion's first line is inserted.
+    completed = cursor_line + lines[0] + (suffix.split("\n", 1)[0] if len(lines) == 1 else "")
+    if lines[0] and completed.strip() == following and cursor_line.strip() != following:
+        return ""
+    for i in range(1, len(lines)):
+        if lines[i].strip() == following:
+            return "\n".join(lines[:i])
+    return completion
