@@ -7,7 +7,7 @@
 #            (200 KB at most, imported modules first; evaluate/project.py)}
 #   middle / middle-nosuffix  edit in the middle: 4 regions of 5 lines per file deleted and retyped with
 #            the rest of the file present; {"prompt": 20 lines, "suffix": the next 20 lines} or no suffix
-# Usage: scripts/measure_default.sh [MODEL] [FILES] [CHARS] [START_FRACTION]
+# Usage: [PROTOCOLS="lines middle"] [OUT=DIR] scripts/measure_default.sh [MODEL] [FILES] [CHARS] [START_FRACTION]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-checkpoints/default.pt}
@@ -15,14 +15,16 @@ FILES=${2:-12}
 CHARS=${3:-2000}
 START=${4:-0}
 DATA=${DATA:-data/default-model}
-mkdir -p reports
+PROTOCOLS=${PROTOCOLS:-lines project middle middle-nosuffix}
+OUT=${OUT:-reports/eval-server${START/#0/}}
+mkdir -p "$OUT"
 PORT=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-.venv/bin/python server.py --host 127.0.0.1 --port "$PORT" --model "$MODEL" > reports/measure-server.log 2>&1 &
+.venv/bin/python server.py --host 127.0.0.1 --port "$PORT" --model "$MODEL" > "$OUT/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 300); do
   curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2
 done
 .venv/bin/python -m evaluate --model "$MODEL" --data "$DATA" --split test --max-files "$FILES" \
-  --max-chars "$CHARS" --start-fraction "$START" --protocol lines project middle middle-nosuffix --line-samples 200 --threads 1 \
-  --server "http://127.0.0.1:$PORT" --out "reports/eval-server${START/#0/}"
+  --max-chars "$CHARS" --start-fraction "$START" --protocol $PROTOCOLS --line-samples 200 --threads 1 \
+  --server "http://127.0.0.1:$PORT" --out "$OUT"
