@@ -10,15 +10,18 @@
 and the engine's project context); `input_extra` is llama.cpp /infill's list of
 `{"filename": str, "text": str}` chunks (other files, recently edited regions) for the project context.
     GET  /health        200 {"status": "ok", "model": {...}} when ready, 503 while loading
-    GET  /metrics       Prometheus text format
+    GET  /metrics       Prometheus text format (prometheus_client)
 
 The first three response fields are those of labml's python_autocomplete reference server, so its
 clients keep working. Tests build the app around their own model with `create_app(predictor, config)`.
 
-Concurrency: the model runs one request at a time (the engine is thread-safe under a lock). Requests
-that find it busy wait in a FIFO of `queue_size` places; a request that finds the queue full, or that
-waits longer than `max_wait_ms`, gets 503 with Retry-After instead of piling up. A request whose client
-has hung up while it waited is dropped before it reaches the model (a peek at its socket sees EOF).
+Concurrency: `--workers N` engine processes (default: one per core) with `--slots S` engine slots each
+(serving/pool.py: client affinity by `X-Client-Id` or connection; serving/batching.py: concurrent
+search steps of one worker run as one batched forward); `--workers 0` runs the engine in this process
+(the single-model server of before). Each slot runs one request at a time; requests that find it busy
+wait in a FIFO of `queue_size` places; a request that finds the queue full, or that waits longer than
+`max_wait_ms`, gets 503 with Retry-After instead of piling up. A request whose client has hung up while
+it waited is dropped before it reaches the engine (a peek at its socket sees EOF).
 """
 from __future__ import annotations
 
@@ -35,12 +38,15 @@ import sys
 import threading
 import time
 import uuid
-from collections import deque
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
+
+from serving.gate import ModelGate, QueueFull  # noqa: F401 - re-exported (tests, embedders)
+from serving.metrics import Metrics
+from serving.pool import EngineError, LocalEngine, PoolConfig, WorkerLost, WorkerPool
 
 __version__ = "0.1.0"
 KINDS = ("word", "line", "block")
@@ -66,191 +72,46 @@ class ServerConfig:
     max_filename_chars: int = 4096        # an input_extra filename longer than this: 400
     max_body_bytes: int = 4 * 1024 * 1024  # larger bodies get 413
     max_suggestions_limit: int = 10
-    threads: int | None = None            # waitress threads; None: queue_size + 4 (room for /health)
+    threads: int | None = None            # waitress threads; None: slots + queue_size + 4 (room for /health)
     model_info: dict = field(default_factory=dict)  # shown by /health (name, arch, sha256, ...)
+    workers: int = 0                      # engine processes (0: the engine runs in this process)
+    slots: int = 1                        # engine slots per worker (concurrent requests, batched)
 
     @property
     def waitress_threads(self) -> int:
-        # queue_size waiting + 1 running + spare threads so /health and /metrics answer under load.
-        return self.threads or self.queue_size + 4
-
-
-class QueueFull(Exception):
-    pass
-
-
-class ModelGate:
-    """Mutual exclusion on the model with a bounded FIFO of waiters.
-
-    `enter(timeout)` returns True when the caller owns the model, False when it waited `timeout`
-    seconds in vain, and raises QueueFull when `capacity` callers already wait. `leave()` hands the
-    model straight to the oldest waiter (FIFO keeps the tail latency fair under load).
-    """
-
-    def __init__(self, capacity: int):
-        self.capacity = capacity
-        self._mutex = threading.Lock()
-        self._busy = False
-        self._waiters: deque[threading.Event] = deque()
-
-    @property
-    def depth(self) -> int:
-        return len(self._waiters)
-
-    def enter(self, timeout: float) -> bool:
-        with self._mutex:
-            if not self._busy and not self._waiters:
-                self._busy = True
-                return True
-            if len(self._waiters) >= self.capacity:
-                raise QueueFull
-            turn = threading.Event()
-            self._waiters.append(turn)
-        if turn.wait(timeout):
-            return True
-        with self._mutex:
-            if turn.is_set():  # handed over just as the wait ran out: we own it
-                return True
-            self._waiters.remove(turn)
-            return False
-
-    def leave(self) -> None:
-        with self._mutex:
-            if self._waiters:
-                self._waiters.popleft().set()  # stays busy: ownership passes on
-            else:
-                self._busy = False
-
-
-# Latency histogram buckets in seconds (Prometheus convention).
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-class Metrics:
-    """Counters for /metrics, written in the Prometheus text format by hand (no extra dependency)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.requests: dict[tuple[str, str, int], int] = {}  # (endpoint, method, status) -> count
-        self.errors: dict[str, int] = {}                     # kind -> count
-        self.bucket_counts = [0] * (len(BUCKETS) + 1)        # last one is +Inf
-        self.latency_sum = 0.0
-        self.latency_count = 0
-        self.engine_seconds = 0.0
-
-    def observe(self, endpoint: str, method: str, status: int, seconds: float | None = None):
-        with self._lock:
-            key = (endpoint, method, status)
-            self.requests[key] = self.requests.get(key, 0) + 1
-            if seconds is not None:
-                i = next((i for i, b in enumerate(BUCKETS) if seconds <= b), len(BUCKETS))
-                self.bucket_counts[i] += 1
-                self.latency_sum += seconds
-                self.latency_count += 1
-
-    def error(self, kind: str):
-        with self._lock:
-            self.errors[kind] = self.errors.get(kind, 0) + 1
-
-    def add_engine_time(self, seconds: float):
-        with self._lock:
-            self.engine_seconds += seconds
-
-    def render(self, state: "AppState") -> str:
-        with self._lock:
-            requests = dict(self.requests)
-            errors = dict(self.errors)
-            buckets = list(self.bucket_counts)
-            lat_sum, lat_count, engine_s = self.latency_sum, self.latency_count, self.engine_seconds
-        out = ["# HELP autocomplete_requests_total HTTP requests by endpoint, method and status.",
-               "# TYPE autocomplete_requests_total counter"]
-        for (endpoint, method, status), n in sorted(requests.items()):
-            out.append(f'autocomplete_requests_total{{endpoint="{endpoint}",method="{method}",'
-                       f'status="{status}"}} {n}')
-        out += ["# HELP autocomplete_request_duration_seconds /autocomplete latency (queue + engine).",
-                "# TYPE autocomplete_request_duration_seconds histogram"]
-        cumulative = 0
-        for bound, n in zip(list(BUCKETS) + [math.inf], buckets):
-            cumulative += n
-            le = "+Inf" if bound == math.inf else repr(bound)
-            out.append(f'autocomplete_request_duration_seconds_bucket{{le="{le}"}} {cumulative}')
-        out.append(f"autocomplete_request_duration_seconds_sum {lat_sum:.6f}")
-        out.append(f"autocomplete_request_duration_seconds_count {lat_count}")
-        out += ["# HELP autocomplete_engine_seconds_total Time spent inside the completion engine.",
-                "# TYPE autocomplete_engine_seconds_total counter",
-                f"autocomplete_engine_seconds_total {engine_s:.6f}",
-                "# HELP autocomplete_errors_total Failed requests by kind.",
-                "# TYPE autocomplete_errors_total counter"]
-        for kind, n in sorted(errors.items()):
-            out.append(f'autocomplete_errors_total{{kind="{kind}"}} {n}')
-        out += ["# HELP autocomplete_queue_depth Requests waiting for the model right now.",
-                "# TYPE autocomplete_queue_depth gauge",
-                f"autocomplete_queue_depth {state.gate.depth}",
-                "# HELP autocomplete_queue_capacity Requests that may wait before 503.",
-                "# TYPE autocomplete_queue_capacity gauge",
-                f"autocomplete_queue_capacity {state.gate.capacity}",
-                "# HELP autocomplete_model_ready 1 once the model is loaded.",
-                "# TYPE autocomplete_model_ready gauge",
-                f"autocomplete_model_ready {int(state.predictor is not None)}"]
-        for name, value in state.engine_stats.items():
-            # The engine's counters only grow (cache hits, tokens fed, ...); a few are levels.
-            if name in ENGINE_GAUGES:
-                out += [f"# TYPE autocomplete_engine_{name} gauge", f"autocomplete_engine_{name} {value}"]
-            else:
-                metric = f"autocomplete_engine_{name.removesuffix('_total')}_total"
-                out += [f"# TYPE {metric} counter", f"{metric} {value}"]
-        return "\n".join(out) + "\n"
-
-
-ENGINE_GAUGES = {"cache_entries", "cache_size", "mean_ms", "context_blocks", "context_block_bytes",
-                 "context_segments", "context_segment_bytes"}
+        # every slot running + queue_size waiting + spare threads so /health and /metrics answer under load.
+        return self.threads or max(self.workers, 1) * self.slots + self.queue_size + 4
 
 
 def engine_stats(predictor) -> dict[str, float]:
-    """The predictor's numeric stats (cache hits, ...) as metric-name-safe keys; {} if it has none."""
-    stats = getattr(predictor, "stats", None)
-    if callable(stats):
-        stats = stats()
-    if stats is None:
-        return {}
-    if is_dataclass(stats):
-        stats = asdict(stats)
-    elif not isinstance(stats, dict):
-        stats = getattr(stats, "__dict__", {})
-    for _ in range(3):  # the engine may add a key while we copy; try again
-        try:
-            stats = dict(stats)
-            break
-        except RuntimeError:
-            continue
-    out = {}
-    for key, value in stats.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            continue
-        name = "".join(c if c.isalnum() else "_" for c in str(key)).strip("_").lower()
-        if name:
-            out[name] = value
-    return out
+    from serving.worker import engine_stats as stats
+    return stats(predictor)
 
 
 class AppState:
-    """What the request handlers share: the predictor (None while loading), gate, metrics."""
+    """What the request handlers share: the engine (None while loading: a WorkerPool, or a LocalEngine
+    around an in-process predictor), metrics."""
 
     def __init__(self, predictor, config: ServerConfig):
-        self.predictor = predictor
         self.config = config
-        self.gate = ModelGate(config.queue_size)
-        self.metrics = Metrics()
+        self.engine = None
         self.model_info = dict(config.model_info)
-        # The engine's stats as of its last request: read while this server owns the model, so
-        # /metrics never waits for the engine's lock behind a running completion.
-        self.engine_stats: dict[str, float] = engine_stats(predictor) if predictor is not None else {}
+        self.metrics = Metrics(self)
+        if predictor is not None:
+            self.set_ready(predictor)
 
-    def set_ready(self, predictor, model_info: dict | None = None):
+    @property
+    def gate(self) -> ModelGate:
+        """The in-process engine's one gate (--workers 0)."""
+        return self.engine.slot.gate
+
+    def set_ready(self, engine, model_info: dict | None = None):
+        """`engine`: a WorkerPool (started) or a Predictor (run in this process)."""
         if model_info:
             self.model_info.update(model_info)
-        self.engine_stats = engine_stats(predictor)
-        self.predictor = predictor
+        if not isinstance(engine, (WorkerPool, LocalEngine)):
+            engine = LocalEngine(engine, self.config.queue_size)
+        self.engine = engine
 
 
 class ApiError(Exception):
@@ -413,12 +274,16 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
             state.metrics.error(e.kind)
             raise
         retry = {"Retry-After": str(config.retry_after_s)}
-        predictor = state.predictor
-        if predictor is None:
+        engine = state.engine
+        if engine is None:
             state.metrics.error("loading")
             raise ApiError(503, "the model is still loading", "loading", retry)
+        slot = engine.pick(client_key(request))
+        if slot is None:
+            state.metrics.error("no_worker")
+            raise ApiError(503, "no engine worker is ready (restarting)", "no_worker", retry)
         try:
-            entered = state.gate.enter(config.max_wait_ms / 1000)
+            entered = slot.gate.enter(config.max_wait_ms / 1000)
         except QueueFull:
             state.metrics.error("queue_full")
             raise ApiError(503, "server busy: the request queue is full", "queue_full", retry) from None
@@ -431,24 +296,25 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
                 # Nobody will read the answer: leave the model to requests that still matter.
                 state.metrics.error("client_gone")
                 return Response(status=499)
-            completions = predictor.complete(args["prompt"], suffix=args["suffix"], kind=args["kind"],
-                                             max_suggestions=args["max_suggestions"],
-                                             time_budget_ms=args["time_budget_ms"], extra=args["extra"])
+            completions, _ = engine.complete(slot, args)
             engine_done = time.perf_counter()
-            state.engine_stats = engine_stats(predictor)
-        except Exception:
+        except WorkerLost as e:
+            # The worker died under this request (and is being replaced): retrying is the client's move.
+            state.metrics.error("worker_lost")
+            return error_response(503, f"{e}", "worker_lost", retry)
+        except Exception:  # EngineError included: a bug in the engine, never the client's input
             log.exception("completion engine failed")
             state.metrics.error("engine")
             return error_response(500, "the completion engine failed", "engine_error")
         finally:
-            state.gate.leave()
+            slot.gate.leave()
         state.metrics.add_engine_time(engine_done - queued)
         done = time.perf_counter()
         g.latency_seconds = done - start
         response = jsonify({
             "success": True,
-            "prediction": [c.text for c in completions],
-            "probs": [float(c.prob) if math.isfinite(c.prob) else 0.0 for c in completions],
+            "prediction": [text for text, _ in completions],
+            "probs": [float(p) if math.isfinite(p) else 0.0 for _, p in completions],
             "id": uuid.uuid4().hex,
             "ms": round((done - start) * 1000, 3),
         })
@@ -459,22 +325,42 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
 
     @app.get("/health")
     def health():
-        if state.predictor is None:
+        engine = state.engine
+        if engine is None:
             return error_response(503, "the model is loading", "loading",
+                                  {"Retry-After": str(config.retry_after_s)})
+        if not engine.healthy:  # a load balancer takes this replica out until a worker is back
+            return error_response(503, "no engine worker is ready (restarting)", "no_worker",
                                   {"Retry-After": str(config.retry_after_s)})
         body = {"status": "ok"}
         if authorized():  # with a token set, anonymous callers learn only that it is up
+            slots = [s for row in engine.slots for s in row]
+            workers = engine.snapshot()
             body.update(model=state.model_info, version=__version__,
-                        queue={"depth": state.gate.depth, "capacity": state.gate.capacity})
+                        queue={"depth": sum(s.gate.depth for s in slots), "capacity": config.queue_size},
+                        workers={"configured": len(engine.slots), "ready": sum(
+                            1 for w in workers.values() if w["ready"]), "slots": len(engine.slots[0]),
+                            "restarts": sum(w["restarts"] for w in workers.values()),
+                            "pids": [w["pid"] for w in workers.values() if w["ready"]]})
         return jsonify(body)
 
     @app.get("/metrics")
     def metrics():
         require_token()
-        return Response(state.metrics.render(state), mimetype="text/plain",
+        return Response(state.metrics.render(), mimetype="text/plain",
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     return app
+
+
+def client_key(req) -> str:
+    """Affinity key: the client's `X-Client-Id` (set it per editor, or let a load balancer set it), else
+    its connection (an editor keeps one keep-alive connection while it types)."""
+    given = req.headers.get("X-Client-Id")
+    if given:
+        return given[:200]
+    env = req.environ
+    return f"{env.get('REMOTE_ADDR', '')}:{env.get('REMOTE_PORT', '')}"
 
 
 def client_disconnected(environ) -> bool:
@@ -509,23 +395,44 @@ def is_loopback(host: str) -> bool:
         return False  # a host name other than localhost could resolve anywhere
 
 
-def load_model(path: str):
-    """Load a checkpoint into a Predictor; returns (predictor, model info for /health)."""
-    import torch
+def load_model(path: str, device: str = "cpu"):
+    """Load a checkpoint into a Predictor in this process; returns (predictor, model info for /health)."""
     from evaluate.predictor import Predictor
     from models.checkpoint import load_checkpoint
+    from serving.worker import resolve_device
 
-    ckpt = load_checkpoint(path)
-    predictor = Predictor(ckpt.model, ckpt.tokenizer)
+    device = resolve_device(device)
+    ckpt = load_checkpoint(path, device=device)
+    model = ckpt.model
+    if device != "cpu":  # the engine builds its inputs on the CPU: the wrapper moves them
+        from serving.batching import BatchingModel
+        model = BatchingModel(model, device=device, batching=False)
+    info = model_info(path, ckpt)
+    info["device"] = device
+    return Predictor(model, ckpt.tokenizer), info
+
+
+def model_info(path: str, ckpt) -> dict:
+    """What /health shows about the loaded checkpoint."""
+    import torch
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     config = ckpt.config
     info = {"name": Path(path).stem, "path": str(path), "sha256": digest[:16],
             "arch": getattr(config, "arch", None), "step": getattr(ckpt, "step", None),
             "params": sum(p.numel() for p in ckpt.model.parameters()),
-            "vocab_size": getattr(config, "vocab_size", None), "torch": torch.__version__,
-            "meta": {k: v for k, v in (getattr(ckpt, "meta", None) or {}).items()
+            "vocab_size": getattr(config, "vocab_size", None), "torch": str(torch.__version__),
+            "meta": {str(k): plain(v) for k, v in (getattr(ckpt, "meta", None) or {}).items()
                      if isinstance(v, (str, int, float, bool)) or v is None}}
-    return predictor, info
+    return info
+
+
+def plain(v):
+    """str/int/float/bool/None as the builtin type (not numpy's or torch's subclasses): what a worker sends
+    is unpickled in the HTTP process, which must not import torch or numpy to read it."""
+    for t in (bool, int, float, str):
+        if isinstance(v, t):
+            return t(v)
+    return v
 
 
 def make_wsgi_server(app: Flask, config: ServerConfig):
@@ -559,26 +466,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--time-budget-ms", type=float, default=None, help="engine time budget per request")
     p.add_argument("--threads", type=int, default=None, help="waitress threads (default queue-size + 4)")
     p.add_argument("--torch-threads", type=int, default=1,
-                   help="torch intra-op threads (default 1: one small batch-1 forward gains little from "
-                        "more, and extra threads spin and stall when the CPU is shared)")
+                   help="torch intra-op threads per engine worker (default 1: one small forward gains little "
+                        "from more, and extra threads spin and stall when the CPU is shared)")
+    p.add_argument("--workers", default="auto",
+                   help="engine processes (default auto: one per core; 0: the engine in the HTTP process, one "
+                        "request at a time, as before)")
+    p.add_argument("--slots", type=int, default=None,
+                   help="engine slots per worker: requests computed at once, their search steps batched "
+                        "(default 4; 1 with --workers 0)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="where the model runs (auto: cuda when available, else cpu)")
+    p.add_argument("--cache-mb", type=float, default=PoolConfig.cache_mb,
+                   help="per worker: bytes of model states and project-context indexes its slots may cache")
+    p.add_argument("--no-batching", action="store_true", help="run each slot's forward calls on their own")
+    p.add_argument("--batch-wait-ms", type=float, default=PoolConfig.batch_wait_ms,
+                   help="longest a forward call waits for others to join its batch")
     return p.parse_args(argv)
 
 
-def limit_malloc_arenas(n: int = 2) -> None:
-    """Cap glibc's malloc arenas (as MALLOC_ARENA_MAX=n would) unless the environment sets it.
-
-    glibc gives threads that allocate their own arenas (up to 8 per core); the engine runs on
-    whichever waitress thread holds the model, so its tensors end up spread over many arenas, each
-    keeping freed memory. Measured with the 4.2M-parameter model: 700 -> 633 MiB RSS after the load
-    benchmark. Only one thread computes at a time, so arena contention costs nothing here.
-    """
-    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6").mallopt(-8, n)  # -8: M_ARENA_MAX
-    except (OSError, AttributeError):
-        pass  # not glibc
+def tune_malloc() -> None:
+    from serving.memory import tune_malloc as tune
+    tune()
 
 
 def fail(message: str) -> int:
@@ -597,17 +505,32 @@ def main(argv=None) -> int:
         return fail(f"--port must be in 0..65535, got {args.port}")
     if args.queue_size < 1 or args.max_wait_ms <= 0:
         return fail("--queue-size must be >= 1 and --max-wait-ms > 0")
+    if args.workers == "auto":
+        args.workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        args.workers = int(args.workers)
+    except ValueError:
+        args.workers = -1
+    if not 0 <= args.workers <= 64:
+        return fail("--workers must be auto or an integer in 0..64")
+    if args.slots is None:
+        args.slots = 4 if args.workers else 1
+    if not 1 <= args.slots <= 64 or (args.workers == 0 and args.slots != 1):
+        return fail("--slots must be in 1..64 (and 1 with --workers 0)")
+    if args.cache_mb <= 0 or args.batch_wait_ms < 0:
+        return fail("--cache-mb must be > 0 and --batch-wait-ms >= 0")
     if args.host.lower() == "localhost":
         args.host = "127.0.0.1"  # one socket (waitress would bind ::1 too, each on its own port 0)
     model = Path(args.model)
     if not model.is_file():
         return fail(f"model checkpoint not found: {model} (pass --model PATH)")
-    limit_malloc_arenas()  # before any thread starts
+    tune_malloc()  # before any thread starts
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     config = ServerConfig(host=args.host, port=args.port, token=token, queue_size=args.queue_size,
                           max_wait_ms=args.max_wait_ms, time_budget_ms=args.time_budget_ms,
-                          threads=args.threads, model_info={"name": model.stem, "path": str(model)})
+                          threads=args.threads, model_info={"name": model.stem, "path": str(model)},
+                          workers=args.workers, slots=args.slots)
     app = create_app(None, config)
 
     try:
@@ -617,16 +540,29 @@ def main(argv=None) -> int:
     port = getattr(server, "effective_port", args.port)
     print(f"listening on http://{args.host}:{port} (loading {model} ...)", flush=True)
 
+    pool = None
+
     def load():
+        nonlocal pool
         t0 = time.perf_counter()
         try:
-            if args.torch_threads:
+            if args.workers == 0:
                 import torch  # most of the start-up time: imported here, after binding
-                torch.set_num_threads(args.torch_threads)
-            predictor, info = load_model(str(model))
-            app_state(app).set_ready(predictor, info)
-            print(f"model ready: {model} ({info['arch']}, {info['params']:,} parameters, "
-                  f"{time.perf_counter() - t0:.1f} s)", flush=True)
+                if args.torch_threads:
+                    torch.set_num_threads(args.torch_threads)
+                engine, info = load_model(str(model), args.device)
+                where = "in the server process"
+            else:
+                pool = WorkerPool(PoolConfig(
+                    model=str(model), workers=args.workers, slots=args.slots, device=args.device,
+                    torch_threads=args.torch_threads, cache_mb=args.cache_mb, batching=not args.no_batching,
+                    batch_wait_ms=args.batch_wait_ms, queue_size=args.queue_size))
+                info = pool.start()
+                engine = pool
+                where = f"{args.workers} worker(s) x {args.slots} slot(s)"
+            app_state(app).set_ready(engine, info)
+            print(f"model ready: {model} ({info['arch']}, {info['params']:,} parameters, {info['device']}, "
+                  f"{where}, {time.perf_counter() - t0:.1f} s)", flush=True)
         except BaseException as e:  # noqa: BLE001 - any failure to load ends the server, in one line
             # A CheckpointError already names the file and the reason.
             message = one_line(e) if str(model) in str(e) else f"cannot load model {model}: {one_line(e)}"
@@ -634,10 +570,16 @@ def main(argv=None) -> int:
             os._exit(2)
 
     threading.Thread(target=load, name="model-loader", daemon=True).start()
+    import signal
+    # SIGTERM (systemd, docker, the tests) ends the process like Ctrl-C: workers are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         server.run()
     except KeyboardInterrupt:
         pass
+    finally:
+        if pool is not None:
+            pool.close()
     return 0
 
 

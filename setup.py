@@ -6,7 +6,8 @@ setup(
     description="Private, self-hosted Python code completion: corpus, models, completion engine, server",
     python_requires=">=3.10",
     packages=find_packages(include=["dataset", "dataset.*", "models", "models.*",
-                                    "evaluate", "evaluate.*", "benchmarks", "benchmarks.*"]),
+                                    "evaluate", "evaluate.*", "benchmarks", "benchmarks.*",
+                                    "serving", "serving.*"]),
     py_modules=["train", "server"],
     install_requires=[line.strip() for line in open("requirements.txt")
                       if line.strip() and not line.startswith("#")],

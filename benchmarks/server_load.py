@@ -1,11 +1,13 @@
-"""Server load benchmark: HTTP latency with 1 and 16 clients, throughput, server memory, engine-only p50.
+"""Server load benchmark: latency and throughput with 1/4/16 clients for several server configurations
+(the single in-process engine of before, worker processes, slots, batching), memory, engine-only p50.
 
-    python -m benchmarks --only server_load --model checkpoints/default.pt
-    python -m benchmarks.server_load --model checkpoints/default.pt      # the same, this part alone
+    python -m benchmarks --only server_load --model checkpoints/default.pt --data data/default-model
+    python -m benchmarks.server_load --model checkpoints/default.pt --data data/default-model   # the same
+    python -m benchmarks.server_load --server-variants before w2s4 --server-clients 1 16      # a subset
 
-A real `server.py` process on 127.0.0.1 (a free port) serves the requests; the engine-only figure runs
-the same prompts through `Predictor.complete` in this process, so "server overhead" is what HTTP,
-Flask, waitress and the queue add. `ServerProcess` is also what the server tests use to start servers.
+Real `server.py` processes on 127.0.0.1 (a free port each) serve the requests; the engine-only figure runs
+the same 1-client prompts through `Predictor.complete` in a process of its own, so the difference is what
+HTTP, Flask, waitress and the queue add. `ServerProcess` is also what the server tests use to start servers.
 """
 from __future__ import annotations
 
@@ -167,10 +169,11 @@ def prompt_files(data_dir: str | None) -> tuple[list[Path], str]:
     return sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")), "standard-library files"
 
 
-def sample_prompts(data_dir: str | None, n: int, seed: int = 0, context_chars: int = 2000) -> list[dict]:
+def sample_prompts(data_dir: str | None, n: int, seed: int = 0, lines: int = 20) -> list[dict]:
     """Cursor positions in real Python files: held-out corpus files if present, else the stdlib.
 
-    Each request is the text before the cursor (up to `context_chars`) and the rest of its line.
+    Each request is today's editor request: the `lines` lines before the cursor's line plus that line up
+    to the cursor, and the rest of the line as the suffix.
     """
     files, _ = prompt_files(data_dir)
     rng = random.Random(seed)
@@ -180,10 +183,15 @@ def sample_prompts(data_dir: str | None, n: int, seed: int = 0, context_chars: i
         if len(text) < 200:
             continue
         cursor = rng.randrange(100, len(text))
+        line_start = text.rfind("\n", 0, cursor) + 1
+        start = line_start
+        for _ in range(lines):
+            if start == 0:
+                break
+            start = text.rfind("\n", 0, start - 1) + 1
         line_end = text.find("\n", cursor)
         line_end = len(text) if line_end < 0 else line_end
-        prompts.append({"prompt": text[max(0, cursor - context_chars):cursor],
-                        "suffix": text[cursor:line_end]})
+        prompts.append({"prompt": text[start:cursor], "suffix": text[cursor:line_end]})
     return prompts
 
 
@@ -204,9 +212,11 @@ class Client:
     """One keep-alive HTTP connection (http.client: the lightest Python client, so the figures are
     the server's, not a client library's)."""
 
-    def __init__(self, port: int, headers: dict | None = None):
+    def __init__(self, port: int, headers: dict | None = None, client_id: str | None = None):
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         self.headers = {"Content-Type": "application/json", **(headers or {})}
+        if client_id:
+            self.headers["X-Client-Id"] = client_id
 
     def complete(self, body: dict) -> tuple[int, float, float | None]:
         """(status, client latency ms, engine ms from Server-Timing or None)."""
@@ -226,7 +236,7 @@ def run_clients(port: int, prompts: list[dict], clients: int, headers: dict | No
     lock = threading.Lock()
 
     def client(i: int):
-        c = Client(port, headers)
+        c = Client(port, headers, client_id=f"client-{i}")
         for body in prompts[i::clients]:
             status, ms, engine = c.complete(body)
             with lock:
@@ -252,88 +262,129 @@ def describe_statuses(statuses: list[int]) -> str:
     return ", ".join(f"{n} × {s}" for s, n in counts.items()) or "0"
 
 
+def tree_pids(pid: int) -> list[int]:
+    """`pid` and all its descendants (the server, its forkserver and engine workers)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def tree_memory_mib(pid: int) -> dict[str, float]:
+    """Summed VmRSS and PSS (MiB) of a server and its worker processes, and how many processes."""
+    from serving.memory import proc_memory_kib
+    rss = pss = n = 0
+    for p in tree_pids(pid):
+        m = proc_memory_kib(p)
+        if m:
+            rss, pss, n = rss + m.get("VmRSS", 0), pss + m.get("Pss", 0), n + 1
+    return {"rss": rss / 1024, "pss": pss / 1024, "processes": n}
+
+
+def metric_value(port: int, name: str) -> float:
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
+VARIANTS = {
+    "before": ("single engine in the HTTP process, one request at a time (before; `--workers 0`)",
+               ["--workers", "0"]),
+    "w2s1": ("2 workers x 1 slot (`--workers 2 --slots 1`)", ["--workers", "2", "--slots", "1"]),
+    "w2s4nb": ("2 workers x 4 slots, no batching (`--no-batching`)",
+               ["--workers", "2", "--slots", "4", "--no-batching"]),
+    "w2s4": ("2 workers x 4 slots, batched (the default)", ["--workers", "2", "--slots", "4"]),
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--server-requests", type=int, default=100,
                         help="server_load: requests for the 1-client and engine-only runs")
     parser.add_argument("--server-torch-threads", type=int, default=1,
                         help="server_load: torch threads, in the server and for the engine-only run")
-    parser.add_argument("--server-clients", type=int, default=16, help="server_load: concurrent clients")
-    parser.add_argument("--server-requests-per-client", type=int, default=10,
+    parser.add_argument("--server-clients", type=int, nargs="+", default=[1, 4, 16],
+                        help="server_load: concurrent client counts (1 uses --server-requests)")
+    parser.add_argument("--server-requests-per-client", type=int, default=20,
                         help="server_load: requests each concurrent client sends")
+    parser.add_argument("--server-variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                        help="server_load: server configurations to compare")
 
 
 def run(args) -> str:
     model = args.model
     n1 = getattr(args, "server_requests", 100)
-    clients = getattr(args, "server_clients", 16)
-    per_client = getattr(args, "server_requests_per_client", 10)
+    client_counts = getattr(args, "server_clients", [1, 4, 16])
+    if isinstance(client_counts, int):
+        client_counts = [client_counts]
+    per_client = getattr(args, "server_requests_per_client", 20)
+    variants = getattr(args, "server_variants", list(VARIANTS))
     data = getattr(args, "data", None)
     threads = getattr(args, "server_torch_threads", 1)
-    prompts_1 = sample_prompts(data, n1, seed=1)
-    prompts_n = sample_prompts(data, clients * per_client, seed=2)
 
-    # Engine only (a fresh predictor in its own process, timed around `complete`) and the server with
-    # 1 client (a fresh process, timed by the client), interleaved prompt by prompt, alternating who
-    # goes first, so both see the same machine load. This process only sends and times: a client
-    # that also computes would be slow to wake for its answers on a busy CPU.
-    with EngineProcess(model, threads) as eng, ServerProcess(model, "--torch-threads", str(threads)) as srv:
+    # The engine alone in its own process, the same 1-client prompts: what HTTP and the server add.
+    prompts_1 = sample_prompts(data, n1, seed=1)
+    with EngineProcess(model, threads) as eng:
         info = eng.info
-        mem_ready = srv.rss_kib()  # model loaded, no request yet
-        client = Client(srv.port)
-        eng.complete({"prompt": prompts_1[0]["prompt"]})  # the same warm-up for both
-        client.complete({"prompt": prompts_1[0]["prompt"]})
-        engine, one, t_server = [], {"latencies": [], "engine_ms": [], "failures": []}, 0.0
-        for i, body in enumerate(prompts_1):
-            for side in ((0, 1) if i % 2 == 0 else (1, 0)):
-                if side == 0:
-                    engine.append(eng.complete(body))
-                else:
-                    status, ms, engine_ms = client.complete(body)
-                    t_server += ms / 1000
-                    if status == 200:
-                        one["latencies"].append(ms)
-                        one["engine_ms"].append(engine_ms)
-                    else:
-                        one["failures"].append(status)
-        one["wall"] = t_server
-        mem_engine, mem_one = rss_kib(eng.proc.pid), srv.rss_kib()  # after the same 100 requests
+        eng.complete(prompts_1[0])
+        engine = [eng.complete(body) for body in prompts_1]
         eng.stop()
-        many = run_clients(srv.port, prompts_n, clients)
-        mem = srv.rss_kib()
+
+    rows, memory, notes = [], [], []
+    for key in variants:
+        label, extra = VARIANTS[key]
+        with ServerProcess(model, "--torch-threads", str(threads), *extra) as srv:
+            for body in sample_prompts(data, 8, seed=99):  # warm-up: first-call costs are not the load
+                Client(srv.port).complete(body)
+            mem_ready = tree_memory_mib(srv.proc.pid)
+            for clients in client_counts:
+                n = n1 if clients == 1 else clients * per_client
+                prompts = sample_prompts(data, n, seed=1 if clients == 1 else 1 + clients)
+                batches0 = metric_value(srv.port, "autocomplete_engine_batches_total")
+                calls0 = metric_value(srv.port, "autocomplete_engine_batched_calls_total")
+                res = run_clients(srv.port, prompts, clients)
+                lat = res["latencies"]
+                overhead = [c - e for c, e in zip(lat, res["engine_ms"]) if e is not None]
+                rows.append((label, clients, len(lat), percentile(lat, 50), percentile(lat, 99),
+                             len(lat) / res["wall"], res["failures"], percentile(overhead, 50)))
+                if key == "w2s4" and clients == max(client_counts):
+                    time.sleep(0.5)  # idle: the workers report their counters
+                    Client(srv.port).complete(prompts[0])
+                    b = metric_value(srv.port, "autocomplete_engine_batches_total") - batches0
+                    c = metric_value(srv.port, "autocomplete_engine_batched_calls_total") - calls0
+                    if b:
+                        notes.append(f"Batching, {clients} clients: {c:,.0f} forward calls ran in {b:,.0f} "
+                                     f"forwards ({c / b:.2f} calls per forward).")
+            memory.append((label, mem_ready, tree_memory_mib(srv.proc.pid)))
 
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    overhead = [c - e for c, e in zip(one["latencies"], one["engine_ms"])]
-    rows = [
-        ("engine only (own process)", len(engine), percentile(engine, 50), percentile(engine, 99), "–", []),
-        ("server, 1 client", len(one["latencies"]), percentile(one["latencies"], 50),
-         percentile(one["latencies"], 99), f"{len(one['latencies']) / one['wall']:.1f}",
-         one["failures"]),
-        ("↳ its engine time inside the server (Server-Timing)", len(one["engine_ms"]),
-         percentile(one["engine_ms"], 50), percentile(one["engine_ms"], 99), "–", []),
-        (f"server, {clients} clients", len(many["latencies"]), percentile(many["latencies"], 50),
-         percentile(many["latencies"], 99), f"{len(many['latencies']) / many['wall']:.1f}",
-         many["failures"]),
-    ]
-    lines = ["| run | answered 200 | p50 ms | p99 ms | req/s | not 200 |", "|---|---|---|---|---|---|"]
-    lines += [f"| {name} | {n} | {p50:.1f} | {p99:.1f} | {rps} | {describe_statuses(fail)} |"
-              for name, n, p50, p99, rps, fail in rows]
-    # Same prompt, same order in both runs: per-prompt differences cancel the prompts' own spread.
-    paired = [c - e for c, e in zip(one["latencies"], engine)] if not one["failures"] else [float("nan")]
-    lines += ["",
-              f"Server overhead, 1 client: p50 of (server latency − engine-alone time) for the same prompt "
-              f"{percentile(paired, 50):+.2f} ms; p50 of (client latency − the server's own engine time, "
-              f"Server-Timing) {percentile(overhead, 50):.2f} ms (p99 {percentile(overhead, 99):.2f}); "
-              f"difference of the p50s {percentile(one['latencies'], 50) - percentile(engine, 50):+.2f} ms.",
-              f"Server memory (VmRSS): {mem_ready.get('VmRSS', 0) / 1024:.0f} MiB with the model loaded, "
-              f"{mem_one.get('VmRSS', 0) / 1024:.0f} MiB after the 1-client run (the engine alone in its "
-              f"process: {mem_engine.get('VmRSS', 0) / 1024:.0f} MiB after the same requests), "
-              f"{mem.get('VmRSS', 0) / 1024:.0f} MiB after the {clients}-client run, "
-              f"peak VmHWM {mem.get('VmHWM', 0) / 1024:.0f} MiB.",
+    lines = ["| server | clients | answered 200 | p50 ms | p99 ms | req/s | not 200 | client − engine p50 ms |",
+             "|---|---:|---:|---:|---:|---:|---|---:|",
+             f"| engine only (own process, no HTTP) | 1 | {len(engine)} | {percentile(engine, 50):.1f} | "
+             f"{percentile(engine, 99):.1f} | {len(engine) / (sum(engine) / 1000):.1f} | 0 | – |"]
+    lines += [f"| {label} | {clients} | {n} | {p50:.1f} | {p99:.1f} | {rps:.1f} | {describe_statuses(fail)} | "
+              f"{ovh:.2f} |" for label, clients, n, p50, p99, rps, fail, ovh in rows]
+    lines += ["", "| server | processes | VmRSS sum, loaded | VmRSS sum, after the runs | PSS sum, loaded | "
+              "PSS sum, after the runs |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {label} | {after['processes']} | {ready['rss']:.0f} MiB | {after['rss']:.0f} MiB | "
+              f"{ready['pss']:.0f} MiB | {after['pss']:.0f} MiB |" for label, ready, after in memory]
+    lines += ["", *notes,
+              "PSS (proportional set size) counts a page shared by k processes (torch's code and data, shared "
+              "by the workers forked from one forkserver) as 1/k in each, so its sum is what the server "
+              "really occupies; VmRSS sums count shared pages once per process.",
               f"Model: {info['name']} ({info['arch']}, {info['params']:,} parameters, sha256 {info['sha256']}); "
-              f"torch threads {threads}; {os.cpu_count()} CPUs, load average {load} "
-              f"(1/5/15 min, from other processes too); prompts: up to 2,000 chars "
-              f"before a random cursor in {prompt_files(data)[1]}, "
-              f"kind=None, max_suggestions=3."]
+              f"torch threads {threads} per engine; {os.cpu_count()} CPUs, load average {load} "
+              f"(1/5/15 min, from other processes too); prompts: the 20 lines before a random cursor and its "
+              f"line up to it, in {prompt_files(data)[1]}, kind=None, max_suggestions=3; every client its own "
+              f"keep-alive connection and X-Client-Id, sending back to back."]
     return "\n".join(lines)
 
 

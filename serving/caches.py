@@ -1,0 +1,81 @@
+"""Engine caches bounded in bytes, not only entries.
+
+The engine's prefix cache and step cache are LRUs of 32 entries each, and an entry is a model state: for
+the default model (4 layers, 255 cached positions, d 256, fp32) 2 MB of keys and values, so one
+`Predictor` may hold ~130 MB of states, and a worker with several engine slots several times that. Here
+every slot's two caches get a byte budget (`BytePrefixCache`: the LRU is evicted until the tensors it
+holds fit) and the project-context store its block/segment budgets, all carved out of one per-worker
+figure (`--cache-mb`, worker.py), so the total is bounded whatever the number of slots.
+"""
+from __future__ import annotations
+
+from evaluate.cache import CacheEntry, PrefixCache
+
+
+def tensor_bytes(obj, seen: set | None = None) -> int:
+    """Bytes of the tensor storages reachable from `obj` (tuples, lists, NamedTuples, dataclass-like
+    CacheEntry), each storage counted once (a view counts its whole storage: that is what it keeps alive)."""
+    import torch
+    seen = set() if seen is None else seen
+    if isinstance(obj, torch.Tensor):
+        storage = obj.untyped_storage()
+        key = storage.data_ptr()
+        if key in seen:
+            return 0
+        seen.add(key)
+        return storage.nbytes()
+    if isinstance(obj, CacheEntry):
+        return tensor_bytes(obj.state, seen) + tensor_bytes(obj.logits, seen)
+    if isinstance(obj, (tuple, list)):
+        return sum(tensor_bytes(x, seen) for x in obj)
+    return 0
+
+
+class BytePrefixCache(PrefixCache):
+    """`PrefixCache` bounded by entries and by the bytes of the tensors its entries hold."""
+
+    def __init__(self, capacity: int, max_bytes: int):
+        super().__init__(capacity)
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self._sizes: dict[tuple[int, ...], int] = {}
+
+    def put(self, ids, entry) -> None:
+        if self.capacity == 0 or not ids:
+            return
+        size = tensor_bytes(entry)
+        if size > self.max_bytes:
+            return  # would evict everything and still not fit
+        if ids in self.entries:
+            self.nbytes -= self._sizes.pop(ids, 0)
+        self.entries[ids] = entry
+        self.entries.move_to_end(ids)
+        self._sizes[ids] = size
+        self.nbytes += size
+        while len(self.entries) > self.capacity or self.nbytes > self.max_bytes:
+            old, _ = self.entries.popitem(last=False)
+            self.nbytes -= self._sizes.pop(old, 0)
+
+    def clear(self) -> None:
+        super().clear()
+        self._sizes.clear()
+        self.nbytes = 0
+
+
+def bound_predictor(predictor, cache_bytes: int) -> None:
+    """Give `predictor`'s prefix and step caches a byte budget: 3/4 prompts, 1/4 search steps (a prompt
+    state serves every keystroke of a line; step states only the typing-through of one suggestion)."""
+    prompt_bytes, step_bytes = cache_bytes * 3 // 4, cache_bytes // 4
+    old, old_steps = predictor.cache, predictor.step_cache
+    predictor.cache = BytePrefixCache(old.capacity, prompt_bytes)
+    predictor.step_cache = BytePrefixCache(old_steps.capacity, step_bytes)
+
+
+def cache_usage(predictor) -> dict[str, int]:
+    out = {}
+    for name in ("cache", "step_cache"):
+        c = getattr(predictor, name, None)
+        if isinstance(c, BytePrefixCache):
+            out[f"{name}_bytes"] = c.nbytes
+            out[f"{name}_max_bytes"] = c.max_bytes
+    return out

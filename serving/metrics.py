@@ -1,0 +1,99 @@
+"""/metrics through prometheus_client, one registry per app (tests build several apps in one process).
+
+With worker processes the figures are aggregated in the HTTP process, not with prometheus_client's
+multiprocess mode: every request passes through this process anyway (request counts, latency histogram,
+errors are observed here), and each worker sends its engine counters and memory with its answers (when
+idle, and every 16th request), so the parent sums them at scrape time. No shared metrics directory to
+manage, and a replaced worker's counters are not lost twice: its last report stays until the new one
+reports (documented as a reset, as Prometheus counters allow).
+"""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+try:  # the *_created samples only add noise to this endpoint
+    from prometheus_client import disable_created_metrics
+    disable_created_metrics()
+except ImportError:  # older prometheus_client
+    pass
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self, state):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("autocomplete_requests", "HTTP requests by endpoint, method and status.",
+                                ["endpoint", "method", "status"], registry=self.registry)
+        self.latency = Histogram("autocomplete_request_duration_seconds",
+                                 "/autocomplete latency inside the server (queue + engine).",
+                                 buckets=BUCKETS, registry=self.registry)
+        self.engine_seconds = Counter("autocomplete_engine_seconds", "Time spent inside the completion engine.",
+                                      registry=self.registry)
+        self.errors = Counter("autocomplete_errors", "Failed requests by kind.", ["kind"], registry=self.registry)
+        self.registry.register(_StateCollector(state))
+
+    def observe(self, endpoint: str, method: str, status: int, seconds: float | None = None):
+        self.requests.labels(endpoint, method, str(status)).inc()
+        if seconds is not None:
+            self.latency.observe(seconds)
+
+    def error(self, kind: str):
+        self.errors.labels(kind).inc()
+
+    def add_engine_time(self, seconds: float):
+        self.engine_seconds.inc(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _StateCollector:
+    """Levels read at scrape time: queue, readiness, workers, and the engines' own counters."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def describe(self):
+        return []  # dynamic: no fixed description (keeps the registry from collecting at register time)
+
+    def collect(self):
+        from .worker import ENGINE_GAUGES
+        state = self.state
+        engine = state.engine
+        slots = [s for row in engine.slots for s in row] if engine is not None else []
+        yield GaugeMetricFamily("autocomplete_queue_depth", "Requests waiting for an engine slot right now.",
+                                value=sum(s.gate.depth for s in slots))
+        yield GaugeMetricFamily("autocomplete_queue_capacity", "Requests that may wait for one slot before 503.",
+                                value=state.config.queue_size)
+        yield GaugeMetricFamily("autocomplete_model_ready", "1 once the model is loaded (a worker is ready).",
+                                value=int(engine is not None and engine.healthy))
+        snapshot = engine.snapshot() if engine is not None else {}
+        ready = GaugeMetricFamily("autocomplete_worker_ready", "Engine worker ready (1) or restarting (0).",
+                                  labels=["worker"])
+        in_flight = GaugeMetricFamily("autocomplete_worker_in_flight", "Requests on each engine worker.",
+                                      labels=["worker"])
+        rss = GaugeMetricFamily("autocomplete_worker_resident_bytes",
+                                "VmRSS of each engine worker at its last report.", labels=["worker"])
+        restarts = CounterMetricFamily("autocomplete_worker_restarts", "Engine workers replaced after dying.",
+                                       labels=["worker"])
+        totals: dict[str, float] = {}
+        for w, snap in snapshot.items():
+            ready.add_metric([str(w)], int(snap.get("ready", False)))
+            in_flight.add_metric([str(w)], snap.get("in_flight", 0))
+            rss.add_metric([str(w)], snap.get("rss_bytes", 0))
+            restarts.add_metric([str(w)], snap.get("restarts", 0))
+            for k, v in snap.items():
+                if k in ("ready", "in_flight", "restarts", "pid", "rss_bytes", "pss_bytes"):
+                    continue
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    totals[k] = totals.get(k, 0) + v
+        yield from (ready, in_flight, rss, restarts)
+        for name, value in sorted(totals.items()):
+            if name in ENGINE_GAUGES:
+                yield GaugeMetricFamily(f"autocomplete_engine_{name}", "Engine level, summed over workers and slots.",
+                                        value=value)
+            else:
+                yield CounterMetricFamily(f"autocomplete_engine_{name.removesuffix('_total')}",
+                                          "Engine counter, summed over workers and slots.", value=value)

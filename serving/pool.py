@@ -1,0 +1,322 @@
+"""Engine worker pool: every core computes, each client keeps reaching the same prefix cache.
+
+Design. The HTTP process (Flask under waitress) holds no model and imports no torch. `--workers N`
+engine processes (default: one per core) each load the model once and run `--slots S` engine slots, one
+`Predictor` (its own prefix/step/context caches) on its own thread per slot, over one shared model whose
+concurrent forward calls are batched (batching.py). A slot computes one request at a time; in front of
+every slot the HTTP process keeps the bounded FIFO gate of the single-model server (queue size, wait bound,
+503 + Retry-After, hung-up clients dropped before they reach the engine).
+
+Why processes. Measured on this 2-core CPU: a 200-token prompt feed costs 27 ms and is compute-bound,
+so two cores must compute at once; a search step is mostly Python op dispatch holding the GIL, so two
+engine threads in one process would serialise on it. Processes do not share a GIL. They are forked from
+a forkserver that imported torch once, so torch's pages are shared between workers (see PSS in the
+memory table) and a replacement starts in about a second.
+
+Affinity. A request's key is its `X-Client-Id` header, else its TCP connection (an editor keeps one
+keep-alive connection while typing). crc32(key) picks a home worker and a home slot in it, so a
+client's consecutive keystrokes find their prefix state in that slot's cache. A request goes home unless
+home is busy: then to a free slot of the same worker, and to another worker only when that one has at
+least 2 requests fewer in flight (a typing client sends one request at a time, so it nearly always finds
+home free; a burst spreads over the cores).
+
+Failure. Each worker talks over its own pipe; a reader thread per worker resolves the requests it
+answers. When a worker dies (EOF on the pipe) every request in flight on it gets 503 + Retry-After at
+once (none hangs), its slots take no new requests, and a replacement is started; `/health` answers 503
+only when no worker is ready. A worker that does not answer within `request_timeout_s` is killed and
+replaced the same way.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import os
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+
+from .gate import ModelGate
+
+log = logging.getLogger("autocomplete.pool")
+
+
+class WorkerLost(Exception):
+    """The worker computing a request died or stopped answering (answered 503: retry)."""
+
+
+class EngineError(Exception):
+    """The engine raised (a bug, answered 500)."""
+
+
+@dataclass
+class PoolConfig:
+    model: str
+    workers: int = 2
+    slots: int = 4                 # engine slots (Predictors) per worker
+    device: str = "cpu"
+    torch_threads: int = 1
+    cache_mb: float = 32.0         # per worker: prefix + step caches + context store of all its slots
+    batching: bool = True
+    batch_wait_ms: float = 2.0
+    queue_size: int = 16           # per slot gate
+    request_timeout_s: float = 60.0
+    start_timeout_s: float = 300.0
+
+
+def client_slot(key: str, workers: int, slots: int) -> tuple[int, int]:
+    h = zlib.crc32(key.encode("utf-8", "replace"))
+    return h % workers, (h // workers) % slots
+
+
+class Slot:
+    def __init__(self, worker: int, index: int, queue_size: int):
+        self.worker, self.index = worker, index
+        self.gate = ModelGate(queue_size)
+
+
+class _Worker:
+    def __init__(self, index: int):
+        self.index = index
+        self.process = None
+        self.conn = None
+        self.send_lock = threading.Lock()
+        self.ready = False
+        self.pending: dict[int, dict] = {}  # request id -> {"event", "result"}
+        self.in_flight = 0
+        self.stats: dict = {}
+        self.restarts = 0
+        self.info: dict = {}
+
+
+class WorkerPool:
+    """N engine processes x S slots. `start()` blocks until every worker has loaded the model."""
+
+    def __init__(self, config: PoolConfig):
+        self.config = config
+        self.workers = [_Worker(i) for i in range(config.workers)]
+        self.slots = [[Slot(w, s, config.queue_size) for s in range(config.slots)] for w in range(config.workers)]
+        self._ids = itertools.count()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.info: dict = {}
+        self.deaths = 0
+        self._ctx = multiprocessing.get_context("forkserver")
+        # Imported once in the forkserver; every worker forked from it shares these pages.
+        self._ctx.set_forkserver_preload(["torch", "serving.worker", "serving.batching", "evaluate.predictor",
+                                          "models.checkpoint"])
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self) -> dict:
+        threads = [threading.Thread(target=self._spawn, args=(w,), daemon=True) for w in self.workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if not any(w.ready for w in self.workers):
+            raise RuntimeError(self.workers[0].info.get("error", "no engine worker started"))
+        return self.info
+
+    def _spawn(self, w: _Worker) -> None:
+        from . import worker as worker_module
+        parent, child = self._ctx.Pipe(duplex=True)
+        cfg = self.config
+        process = self._ctx.Process(
+            target=worker_module.main, name=f"engine-worker-{w.index}", daemon=True,
+            args=(child, dict(model=cfg.model, slots=cfg.slots, device=cfg.device,
+                              torch_threads=cfg.torch_threads, cache_mb=cfg.cache_mb, batching=cfg.batching,
+                              batch_wait_ms=cfg.batch_wait_ms, index=w.index)))
+        process.start()
+        child.close()  # the worker holds its end: its death reads as EOF here
+        deadline = time.monotonic() + cfg.start_timeout_s
+        while not parent.poll(0.2):
+            if not process.is_alive() or time.monotonic() > deadline:
+                process.kill()
+                w.info = {"error": f"engine worker {w.index} did not start (exit {process.exitcode})"}
+                return
+        try:
+            kind, payload = parent.recv()
+        except (EOFError, OSError):
+            process.join(5)
+            w.info = {"error": f"engine worker {w.index} exited while loading (exit {process.exitcode})"}
+            return
+        if kind != "ready":
+            process.join(5)
+            w.info = {"error": payload}
+            return
+        with self._lock:
+            if self._closed:
+                process.kill()
+                return
+            w.process, w.conn, w.info = process, parent, payload
+            self.info = payload
+            w.ready = True
+        threading.Thread(target=self._reader, args=(w, parent), name=f"pool-reader-{w.index}",
+                         daemon=True).start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers = [w for w in self.workers if w.process is not None]
+        for w in workers:
+            try:
+                w.conn.close()
+            except OSError:
+                pass
+            w.process.join(5)
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join(5)
+
+    @property
+    def healthy(self) -> bool:
+        return any(w.ready for w in self.workers)
+
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self.workers if w.ready and w.process is not None]
+
+    # ------------------------------------------------------------------ routing
+    def pick(self, key: str) -> Slot | None:
+        """The slot for a request with affinity `key` (see the module docstring); None: no worker ready."""
+        live = [w for w in self.workers if w.ready]
+        if not live:
+            return None
+        home_w, home_s = client_slot(key, len(self.workers), self.config.slots)
+        if not self.workers[home_w].ready:
+            home_w = live[home_w % len(live)].index
+        least = min(live, key=lambda w: w.in_flight)
+        w = home_w
+        if least.in_flight + 2 <= self.workers[home_w].in_flight:
+            w = least.index
+        slots = self.slots[w]
+        if w == home_w and not slots[home_s].gate.busy:
+            return slots[home_s]
+        free = [s for s in slots if not s.gate.busy]
+        if free:
+            return free[0] if w != home_w else free[(home_s + 1) % len(free)]
+        return min(slots, key=lambda s: s.gate.depth) if w != home_w else slots[home_s]
+
+    # ------------------------------------------------------------------ requests
+    def complete(self, slot: Slot, args: dict):
+        """Run a validated request on `slot` (whose gate the caller holds): (completions, engine ms)."""
+        w = self.workers[slot.worker]
+        rid = next(self._ids)
+        entry = {"event": threading.Event(), "result": None}
+        with self._lock:
+            if not w.ready:
+                raise WorkerLost(f"engine worker {w.index} is restarting")
+            w.pending[rid] = entry
+            w.in_flight += 1
+        try:
+            try:
+                with w.send_lock:
+                    w.conn.send((rid, slot.index, args))
+            except (OSError, ValueError) as e:
+                raise WorkerLost(f"engine worker {w.index} is gone ({e})") from None
+            if not entry["event"].wait(self.config.request_timeout_s):
+                log.error("engine worker %d did not answer in %.0f s: replacing it", w.index,
+                          self.config.request_timeout_s)
+                self._lost(w, kill=True)
+                raise WorkerLost(f"engine worker {w.index} did not answer in time")
+        finally:
+            with self._lock:
+                w.pending.pop(rid, None)
+                w.in_flight -= 1
+        kind, payload = entry["result"]
+        if kind == "ok":
+            completions, engine_ms, stats = payload
+            if stats is not None:
+                w.stats = stats
+            return completions, engine_ms
+        if kind == "lost":
+            raise WorkerLost(payload)
+        raise EngineError(payload)
+
+    def _reader(self, w: _Worker, conn) -> None:
+        while True:
+            try:
+                rid, kind, payload = conn.recv()
+            except (EOFError, OSError, TypeError, ValueError):
+                break
+            with self._lock:
+                entry = w.pending.get(rid)
+            if entry is not None:
+                entry["result"] = (kind, payload)
+                entry["event"].set()
+        if w.conn is conn:
+            self._lost(w, kill=False)
+
+    def _lost(self, w: _Worker, kill: bool) -> None:
+        """Worker `w` died or hung: fail what it was computing, and start a replacement."""
+        with self._lock:
+            if not w.ready:
+                return
+            w.ready = False
+            pending = list(w.pending.values())
+            process, conn = w.process, w.conn
+            closed = self._closed
+            if not closed:
+                self.deaths += 1
+                w.restarts += 1
+        for entry in pending:
+            entry["result"] = ("lost", f"engine worker {w.index} died; retry")
+            entry["event"].set()
+        if kill and process.is_alive():
+            process.kill()
+        try:
+            conn.close()
+        except OSError:
+            pass
+        if closed:
+            return
+        log.error("engine worker %d (pid %s) exited with %s; starting a replacement", w.index, process.pid,
+                  process.exitcode)
+
+        def respawn():
+            process.join(10)
+            while not self._closed:
+                self._spawn(w)
+                if w.ready or self._closed:
+                    return
+                time.sleep(1.0)  # a worker that cannot start: try again, do not spin
+        threading.Thread(target=respawn, name=f"pool-respawn-{w.index}", daemon=True).start()
+
+    # ------------------------------------------------------------------ metrics
+    def snapshot(self) -> dict:
+        """Per worker: ready, in flight, restarts and its last stats (engine counters summed over slots)."""
+        return {w.index: {"ready": w.ready, "in_flight": w.in_flight, "restarts": w.restarts,
+                          "pid": w.process.pid if w.process is not None else None, **w.stats}
+                for w in self.workers}
+
+
+class LocalEngine:
+    """`--workers 0`: the predictor in the HTTP process, one slot (the single-model server of before)."""
+
+    def __init__(self, predictor, queue_size: int):
+        self.predictor = predictor
+        self.slot = Slot(0, 0, queue_size)
+        self.slots = [[self.slot]]
+        self.healthy = True
+        self.deaths = 0
+        self.stats: dict = {}
+
+    def pick(self, key: str) -> Slot:
+        return self.slot
+
+    def complete(self, slot: Slot, args: dict):
+        t0 = time.perf_counter()
+        completions = self.predictor.complete(args["prompt"], suffix=args["suffix"], kind=args["kind"],
+                                              max_suggestions=args["max_suggestions"],
+                                              time_budget_ms=args["time_budget_ms"], extra=args["extra"])
+        engine_ms = (time.perf_counter() - t0) * 1000
+        from .worker import engine_stats
+        self.stats = engine_stats(self.predictor)  # read while we hold the slot: never waits
+        return [(c.text, c.prob) for c in completions], engine_ms
+
+    def snapshot(self) -> dict:
+        return {0: {"ready": True, "in_flight": int(self.slot.gate.busy), "restarts": 0, "pid": os.getpid(),
+                    **self.stats}}
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,160 @@
+"""One engine worker process (pool.py starts them): loads the model, runs `slots` engine slots over one
+batching model (batching.py), answers requests from its pipe. The HTTP process imports this module too
+(to name the worker's entry point, and for `engine_stats`), so torch is imported only inside functions:
+the forkserver preloads torch itself (pool.py)."""
+from __future__ import annotations
+
+import math
+import os
+import queue
+import threading
+import time
+from dataclasses import asdict, is_dataclass
+
+from .memory import proc_memory_kib, trim, tune_malloc
+
+# Engine stats that are levels, not counters (the rest only grow).
+ENGINE_GAUGES = {"cache_entries", "cache_size", "mean_ms", "context_blocks", "context_block_bytes",
+                 "context_segments", "context_segment_bytes", "cache_bytes", "cache_max_bytes",
+                 "step_cache_bytes", "step_cache_max_bytes"}
+
+
+def engine_stats(predictor) -> dict[str, float]:
+    """The predictor's numeric stats (cache hits, ...) as metric-name-safe keys; {} if it has none."""
+    stats = getattr(predictor, "stats", None)
+    if callable(stats):
+        stats = stats()
+    if stats is None:
+        return {}
+    if is_dataclass(stats):
+        stats = asdict(stats)
+    elif not isinstance(stats, dict):
+        stats = getattr(stats, "__dict__", {})
+    for _ in range(3):  # the engine may add a key while we copy; try again
+        try:
+            stats = dict(stats)
+            break
+        except RuntimeError:
+            continue
+    from .caches import cache_usage
+    stats.update(cache_usage(predictor))
+    out = {}
+    for key, value in stats.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            continue
+        name = "".join(c if c.isalnum() else "_" for c in str(key)).strip("_").lower()
+        if name:
+            out[name] = int(value) if isinstance(value, int) else float(value)  # not numpy's: see server.plain
+    return out
+
+
+def resolve_device(device: str) -> str:
+    import torch
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {device}: CUDA is not available to this torch ({torch.__version__})")
+    return device
+
+
+def build_slots(model, tokenizer, slots: int, cache_mb: float, device: str, batching: bool,
+                batch_wait_ms: float):
+    """`slots` Predictors over one BatchingModel, all their caches within `cache_mb` together."""
+    from evaluate.context import ContextConfig
+    from evaluate.predictor import Predictor, PredictorConfig
+
+    from .batching import BatchingModel
+    from .caches import bound_predictor
+    shared = BatchingModel(model, device=device, max_wait_ms=batch_wait_ms, batching=batching and slots > 1)
+    budget = int(cache_mb * 2**20) // slots
+    # Per slot: half for the model-state caches, half for the project-context store (its default split
+    # 1:3 between token blocks and segment indexes).
+    predictors = []
+    for _ in range(slots):
+        context = ContextConfig(max_block_bytes=budget // 8, max_segment_bytes=budget * 3 // 8)
+        p = Predictor(shared, tokenizer, config=PredictorConfig(context=context))
+        bound_predictor(p, budget // 2)
+        predictors.append(p)
+    return shared, predictors
+
+
+def main(conn, cfg: dict) -> None:
+    import torch
+    tune_malloc()
+    torch.set_num_threads(cfg["torch_threads"])
+    try:
+        import server
+        from models.checkpoint import load_checkpoint
+        device = resolve_device(cfg["device"])
+        ckpt = load_checkpoint(cfg["model"], device=device)
+        info = server.model_info(cfg["model"], ckpt)
+        info["device"] = device
+        shared, predictors = build_slots(ckpt.model, ckpt.tokenizer, cfg["slots"], cfg["cache_mb"], device,
+                                         cfg["batching"], cfg["batch_wait_ms"])
+    except BaseException as e:  # noqa: BLE001 - reported to the parent in one line
+        conn.send(("error", f"cannot load model {cfg['model']}: {' '.join(str(e).split())[:300]}"))
+        return
+    conn.send(("ready", info))
+    send_lock = threading.Lock()
+    queues = [queue.SimpleQueue() for _ in predictors]
+    busy = [0]
+    busy_lock = threading.Lock()
+    last_trim = [time.monotonic()]
+
+    def send(message):
+        with send_lock:
+            try:
+                conn.send(message)
+            except (OSError, ValueError):
+                os._exit(0)  # the server is gone
+
+    def stats() -> dict:
+        total: dict[str, float] = {}
+        for p in predictors:
+            for k, v in engine_stats(p).items():
+                if k != "mean_ms":
+                    total[k] = total.get(k, 0) + v
+        total.update(batches=shared.batches, batched_calls=shared.batched_calls, batched_rows=shared.rows)
+        mem = proc_memory_kib()
+        total.update(rss_bytes=mem.get("VmRSS", 0) * 1024, pss_bytes=mem.get("Pss", 0) * 1024)
+        return total
+
+    def serve(i: int):
+        predictor, q = predictors[i], queues[i]
+        while True:
+            rid, args = q.get()
+            t0 = time.perf_counter()
+            try:
+                with shared.request():
+                    completions = predictor.complete(
+                        args["prompt"], suffix=args["suffix"], kind=args["kind"],
+                        max_suggestions=args["max_suggestions"], time_budget_ms=args["time_budget_ms"],
+                        extra=args["extra"])
+                ms = (time.perf_counter() - t0) * 1000
+                answer = [(c.text, float(c.prob)) for c in completions]
+                error = None
+            except Exception as e:  # noqa: BLE001 - the request fails, the worker lives on
+                error = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+            with busy_lock:
+                busy[0] -= 1
+                idle = busy[0] == 0
+            if error is None:
+                # Stats when idle and every 16th request: they cost ~0.2 ms.
+                send((rid, "ok", (answer, ms, stats() if idle or rid % 16 == 0 else None)))
+            else:
+                send((rid, "error", error))
+            # Idle for a moment: give freed heap pages back (at most once a second; ~1 ms).
+            if idle and time.monotonic() - last_trim[0] > 1.0:
+                last_trim[0] = time.monotonic()
+                trim()
+
+    for i in range(len(predictors)):
+        threading.Thread(target=serve, args=(i,), name=f"slot-{i}", daemon=True).start()
+    while True:
+        try:
+            rid, slot, args = conn.recv()
+        except (EOFError, OSError):
+            os._exit(0)  # the server closed the pipe or died: nothing left to serve
+        with busy_lock:
+            busy[0] += 1
+        queues[slot].put((rid, args))

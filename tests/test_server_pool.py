@@ -1,0 +1,273 @@
+"""Engine workers and batching, for real: a `server.py` process with 2 worker processes x 4 slots on
+127.0.0.1 and the tiny checkpoint. Concurrent requests (batched) give the answers of sequential ones, a
+killed worker costs at most a retry (never a hang) and is replaced, caches stay inside their byte bounds;
+and the batched forward itself equals the model's own forward."""
+import os
+import signal
+import threading
+import time
+
+import pytest
+import requests
+import torch
+
+import server
+from benchmarks.server_load import ServerProcess
+from serving.batching import BatchingModel, transformer_forward
+from serving.caches import BytePrefixCache, bound_predictor, tensor_bytes
+from tests.tiny_model import make_tiny_checkpoint
+
+torch.set_num_threads(1)
+POOL_ARGS = ("--torch-threads", "1", "--workers", "2", "--slots", "4")
+PROMPTS = ["import os\n", "def add(a, b):\n    return a", "class Stack:\n    def __init__(self", "for i in range(",
+           "    def push(self, item):\n        self.items.", "import unittest\n\n\ndef mul(a, b):\n    return ",
+           "class A:\n    def pop(self):\n        return self.", "x = add(1, 2)\nassert x == "]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    make_tiny_checkpoint(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pool_srv(checkpoint):
+    with ServerProcess(checkpoint, *POOL_ARGS) as s:
+        yield s
+
+
+def bodies():
+    out = []
+    for i, p in enumerate(PROMPTS * 3):
+        out.append({"prompt": p, "kind": [None, "word", "line", "block"][i % 4], "max_suggestions": 3})
+    return out
+
+
+def answer(session, url, body, client):
+    r = session.post(url + "/autocomplete", json=body, headers={"X-Client-Id": client}, timeout=60)
+    assert r.status_code == 200, r.text
+    j = r.json()
+    return j["prediction"], j["probs"]
+
+
+def metric(url, name) -> float:
+    total = 0.0
+    for line in requests.get(url + "/metrics", timeout=30).text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_concurrent_requests_give_the_sequential_answers(pool_srv, checkpoint):
+    url = pool_srv.url
+    # Sequential: one request at a time (no batch can form), each prompt as its own client.
+    with requests.Session() as s:
+        sequential = [answer(s, url, b, f"seq-{i}") for i, b in enumerate(bodies())]
+    batches, calls = metric(url, "autocomplete_engine_batches_total"), metric(url, "autocomplete_engine_batched_calls_total")
+    # Concurrent: 16 clients fire all prompts at once, several rounds, in different orders.
+    results: dict[int, list] = {}
+    errors = []
+
+    def client(c):
+        try:
+            with requests.Session() as s:
+                for rnd in range(3):
+                    for i, b in enumerate(bodies()):
+                        if (i + c + rnd) % 4 == 0:
+                            results.setdefault(i, []).append(answer(s, url, b, f"client-{c}"))
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and not any(t.is_alive() for t in threads)
+    for i, got in results.items():
+        for prediction, probs in got:
+            assert prediction == sequential[i][0], (bodies()[i], prediction, sequential[i][0])
+            assert probs == pytest.approx(sequential[i][1], rel=1e-4, abs=1e-6)
+    # ... and some of them really ran as shared batches (more calls than batches)
+    new_batches = metric(url, "autocomplete_engine_batches_total") - batches
+    new_calls = metric(url, "autocomplete_engine_batched_calls_total") - calls
+    assert new_calls > new_batches > 0
+    # The in-process engine (no workers, no batching) agrees too.
+    predictor, _ = server.load_model(str(checkpoint))
+    for i, b in enumerate(bodies()[:8]):
+        local = predictor.complete(b["prompt"], kind=b["kind"], max_suggestions=3)
+        assert [c.text for c in local] == sequential[i][0]
+
+
+def test_health_and_metrics_show_workers(pool_srv):
+    h = requests.get(pool_srv.url + "/health", timeout=30).json()
+    assert h["workers"]["configured"] == 2 and h["workers"]["ready"] == 2 and h["workers"]["slots"] == 4
+    assert len(set(h["workers"]["pids"])) == 2 and pool_srv.proc.pid not in h["workers"]["pids"]
+    text = requests.get(pool_srv.url + "/metrics", timeout=30).text
+    assert 'autocomplete_worker_ready{worker="1"} 1.0' in text
+    assert "# TYPE autocomplete_requests_total counter" in text  # prometheus_client's exposition
+
+
+def test_a_client_keeps_its_worker_slot(pool_srv):
+    """Typing (one request at a time) under one X-Client-Id: every keystroke after the first reuses the
+    prefix state, so they all went to the same slot's cache."""
+    text = "    def push(self, item):\n        self.items.append(item)\n"
+    hits0 = metric(pool_srv.url, "autocomplete_engine_cache_hits_total")
+    with requests.Session() as s:
+        for n in range(30, len(text)):
+            answer(s, pool_srv.url, {"prompt": text[:n]}, "typist")
+        time.sleep(0.2)
+        answer(s, pool_srv.url, {"prompt": text}, "typist")  # idle now: this one reports the stats
+    hits = metric(pool_srv.url, "autocomplete_engine_cache_hits_total") - hits0
+    assert hits >= (len(text) - 30) * 0.8, hits
+
+
+def test_killed_worker_is_replaced_and_no_request_hangs(checkpoint):
+    with ServerProcess(checkpoint, *POOL_ARGS) as s:
+        pids = requests.get(s.url + "/health", timeout=30).json()["workers"]["pids"]
+        statuses, stop = [], threading.Event()
+
+        def client(c):
+            with requests.Session() as sess:
+                while not stop.is_set():
+                    # a hang would end in this timeout and fail the test
+                    r = sess.post(s.url + "/autocomplete", json={"prompt": PROMPTS[c % 8], "kind": "block"},
+                                  headers={"X-Client-Id": f"k{c}"}, timeout=30)
+                    statuses.append((r.status_code, r.json().get("type")))
+
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        os.kill(pids[0], signal.SIGKILL)
+        time.sleep(2.0)
+        stop.set()
+        for t in threads:
+            t.join(60)
+        assert not any(t.is_alive() for t in threads)
+        assert {code for code, _ in statuses} <= {200, 503}
+        assert all(kind == "worker_lost" for code, kind in statuses if code == 503)
+        assert sum(code == 200 for code, _ in statuses) > 20
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            h = requests.get(s.url + "/health", timeout=30)
+            if h.status_code == 200 and h.json()["workers"]["ready"] == 2:
+                break
+            time.sleep(0.2)
+        workers = h.json()["workers"]
+        assert workers["ready"] == 2 and workers["restarts"] == 1 and pids[0] not in workers["pids"]
+        assert metric(s.url, "autocomplete_worker_restarts_total") == 1
+        for c in range(8):  # every client is served again, whichever worker is its home
+            r = requests.post(s.url + "/autocomplete", json={"prompt": "x"}, headers={"X-Client-Id": f"k{c}"},
+                              timeout=30)
+            assert r.status_code == 200
+
+
+def test_all_workers_dead_means_unhealthy_until_replaced(checkpoint):
+    with ServerProcess(checkpoint, "--torch-threads", "1", "--workers", "1", "--slots", "1") as s:
+        pid = requests.get(s.url + "/health", timeout=30).json()["workers"]["pids"][0]
+        os.kill(pid, signal.SIGKILL)
+        health, answers = [], []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            health.append(requests.get(s.url + "/health", timeout=30).status_code)
+            r = requests.post(s.url + "/autocomplete", json={"prompt": "x"}, timeout=30)
+            answers.append((r.status_code, r.json().get("type"), r.headers.get("Retry-After")))
+            if health[-1] == 200 and 503 in health:
+                break
+        # out of service while it had no worker (a load balancer takes it out), then back
+        assert 503 in health and health[-1] == 200
+        assert {a for a in answers if a[0] != 200} <= {(503, "no_worker", "1"), (503, "worker_lost", "1")}
+        assert (503, "no_worker", "1") in answers
+        assert requests.post(s.url + "/autocomplete", json={"prompt": "x"}, timeout=30).status_code == 200
+
+
+# ---- in process: the batched forward and the byte bounds ----
+
+@pytest.fixture(scope="module")
+def tiny(checkpoint):
+    from models.checkpoint import load_checkpoint
+    return load_checkpoint(checkpoint)
+
+
+def test_batched_forward_equals_the_models_own(tiny):
+    model = tiny.model
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        calls = []
+        for length, rows in ((5, 1), (17, 2), (1, 1), (40, 3)):
+            _, state = model(torch.randint(0, 100, (1, length)), None)
+            state = model.select_state(state, torch.zeros(rows, dtype=torch.long))
+            calls.append((torch.randint(0, 100, (rows, 1)), state))
+        calls.append((torch.randint(0, 100, (2, 1)), None))
+        batched = transformer_forward(model, calls)
+        for (tokens, state), (logits, new) in zip(calls, batched):
+            ref_logits, ref = model(tokens, state)
+            assert logits.shape == (tokens.shape[0], 1, ref_logits.shape[-1])
+            assert torch.allclose(logits[:, -1], ref_logits[:, -1], atol=1e-5)
+            assert new.position == ref.position
+            for a, b in zip(new.keys + new.values, ref.keys + ref.values):
+                assert torch.allclose(a, b, atol=1e-5)
+        # prompt feeds (T > 1) too, with and without a cached state, past the sliding window
+        _, long_state = model(torch.randint(0, 100, (1, model.config.max_len + 7)), None)
+        for state in (None, long_state):
+            tokens = torch.randint(0, 100, (1, 30))
+            (logits, new), = transformer_forward(model, [(tokens, state)])
+            ref_logits, ref = model(tokens, state)
+            assert torch.allclose(logits[:, -1], ref_logits[:, -1], atol=1e-5)
+            assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(new.keys, ref.keys))
+
+
+def test_batching_model_merges_concurrent_calls(tiny):
+    model = BatchingModel(tiny.model, max_wait_ms=1000)
+    with torch.inference_mode():
+        _, state = tiny.model(torch.randint(0, 100, (1, 9)), None)
+    out, barrier = {}, threading.Barrier(4)
+
+    def slot(i):
+        with model.request():
+            barrier.wait()
+            out[i] = model(torch.tensor([[i + 3]]), state)
+
+    threads = [threading.Thread(target=slot, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert model.batched_calls == 4 and model.batches == 1 and model.rows == 4  # one forward for all four
+    with torch.inference_mode():
+        for i in range(4):
+            ref, _ = tiny.model(torch.tensor([[i + 3]]), state)
+            assert torch.allclose(out[i][0][:, -1], ref[:, -1], atol=1e-5)
+
+
+def test_cache_byte_bounds_hold(tiny):
+    from evaluate.predictor import Predictor
+    predictor = Predictor(tiny.model, tiny.tokenizer)
+    bound_predictor(predictor, 400_000)
+    cache, steps = predictor.cache, predictor.step_cache
+    assert isinstance(cache, BytePrefixCache) and cache.max_bytes == 300_000 and steps.max_bytes == 100_000
+    text = open(__file__).read()
+    for i in range(60):
+        predictor.complete(text[:200 + 37 * i], kind="line")
+        for c in (cache, steps):
+            assert c.nbytes <= c.max_bytes
+            assert c.nbytes == sum(tensor_bytes(e) for e in c.entries.values())  # the books are right
+    assert len(cache) < 32  # the byte bound, not the entry bound, is what evicted
+    assert cache.hits + cache.misses >= 60 and len(cache) >= 1
+
+
+def test_server_cache_budget_is_respected(checkpoint):
+    with ServerProcess(checkpoint, "--torch-threads", "1", "--workers", "1", "--slots", "2",
+                       "--cache-mb", "1") as s:
+        text = open(__file__).read()
+        with requests.Session() as sess:
+            for i in range(40):
+                answer(sess, s.url, {"prompt": text[:300 + 53 * i]}, f"c{i % 3}")
+        time.sleep(0.3)
+        with requests.Session() as sess:
+            answer(sess, s.url, {"prompt": "x"}, "last")  # idle: reports its stats
+        used = metric(s.url, "autocomplete_engine_cache_bytes") + metric(s.url, "autocomplete_engine_step_cache_bytes")
+        bound = metric(s.url, "autocomplete_engine_cache_max_bytes") + metric(s.url, "autocomplete_engine_step_cache_max_bytes")
+        assert 0 < used <= bound <= 2**20 // 2 + 1
