@@ -10,7 +10,8 @@ MODEL ?= checkpoints/default.pt
 DATA ?= data
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install data data-default train serve eval bench test test-python test-extension test-e2e extension clean
+.PHONY: install data data-default train serve eval bench bench-server bench-replicas soak nginx-conf test test-python \
+	test-extension test-e2e extension clean
 
 # Idempotent: the stamp is newer than both requirement files, so a second run does nothing.
 install: $(VENV)/.installed
@@ -67,14 +68,30 @@ train: data-default
 	$(PY) -m models.export $(RUN)/fim/last.pt $(RUN)/default.pt
 endif
 
+# SERVE_ARGS: more server.py options, e.g. "--workers 0" (the single in-process engine) or "--device cuda".
+SERVE_ARGS ?=
 serve: install
-	$(PY) server.py --host $(HOST) --port $(PORT) --model $(MODEL)
+	$(PY) server.py --host $(HOST) --port $(PORT) --model $(MODEL) $(SERVE_ARGS)
 
 eval: install data-default
 	$(PY) -m evaluate --model $(MODEL) --data $(DEFAULT_DATA) --protocol lines project
 
 bench: install data
 	$(PY) -m benchmarks --model $(MODEL)
+
+# Serving benchmarks alone (docs/server.md): load with 1/4/16 clients for each server configuration, the
+# memory soak (SOAK_MINUTES, 30 for the documented figures; reports/soak.md + .csv), nginx in front of
+# replicas (needs nginx), and the nginx configuration for REPLICAS="HOST:PORT ...".
+SOAK_MINUTES ?= 30
+REPLICAS ?= 127.0.0.1:5001 127.0.0.1:5002
+bench-server: install
+	$(PY) -m benchmarks.server_load --model $(MODEL) --data $(DEFAULT_DATA)
+bench-replicas: install
+	$(PY) -m benchmarks.replicas --model $(MODEL) --data $(DEFAULT_DATA)
+soak: install
+	$(PY) -m benchmarks.soak --model $(MODEL) --data $(DEFAULT_DATA) --minutes $(SOAK_MINUTES) --out reports/soak.md
+nginx-conf: install
+	@$(PY) -m serving.nginx --listen $(HOST):$(PORT) $(REPLICAS)
 
 test: test-python test-extension test-e2e
 

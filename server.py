@@ -280,8 +280,11 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
             raise ApiError(503, "the model is still loading", "loading", retry)
         slot = engine.pick(client_key(request))
         if slot is None:
+            # 502, not 503: this server is a gateway to its engine workers and has none; a load balancer
+            # retries 502 on another replica and takes this one out (serving/nginx.py), while 503 means
+            # overload and goes back to the client.
             state.metrics.error("no_worker")
-            raise ApiError(503, "no engine worker is ready (restarting)", "no_worker", retry)
+            raise ApiError(502, "no engine worker is ready (restarting)", "no_worker", retry)
         try:
             entered = slot.gate.enter(config.max_wait_ms / 1000)
         except QueueFull:
@@ -299,9 +302,10 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
             completions, _ = engine.complete(slot, args)
             engine_done = time.perf_counter()
         except WorkerLost as e:
-            # The worker died under this request (and is being replaced): retrying is the client's move.
+            # The worker died under this request (and is being replaced): 502 like no_worker, so a load
+            # balancer retries it on another replica; a direct client retries after Retry-After.
             state.metrics.error("worker_lost")
-            return error_response(503, f"{e}", "worker_lost", retry)
+            return error_response(502, f"{e}", "worker_lost", retry)
         except Exception:  # EngineError included: a bug in the engine, never the client's input
             log.exception("completion engine failed")
             state.metrics.error("engine")

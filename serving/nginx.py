@@ -12,12 +12,16 @@ What the configuration does, and why:
   where its prefix state is cached. Consistent hashing moves only the dead replica's clients elsewhere.
 - Dead replicas: open-source nginx has no active health checks (`health_check` is nginx Plus), so this is
   passive: `max_fails=1 fail_timeout=5s` takes a replica out for 5 s after one failed attempt, and
-  `proxy_next_upstream error timeout http_502 http_503 non_idempotent` retries that request once on the
-  next replica (`proxy_next_upstream_tries 2`; `non_idempotent` because completions are POSTs that change
-  nothing). A failure is a refused or reset connection, a timeout, or a 502/503: a replica whose
-  `/health` is 503 (model loading, no engine worker ready) answers `/autocomplete` with 503 too, so it is
-  taken out the same way. A probe such as `curl -f http://replica/health` from a cron job or systemd
-  timer is what to add for active checks; the passive ones are what the recipe test and benchmark use.
+  `proxy_next_upstream error timeout http_502 non_idempotent` retries that request once on the next
+  replica (`proxy_next_upstream_tries 2`; `non_idempotent` because completions are POSTs that change
+  nothing). A failure is a refused or reset connection (the replica is down), a timeout, or a 502: a
+  replica whose engine workers are all gone (its `/health` is 503) answers `/autocomplete` with 502
+  `no_worker` (and a request whose worker died under it with 502 `worker_lost`), so it is taken out the
+  same way. 503 (overload: queue full or waited too long) is deliberately not a failure: with it, one
+  burst marked both replicas down in a trial and nginx answered 502 to everyone for 5 s; it goes to the
+  client with its Retry-After instead. A probe such as `curl -f http://replica/health` from a cron job or
+  systemd timer is what to add for active checks; the passive ones are what the recipe test and
+  benchmark use.
 - Keep-alive to the replicas (`keepalive 32`, HTTP/1.1, empty Connection header): no TCP handshake per
   keystroke. `client_max_body_size 4m` matches the server's own cap (4 MiB, JSON 413 beyond).
 - `X-Upstream` in every answer says which replica served it (affinity checks, debugging).
@@ -56,7 +60,7 @@ server {{
         proxy_set_header Connection "";
         proxy_set_header Host $host;
         proxy_set_header X-Client-Id $client_key;
-        proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+        proxy_next_upstream error timeout http_502 non_idempotent;
         proxy_next_upstream_tries 2;
         proxy_connect_timeout 2s;
         proxy_read_timeout 60s;

@@ -16,9 +16,9 @@ memory table) and a replacement starts in about a second.
 Affinity. A request's key is its `X-Client-Id` header, else its TCP connection (an editor keeps one
 keep-alive connection while typing). crc32(key) picks a home worker and a home slot in it, so a
 client's consecutive keystrokes find their prefix state in that slot's cache. A request goes home unless
-home is busy: then to a free slot of the same worker, and to another worker only when that one has at
-least 2 requests fewer in flight (a typing client sends one request at a time, so it nearly always finds
-home free; a burst spreads over the cores).
+home is busy: then to a free slot of the same worker (all busy: the shortest queue), and to another worker
+only when that one has at least 2 requests fewer in flight (a typing client sends one request at a time,
+so it nearly always finds home free; a burst spreads over the cores).
 
 Failure. Each worker talks over its own pipe; a reader thread per worker resolves the requests it
 answers. When a worker dies (EOF on the pipe) every request in flight on it gets 503 + Retry-After at
@@ -195,7 +195,9 @@ class WorkerPool:
         free = [s for s in slots if not s.gate.busy]
         if free:
             return free[0] if w != home_w else free[(home_s + 1) % len(free)]
-        return min(slots, key=lambda s: s.gate.depth) if w != home_w else slots[home_s]
+        # All busy: the shortest queue (home on a tie). Under such load latency matters more than the
+        # cache, and a long queue behind one slot while another frees up would set the tail.
+        return min(slots, key=lambda s: (s.gate.depth, s.index != home_s if w == home_w else 0))
 
     # ------------------------------------------------------------------ requests
     def complete(self, slot: Slot, args: dict):
