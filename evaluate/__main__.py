@@ -59,6 +59,10 @@ def parse_args(argv=None):
                    help="type each file from this fraction of it (0: from the top; the text before is there)")
     p.add_argument("--no-context", action="store_true",
                    help="in-process predictor without the context store (the n-gram copy model)")
+    p.add_argument("--fim-suffix-tokens", type=int, default=None,
+                   help="most suffix tokens in a FIM model's input (FimConfig.max_suffix_tokens; 0: no FIM prompt)")
+    p.add_argument("--no-context-suffix", action="store_true",
+                   help="keep the suffix's lines out of the copy model's memory (PredictorConfig.context_suffix)")
     p.add_argument("--line-samples", type=int, default=200, help="random line cuts for line completion")
     p.add_argument("--cache-size", type=int, default=32, help="prefix cache entries (0 disables it)")
     p.add_argument("--beam-width", type=int, default=PredictorConfig.beam_width,
@@ -181,6 +185,9 @@ def evaluate(args) -> dict:
                              auto_beam_width=args.auto_beam_width)
     if args.no_context:
         config.context = None
+    if args.fim_suffix_tokens is not None:
+        config.fim.max_suffix_tokens = args.fim_suffix_tokens
+    config.context_suffix = not args.no_context_suffix
     predictor = Predictor.from_checkpoint(args.model, config=config)
     model, tokenizer = predictor.model, predictor.tokenizer
     # What the typing simulation and line completion ask: this process's predictor, or the server.
@@ -201,7 +208,7 @@ def evaluate(args) -> dict:
     t_start = time.time()
     for name, text in texts.items():
         row = {"file": name, "project": name.rsplit("/", 1)[0] if "/" in name else "files",
-               "extra_chars": sum(map(len, extras.get(name, [])))}
+               "extra_chars": sum(map(len, extras.get(name, []))), "chars_typed": 0}
         start, end = _region(text, args)
         regions = sample_regions(text, args.regions, args.region_lines, random.Random(f"{args.seed}/{name}"))
         for i, (kind, protocol) in enumerate(cols):
