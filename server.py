@@ -46,7 +46,7 @@ from werkzeug.exceptions import HTTPException
 
 from serving.gate import ModelGate, QueueFull  # noqa: F401 - re-exported (tests, embedders)
 from serving.metrics import Metrics
-from serving.pool import EngineError, LocalEngine, PoolConfig, WorkerLost, WorkerPool
+from serving.pool import EngineError, LocalEngine, NoWorker, PoolConfig, WorkerLost, WorkerPool
 
 __version__ = "0.1.0"
 KINDS = ("word", "line", "block")
@@ -278,19 +278,18 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
         if engine is None:
             state.metrics.error("loading")
             raise ApiError(503, "the model is still loading", "loading", retry)
-        slot = engine.pick(client_key(request))
-        if slot is None:
+        try:
+            slot = engine.enter(client_key(request), config.max_wait_ms / 1000)
+        except QueueFull:
+            state.metrics.error("queue_full")
+            raise ApiError(503, "server busy: the request queue is full", "queue_full", retry) from None
+        except NoWorker:
             # 502, not 503: this server is a gateway to its engine workers and has none; a load balancer
             # retries 502 on another replica and takes this one out (serving/nginx.py), while 503 means
             # overload and goes back to the client.
             state.metrics.error("no_worker")
-            raise ApiError(502, "no engine worker is ready (restarting)", "no_worker", retry)
-        try:
-            entered = slot.gate.enter(config.max_wait_ms / 1000)
-        except QueueFull:
-            state.metrics.error("queue_full")
-            raise ApiError(503, "server busy: the request queue is full", "queue_full", retry) from None
-        if not entered:
+            raise ApiError(502, "no engine worker is ready (restarting)", "no_worker", retry) from None
+        if slot is None:
             state.metrics.error("queue_timeout")
             raise ApiError(503, "server busy: waited too long for the model", "queue_timeout", retry)
         queued = time.perf_counter()
@@ -311,7 +310,7 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
             state.metrics.error("engine")
             return error_response(500, "the completion engine failed", "engine_error")
         finally:
-            slot.gate.leave()
+            engine.leave(slot)
         state.metrics.add_engine_time(engine_done - queued)
         done = time.perf_counter()
         g.latency_seconds = done - start
@@ -338,10 +337,9 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
                                   {"Retry-After": str(config.retry_after_s)})
         body = {"status": "ok"}
         if authorized():  # with a token set, anonymous callers learn only that it is up
-            slots = [s for row in engine.slots for s in row]
             workers = engine.snapshot()
             body.update(model=state.model_info, version=__version__,
-                        queue={"depth": sum(s.gate.depth for s in slots), "capacity": config.queue_size},
+                        queue={"depth": engine.depth, "capacity": config.queue_size},
                         workers={"configured": len(engine.slots), "ready": sum(
                             1 for w in workers.values() if w["ready"]), "slots": len(engine.slots[0]),
                             "restarts": sum(w["restarts"] for w in workers.values()),

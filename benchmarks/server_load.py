@@ -299,10 +299,13 @@ def metric_value(port: int, name: str) -> float:
 VARIANTS = {
     "before": ("single engine in the HTTP process, one request at a time (before; `--workers 0`)",
                ["--workers", "0"]),
-    "w2s1": ("2 workers x 1 slot (`--workers 2 --slots 1`)", ["--workers", "2", "--slots", "1"]),
+    "w1s2nb": ("1 worker process, 2 engine threads, no batching (`--workers 1 --slots 2 --no-batching`)",
+               ["--workers", "1", "--slots", "2", "--no-batching"]),
+    "w2s1": ("2 worker processes x 1 slot (`--workers 2 --slots 1`)", ["--workers", "2", "--slots", "1"]),
     "w2s4nb": ("2 workers x 4 slots, no batching (`--no-batching`)",
                ["--workers", "2", "--slots", "4", "--no-batching"]),
     "w2s4": ("2 workers x 4 slots, batched (the default)", ["--workers", "2", "--slots", "4"]),
+    "w2s8": ("2 workers x 8 slots, batched", ["--workers", "2", "--slots", "8"]),
 }
 
 
@@ -315,7 +318,8 @@ def add_arguments(parser: argparse.ArgumentParser):
                         help="server_load: concurrent client counts (1 uses --server-requests)")
     parser.add_argument("--server-requests-per-client", type=int, default=20,
                         help="server_load: requests each concurrent client sends")
-    parser.add_argument("--server-variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+    parser.add_argument("--server-variants", nargs="+", default=["before", "w1s2nb", "w2s1", "w2s4nb", "w2s4"],
+                        choices=list(VARIANTS),
                         help="server_load: server configurations to compare")
 
 
@@ -326,7 +330,7 @@ def run(args) -> str:
     if isinstance(client_counts, int):
         client_counts = [client_counts]
     per_client = getattr(args, "server_requests_per_client", 20)
-    variants = getattr(args, "server_variants", list(VARIANTS))
+    variants = getattr(args, "server_variants", ["before", "w1s2nb", "w2s1", "w2s4nb", "w2s4"])
     data = getattr(args, "data", None)
     threads = getattr(args, "server_torch_threads", 1)
 

@@ -62,10 +62,9 @@ class _StateCollector:
         from .worker import ENGINE_GAUGES
         state = self.state
         engine = state.engine
-        slots = [s for row in engine.slots for s in row] if engine is not None else []
         yield GaugeMetricFamily("autocomplete_queue_depth", "Requests waiting for an engine slot right now.",
-                                value=sum(s.gate.depth for s in slots))
-        yield GaugeMetricFamily("autocomplete_queue_capacity", "Requests that may wait for one slot before 503.",
+                                value=engine.depth if engine is not None else 0)
+        yield GaugeMetricFamily("autocomplete_queue_capacity", "Requests that may wait for one worker before 503.",
                                 value=state.config.queue_size)
         yield GaugeMetricFamily("autocomplete_model_ready", "1 once the model is loaded (a worker is ready).",
                                 value=int(engine is not None and engine.healthy))

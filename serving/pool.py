@@ -4,8 +4,9 @@ Design. The HTTP process (Flask under waitress) holds no model and imports no to
 engine processes (default: one per core) each load the model once and run `--slots S` engine slots, one
 `Predictor` (its own prefix/step/context caches) on its own thread per slot, over one shared model whose
 concurrent forward calls are batched (batching.py). A slot computes one request at a time; in front of
-every slot the HTTP process keeps the bounded FIFO gate of the single-model server (queue size, wait bound,
-503 + Retry-After, hung-up clients dropped before they reach the engine).
+each worker the HTTP process keeps one bounded FIFO over its slots (gate.SlotGate: queue size, wait bound,
+503 + Retry-After, hung-up clients dropped before they reach the engine; the first slot to free up takes
+the oldest request).
 
 Why processes. Measured on this 2-core CPU: a 200-token prompt feed costs 27 ms and is compute-bound,
 so two cores must compute at once; a search step is mostly Python op dispatch holding the GIL, so two
@@ -15,10 +16,10 @@ memory table) and a replacement starts in about a second.
 
 Affinity. A request's key is its `X-Client-Id` header, else its TCP connection (an editor keeps one
 keep-alive connection while typing). crc32(key) picks a home worker and a home slot in it, so a
-client's consecutive keystrokes find their prefix state in that slot's cache. A request goes home unless
-home is busy: then to a free slot of the same worker (all busy: the shortest queue), and to another worker
-only when that one has at least 2 requests fewer in flight (a typing client sends one request at a time,
-so it nearly always finds home free; a burst spreads over the cores).
+client's consecutive keystrokes find their prefix state in that slot's cache. A request goes to its home
+worker unless another has at least 2 requests fewer in flight or waiting, and there to its home slot if
+that is free, else to any free slot, else it waits for the first to free up (a typing client sends one
+request at a time, so it nearly always finds home free; a burst spreads over the cores and slots).
 
 Failure. Each worker talks over its own pipe; a reader thread per worker resolves the requests it
 answers. When a worker dies (EOF on the pipe) every request in flight on it gets 503 + Retry-After at
@@ -37,9 +38,13 @@ import time
 import zlib
 from dataclasses import dataclass
 
-from .gate import ModelGate
+from .gate import ModelGate, SlotGate
 
 log = logging.getLogger("autocomplete.pool")
+
+
+class NoWorker(Exception):
+    """No engine worker is ready (all restarting)."""
 
 
 class WorkerLost(Exception):
@@ -60,7 +65,7 @@ class PoolConfig:
     cache_mb: float = 32.0         # per worker: prefix + step caches + context store of all its slots
     batching: bool = True
     batch_wait_ms: float = 2.0
-    queue_size: int = 16           # per slot gate
+    queue_size: int = 16           # requests that may wait for one worker's slots
     request_timeout_s: float = 60.0
     start_timeout_s: float = 300.0
 
@@ -71,9 +76,8 @@ def client_slot(key: str, workers: int, slots: int) -> tuple[int, int]:
 
 
 class Slot:
-    def __init__(self, worker: int, index: int, queue_size: int):
+    def __init__(self, worker: int, index: int):
         self.worker, self.index = worker, index
-        self.gate = ModelGate(queue_size)
 
 
 class _Worker:
@@ -96,7 +100,8 @@ class WorkerPool:
     def __init__(self, config: PoolConfig):
         self.config = config
         self.workers = [_Worker(i) for i in range(config.workers)]
-        self.slots = [[Slot(w, s, config.queue_size) for s in range(config.slots)] for w in range(config.workers)]
+        self.slots = [[Slot(w, s) for s in range(config.slots)] for w in range(config.workers)]
+        self.gates = [SlotGate(row, config.queue_size) for row in self.slots]
         self._ids = itertools.count()
         self._lock = threading.Lock()
         self._closed = False
@@ -105,7 +110,7 @@ class WorkerPool:
         self._ctx = multiprocessing.get_context("forkserver")
         # Imported once in the forkserver; every worker forked from it shares these pages.
         self._ctx.set_forkserver_preload(["torch", "serving.worker", "serving.batching", "evaluate.predictor",
-                                          "models.checkpoint"])
+                                          "models.checkpoint", "serving.freeze"])
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> dict:
@@ -177,27 +182,29 @@ class WorkerPool:
         return [w.process.pid for w in self.workers if w.ready and w.process is not None]
 
     # ------------------------------------------------------------------ routing
-    def pick(self, key: str) -> Slot | None:
-        """The slot for a request with affinity `key` (see the module docstring); None: no worker ready."""
+    def enter(self, key: str, timeout: float) -> Slot | None:
+        """A slot for a request with affinity `key` (see the module docstring), once one is free; None after
+        `timeout` s; raises QueueFull, or NoWorker when no worker is ready. Give it back with `leave`."""
         live = [w for w in self.workers if w.ready]
         if not live:
-            return None
+            raise NoWorker
         home_w, home_s = client_slot(key, len(self.workers), self.config.slots)
         if not self.workers[home_w].ready:
             home_w = live[home_w % len(live)].index
-        least = min(live, key=lambda w: w.in_flight)
-        w = home_w
-        if least.in_flight + 2 <= self.workers[home_w].in_flight:
-            w = least.index
-        slots = self.slots[w]
-        if w == home_w and not slots[home_s].gate.busy:
-            return slots[home_s]
-        free = [s for s in slots if not s.gate.busy]
-        if free:
-            return free[0] if w != home_w else free[(home_s + 1) % len(free)]
-        # All busy: the shortest queue (home on a tie). Under such load latency matters more than the
-        # cache, and a long queue behind one slot while another frees up would set the tail.
-        return min(slots, key=lambda s: (s.gate.depth, s.index != home_s if w == home_w else 0))
+
+        def load(w):
+            return w.in_flight + self.gates[w.index].depth
+
+        least = min(live, key=load)
+        w = least.index if load(least) + 2 <= load(self.workers[home_w]) else home_w
+        return self.gates[w].enter(self.slots[w][home_s], timeout)
+
+    def leave(self, slot: Slot) -> None:
+        self.gates[slot.worker].leave(slot)
+
+    @property
+    def depth(self) -> int:
+        return sum(g.depth for g in self.gates)
 
     # ------------------------------------------------------------------ requests
     def complete(self, slot: Slot, args: dict):
@@ -297,14 +304,22 @@ class LocalEngine:
 
     def __init__(self, predictor, queue_size: int):
         self.predictor = predictor
-        self.slot = Slot(0, 0, queue_size)
+        self.slot = Slot(0, 0)
+        self.slot.gate = ModelGate(queue_size)
         self.slots = [[self.slot]]
         self.healthy = True
         self.deaths = 0
         self.stats: dict = {}
 
-    def pick(self, key: str) -> Slot:
-        return self.slot
+    def enter(self, key: str, timeout: float) -> Slot | None:
+        return self.slot if self.slot.gate.enter(timeout) else None
+
+    def leave(self, slot: Slot) -> None:
+        slot.gate.leave()
+
+    @property
+    def depth(self) -> int:
+        return self.slot.gate.depth
 
     def complete(self, slot: Slot, args: dict):
         t0 = time.perf_counter()

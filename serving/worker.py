@@ -69,11 +69,19 @@ def build_slots(model, tokenizer, slots: int, cache_mb: float, device: str, batc
     budget = int(cache_mb * 2**20) // slots
     # Per slot: half for the model-state caches, half for the project-context store (its default split
     # 1:3 between token blocks and segment indexes).
-    predictors = []
+    # The context store's lookup memos are bounded in entries, not bytes (4 memories x 2,048 lookups, ~1 KB
+    # each, per slot): fewer per slot, so that slots do not multiply them (what a typing client needs is
+    # the memory of its current line: 2 memories x 512 lookups cover ~15 keystrokes of searches).
+    predictors, index = [], None
     for _ in range(slots):
-        context = ContextConfig(max_block_bytes=budget // 8, max_segment_bytes=budget * 3 // 8)
+        context = ContextConfig(max_block_bytes=budget // 8, max_segment_bytes=budget * 3 // 8,
+                                memos=2, memo_size=512)
         p = Predictor(shared, tokenizer, config=PredictorConfig(context=context))
         bound_predictor(p, budget // 2)
+        # One token index per worker: it is read-only apart from its lru_caches (thread-safe), which would
+        # otherwise be kept once per slot.
+        index = index or p.index
+        p.index = index
         predictors.append(p)
     return shared, predictors
 

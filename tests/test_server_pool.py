@@ -271,3 +271,26 @@ def test_server_cache_budget_is_respected(checkpoint):
         used = metric(s.url, "autocomplete_engine_cache_bytes") + metric(s.url, "autocomplete_engine_step_cache_bytes")
         bound = metric(s.url, "autocomplete_engine_cache_max_bytes") + metric(s.url, "autocomplete_engine_step_cache_max_bytes")
         assert 0 < used <= bound <= 2**20 // 2 + 1
+
+
+def test_slot_gate_prefers_home_hands_over_fifo_and_is_bounded():
+    from serving.gate import QueueFull, SlotGate
+    gate = SlotGate(["a", "b"], capacity=2)
+    assert gate.enter("b", 0) == "b" and gate.enter("b", 0) == "a"  # home when free, else any free slot
+    got, threads = [], []
+    for i in range(2):
+        threads.append(threading.Thread(target=lambda i=i: got.append((i, gate.enter("a", 10)))))
+        threads[-1].start()
+        while gate.depth < i + 1:
+            time.sleep(0.001)
+    with pytest.raises(QueueFull):
+        gate.enter("a", 1)
+    gate.leave("b")  # the first slot to free up goes to the oldest waiter, whatever its home
+    threads[0].join(10)
+    assert got == [(0, "b")]
+    gate.leave("a")
+    threads[1].join(10)
+    assert got[1] == (1, "a") and gate.depth == 0
+    assert gate.enter("a", 0.01) is None and gate.depth == 0  # timed out, left the queue
+    gate.leave("a")
+    assert gate.enter("b", 0) == "a"
