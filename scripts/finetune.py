@@ -32,7 +32,9 @@ from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint 
 
 # The recipe (measured: docs/training.md, "Train on your own code").
 RECIPE = {"lr": 1e-4, "warmup": 20, "min_lr_ratio": 0.1, "batch_size": 8, "seq_len": 256, "dropout": 0.1,
-          "weight_decay": 0.1, "eval_every": 25, "patience": 4, "replay_fraction": 0.25}
+          "weight_decay": 0.1, "eval_every": 25, "patience": 4, "replay_fraction": 0.25,
+          # A checkpoint trained to fill in the middle keeps doing it on your code (its FIM rate)
+          "fim_rate": 0.5}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -104,6 +106,7 @@ def main(argv=None) -> int:
         seq_len=min(RECIPE["seq_len"], init.config.max_len), dropout=args.dropout,
         weight_decay=RECIPE["weight_decay"], eval_every=args.eval_every, eval_tokens=0, patience=args.patience,
         replay=replay, replay_fraction=args.replay_fraction if replay else 0.0, threads=args.threads,
+        fim_rate=RECIPE["fim_rate"] if init.tokenizer.fim_ids is not None else 0.0,
         seed=args.seed, sample_tokens=0, track=False, checkpoint_minutes=1.0, progress_bar=not args.no_progress)
     try:
         train.train(cfg)
