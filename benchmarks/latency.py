@@ -7,7 +7,9 @@ Two workloads on held-out files (the test split of --data; the valid or train sp
 - cold: prompts cut at random points, the last 20 lines before the cursor, a fresh cache each time
   (what a request costs when nothing is cached: the whole 20-line prompt is fed);
 - typed-through: runs of consecutive keystrokes at random points, one request per character (what
-  typing costs: with the cache only the tokens after the longest cached prefix are fed).
+  typing costs: with the cache only the tokens after the longest cached prefix are fed);
+- typed-through with a suffix (default kind): the same, the rest of the line deleted and the next 20
+  lines sent as `suffix` (fill in the middle: a FIM model's input starts with the suffix, fixed while typing).
 The engine runs in this process with the torch threads of --latency-threads (the server's default: 1).
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from evaluate.metrics import line_starts_of, percentile, prompt_at
+from evaluate.metrics import following_lines, line_starts_of, percentile, prompt_at
 from evaluate.predictor import Predictor, PredictorConfig
 
 KINDS = {"auto": None, "word": "word", "line": "line", "block": "block"}
@@ -73,9 +75,9 @@ def run(args) -> str:
         text = texts[rng.randrange(len(texts))]
         return text, line_starts_of(text), rng.randrange(1, len(text))
 
-    def timed(predictor, prompt, kind):
+    def timed(predictor, prompt, kind, suffix=""):
         t0 = time.perf_counter()
-        predictor.complete(prompt, kind=kind)
+        predictor.complete(prompt, kind=kind, suffix=suffix)
         return (time.perf_counter() - t0) * 1000
 
     params = sum(p.numel() for p in cached.model.parameters())
@@ -103,6 +105,20 @@ def run(args) -> str:
                 typed["no"].append(timed(uncached, prompt, kind))
         lines.append(_row("typed-through", kind_name, "yes", typed["yes"]))
         lines.append(_row("typed-through", kind_name, "no", typed["no"]))
+        if kind is None:
+            typed = {"yes": [], "no": []}
+            for _ in range(args.latency_runs):
+                text, starts, i = cursor()
+                end = text.find("\n", i)
+                end = len(text) if end < 0 else end
+                suffix = following_lines(text, end, 20)
+                cached.clear_cache()
+                for j in range(i, min(i + args.latency_run_chars, end)):
+                    prompt = prompt_at(text, starts, j, n_ctx)
+                    typed["yes"].append(timed(cached, prompt, kind, suffix))
+                    typed["no"].append(timed(uncached, prompt, kind, suffix))
+            lines.append(_row("typed-through + 20-line suffix", kind_name, "yes", typed["yes"]))
+            lines.append(_row("typed-through + 20-line suffix", kind_name, "no", typed["no"]))
         print(f"latency: {kind_name} done", file=sys.stderr, flush=True)
     s = cached.stats()
     lines += ["", f"Prefix cache over the typed-through runs: {s['cache_hits']} hits, {s['cache_misses']} misses, "
