@@ -306,6 +306,8 @@ VARIANTS = {
                ["--workers", "2", "--slots", "4", "--no-batching"]),
     "w2s4": ("2 workers x 4 slots, batched (the default)", ["--workers", "2", "--slots", "4"]),
     "w2s8": ("2 workers x 8 slots, batched", ["--workers", "2", "--slots", "8"]),
+    "w1s4": ("1 worker process x 4 slots (threads), batched", ["--workers", "1", "--slots", "4"]),
+    "w1s8": ("1 worker process x 8 slots (threads), batched", ["--workers", "1", "--slots", "8"]),
 }
 
 

@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+import requests
+
 from benchmarks.server_load import (Client, ServerProcess, describe_statuses, percentile, prompt_files,
                                     tree_memory_mib, tree_pids)
 
@@ -31,24 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--soak-sample-s", type=float, default=15.0, help="soak: memory sample interval")
 
 
-def process_roles(server_pid: int, pids: list[int], cmdlines: dict[int, str]) -> dict[int, str]:
-    parent = {}
-    for p in pids:
-        try:
-            parent[p] = int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            parent[p] = 0
+def process_roles(server_pid: int, pids: list[int], cmdlines: dict[int, str], workers: set) -> dict[int, str]:
     roles = {}
     for p in pids:
         cmd = cmdlines.get(p, "")
         if p == server_pid:
             roles[p] = "HTTP server (waitress + Flask, no torch)"
+        elif p in workers:
+            roles[p] = "engine worker (model, slots)"
         elif "resource_tracker" in cmd:
             roles[p] = "multiprocessing resource tracker"
-        elif "forkserver" in cmd and parent.get(p) == server_pid:
-            roles[p] = "forkserver (torch imported, no model)"
         elif "forkserver" in cmd:
-            roles[p] = "engine worker (model, 4 slots)"
+            roles[p] = "forkserver (torch imported, no model)"
         else:
             roles[p] = "process"
     return roles
@@ -136,6 +132,10 @@ def run(args) -> str:
         final = tree_memory_mib(srv.proc.pid)
         from serving.memory import proc_memory_kib
         per_process = [(p, proc_memory_kib(p)) for p in tree_pids(srv.proc.pid)]
+        try:
+            workers = set(requests.get(srv.url + "/health", timeout=30).json().get("workers", {}).get("pids", []))
+        except (requests.RequestException, ValueError):
+            workers = set()
         cmdlines = {p: Path(f"/proc/{p}/cmdline").read_text().replace("\0", " ") for p, _ in per_process}
 
     def row(name, s):
@@ -160,7 +160,7 @@ def run(args) -> str:
                       f"({final['rss'] - ref[2]:+.0f}); PSS range in that window "
                       f"{min(s[3] for s in window):.0f}–{max(s[3] for s in window):.0f} MiB."]
     lines += ["", "| process | VmRSS | VmHWM (peak) | PSS | private (USS) |", "|---|---:|---:|---:|---:|"]
-    roles = process_roles(srv.proc.pid, [p for p, _ in per_process], cmdlines)
+    roles = process_roles(srv.proc.pid, [p for p, _ in per_process], cmdlines, workers)
     for p, m in per_process:
         if m:
             lines.append(f"| {roles[p]} (pid {p}) | {m.get('VmRSS', 0) / 1024:.0f} MiB | "
