@@ -109,3 +109,29 @@ def test_help_lists_options():
     for option in ("--host", "--port", "--model", "--token", "--queue-size", "--max-wait-ms"):
         assert option in out.stdout
     assert Path(SERVER).name == "server.py"
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--workers", "-1"), ("--workers",)), (("--workers", "many"), ("--workers",)),
+    (("--slots", "0"), ("--slots",)), (("--workers", "0", "--slots", "2"), ("--slots",)),
+    (("--cache-mb", "0"), ("--cache-mb",))])
+def test_bad_pool_options(checkpoint, args, words):
+    assert_one_line_error(run_server("--model", str(checkpoint), *args), *words)
+
+
+def test_device_cuda_without_cuda_fails_in_one_line(checkpoint):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: --device cuda would work")
+    for workers in ("0", "1"):
+        result = run_server("--model", str(checkpoint), "--device", "cuda", "--workers", workers)
+        assert_one_line_error(result, "CUDA is not available", str(checkpoint))
+
+
+@pytest.mark.parametrize("args", [("--workers", "0", "--device", "cpu"), ("--workers", "1", "--device", "auto")])
+def test_device_reported_by_health(checkpoint, args):
+    import torch
+    with ServerProcess(checkpoint, "--torch-threads", "1", *args) as srv:
+        model = requests.get(srv.url + "/health", timeout=30).json()["model"]
+        assert model["device"] == ("cuda" if "auto" in args and torch.cuda.is_available() else "cpu")
+        assert requests.post(srv.url + "/autocomplete", json={"prompt": "x"}, timeout=30).status_code == 200
