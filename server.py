@@ -475,7 +475,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "request at a time, as before)")
     p.add_argument("--slots", type=int, default=None,
                    help="engine slots per worker: requests computed at once, their search steps batched "
-                        "(default 4; 1 with --workers 0)")
+                        "(default 1: measured best on 2 cores, docs/server.md)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where the model runs (auto: cuda when available, else cpu)")
     p.add_argument("--cache-mb", type=float, default=PoolConfig.cache_mb,
@@ -516,7 +516,9 @@ def main(argv=None) -> int:
     if not 0 <= args.workers <= 64:
         return fail("--workers must be auto or an integer in 0..64")
     if args.slots is None:
-        args.slots = 4 if args.workers else 1
+        # 1: on this 2-core CPU two single-slot workers served 16 clients best (docs/server.md); more slots
+        # per worker (concurrent requests whose search steps are batched) pay on more cores or a GPU.
+        args.slots = 1
     if not 1 <= args.slots <= 64 or (args.workers == 0 and args.slots != 1):
         return fail("--slots must be in 1..64 (and 1 with --workers 0)")
     if args.cache_mb <= 0 or args.batch_wait_ms < 0:

@@ -25,7 +25,7 @@ from benchmarks.server_load import (Client, ServerProcess, describe_statuses, pe
 
 def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--replicas", type=int, default=2, help="replicas: server.py processes behind nginx")
-    parser.add_argument("--replica-args", default="--workers 1 --slots 4",
+    parser.add_argument("--replica-args", default="--workers 1",
                         help="replicas: options of each server.py (one string)")
     parser.add_argument("--replicas-clients", type=int, default=16, help="replicas: concurrent clients")
     parser.add_argument("--replicas-seconds", type=float, default=20.0,
@@ -43,7 +43,7 @@ def run(args) -> str:
     if nginx_binary() is None:
         return "nginx is not installed (apt-get install -y nginx): nothing measured."
     n = getattr(args, "replicas", 2)
-    extra = getattr(args, "replica_args", "--workers 1 --slots 4").split()
+    extra = getattr(args, "replica_args", "--workers 1").split()
     clients = getattr(args, "replicas_clients", 16)
     seconds = getattr(args, "replicas_seconds", 20.0)
     data = getattr(args, "data", None)
@@ -120,7 +120,8 @@ def run(args) -> str:
               f"Each replica: `server.py {' '.join(extra)} --torch-threads 1`; nginx {nginx_version()} with "
               f"serving/nginx.py's configuration (hash on X-Client-Id, max_fails=1 fail_timeout=5s, "
               f"proxy_next_upstream error timeout http_502 non_idempotent, 2 tries); prompts from "
-              f"{prompt_files(data)[1]}; {os.cpu_count()} CPUs."]
+              f"{prompt_files(data)[1]}; {os.cpu_count()} CPUs, load average "
+              f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])} (1/5/15 min, other processes too)."]
     return "\n".join(lines)
 
 

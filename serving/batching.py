@@ -16,10 +16,11 @@ What is batched, and how (the transformer only; other architectures run call by 
   call's new state is a fresh tensor, never a view into the batch, so a cached state does not pin it).
 - Only the last position's logits are computed ([B, 1, V]); the engine reads only `out[:, -1]`. For a
   200-token prompt the vocabulary head is a quarter of the work.
-Measured on this 2-core CPU (torch 1 thread, default model): a 1-token forward costs 3.4 ms for 1 row,
+Measured on this 2-core CPU (torch 1 thread, default model, the CPU shared with a training job, so the
+ratios matter more than the values): a 1-token forward over a 200-token cache costs 3.4 ms for 1 row,
 5.4 ms for 2 and 6.7 ms for 8 (search steps are overhead-bound, so stacking them is nearly free), while a
-200-token prompt feed is compute-bound (27 ms for 1 row, 51 ms for 2: batching feeds buys nothing, so
-feeds of different lengths are never padded together). End-to-end effect: docs/server.md.
+200-token prompt feed is compute-bound (27 ms for 1 row, 51 ms for 2, 216 ms for 8: batching feeds buys
+nothing, so feeds of different lengths are never padded together). End-to-end effect: docs/server.md.
 
 Device. The model and its states live on `device`; the logits come back to the CPU (the engine's search
 runs on CPU tensors), so the engine itself needs no change for `--device cuda`.

@@ -8,9 +8,11 @@ each worker the HTTP process keeps one bounded FIFO over its slots (gate.SlotGat
 503 + Retry-After, hung-up clients dropped before they reach the engine; the first slot to free up takes
 the oldest request).
 
-Why processes. Measured on this 2-core CPU: a 200-token prompt feed costs 27 ms and is compute-bound,
-so two cores must compute at once; a search step is mostly Python op dispatch holding the GIL, so two
-engine threads in one process would serialise on it. Processes do not share a GIL. They are forked from
+Why processes. Measured on this 2-core CPU with 16 clients (docs/server.md): two single-slot worker
+processes 33.3 requests/s, two engine threads in one process 26.6, the single engine before 18.5. A search
+step is mostly Python op dispatch holding the GIL, so threads partly serialise; processes share no GIL.
+Why one slot per worker by default: on 2 cores, 4 slots per worker (concurrent searches, steps batched)
+answered 27.4/s, better than 4 unbatched slots (16.7/s) but below one slot per worker. They are forked from
 a forkserver that imported torch once, so torch's pages are shared between workers (see PSS in the
 memory table) and a replacement starts in about a second.
 
@@ -59,7 +61,7 @@ class EngineError(Exception):
 class PoolConfig:
     model: str
     workers: int = 2
-    slots: int = 4                 # engine slots (Predictors) per worker
+    slots: int = 1                 # engine slots (Predictors) per worker
     device: str = "cpu"
     torch_threads: int = 1
     cache_mb: float = 32.0         # per worker: prefix + step caches + context store of all its slots

@@ -148,13 +148,13 @@ def main(conn, cfg: dict) -> None:
                 busy[0] -= 1
                 idle = busy[0] == 0
             if error is None:
-                # Stats when idle and every 16th request: they cost ~0.2 ms.
+                # Stats when idle and every 16th request (they read /proc and every slot's counters).
                 send((rid, "ok", (answer, ms, stats() if idle or rid % 16 == 0 else None)))
             else:
                 send((rid, "error", error))
             # Give freed heap pages back to the OS: when idle, and every 2 s under load (a busy worker is never
             # idle; without it RSS drifts up by the transient peaks of concurrent searches). After the
-            # answer is sent, so no request waits for it; measured ~2 ms.
+            # answer is sent, so no request waits for it.
             now = time.monotonic()
             if now - last_trim[0] > (1.0 if idle else 2.0) and trim_lock.acquire(blocking=False):
                 try:
