@@ -10,16 +10,8 @@ import pytest
 import requests
 
 from benchmarks.server_load import SERVER, ServerProcess
-from tests.tiny_model import make_tiny_checkpoint
 
 TOKEN = "a-long-random-token-0123456789"
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    make_tiny_checkpoint(path)
-    return path
 
 
 def run_server(*args, env_extra=None, timeout=120):

@@ -12,16 +12,8 @@ from hypothesis import strategies as st
 
 from benchmarks.server_load import ServerProcess
 from server import ServerConfig
-from tests.tiny_model import make_tiny_checkpoint
 
 SERVER_ARGS = ("--torch-threads", "1")
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    make_tiny_checkpoint(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ import requests
 
 from benchmarks.server_load import ServerProcess
 from serving.nginx import Nginx, nginx_binary, site_config
-from tests.tiny_model import make_tiny_checkpoint
 
 pytestmark = pytest.mark.skipif(nginx_binary() is None,
                                 reason="nginx is not installed (apt-get install -y nginx; .ci/run does)")
@@ -25,13 +24,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    make_tiny_checkpoint(path)
-    return path
 
 
 def post(session, url, client, prompt="def add(a, b):\n    return a"):

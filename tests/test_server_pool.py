@@ -15,20 +15,12 @@ import server
 from benchmarks.server_load import ServerProcess
 from serving.batching import BatchingModel, transformer_forward
 from serving.caches import BytePrefixCache, bound_predictor, tensor_bytes
-from tests.tiny_model import make_tiny_checkpoint
 
 torch.set_num_threads(1)
 POOL_ARGS = ("--torch-threads", "1", "--workers", "2", "--slots", "4")
 PROMPTS = ["import os\n", "def add(a, b):\n    return a", "class Stack:\n    def __init__(self", "for i in range(",
            "    def push(self, item):\n        self.items.", "import unittest\n\n\ndef mul(a, b):\n    return ",
            "class A:\n    def pop(self):\n        return self.", "x = add(1, 2)\nassert x == "]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    make_tiny_checkpoint(path)
-    return path
 
 
 @pytest.fixture(scope="module")
