@@ -116,6 +116,10 @@ def setup_distributed() -> tuple[Dist, torch.device]:
     import torch.distributed as dist
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
+        if local_rank >= torch.cuda.device_count():
+            raise SystemExit(f"error: torchrun started local rank {local_rank} on a machine with "
+                             f"{torch.cuda.device_count()} GPU(s): use --nproc_per_node <= the GPU count, or "
+                             f"CUDA_VISIBLE_DEVICES= to train on the CPU (gloo)")
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
         dist.init_process_group("nccl")
@@ -446,6 +450,8 @@ def train(cfg: TrainConfig) -> Path:
         if "fim_rng" in resume:
             fim_rng.bit_generator.state = resume["fim_rng"][d.rank % len(resume["fim_rng"])]
         torch.set_rng_state(resume["torch_rng"][d.rank % len(resume["torch_rng"])])
+        if device.type == "cuda" and resume.get("cuda_rng"):  # dropout masks on the GPU come from its own RNG
+            torch.cuda.set_rng_state(resume["cuda_rng"][d.rank % len(resume["cuda_rng"])], device)
     else:
         torch.manual_seed(cfg.seed + d.rank)  # dropout noise differs between ranks
     raw_model = model
@@ -483,7 +489,8 @@ def train(cfg: TrainConfig) -> Path:
         resume_state = {"train_seconds": train_seconds, "tokens_seen": tokens_seen, "best_loss": best_loss,
                         "bad_evals": bad_evals,
                         "data": data.state_dict(), "torch_rng": [torch.get_rng_state()],
-                        "fim_rng": [fim_rng.bit_generator.state]}
+                        "fim_rng": [fim_rng.bit_generator.state],
+                        "cuda_rng": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else []}
         save_checkpoint(path, raw_model, model_config, tokenizer, optimizer=optimizer, step=step,
                         train_config=asdict(cfg), meta=meta, resume=resume_state)
 

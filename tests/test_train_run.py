@@ -17,7 +17,10 @@ from models.checkpoint import load_checkpoint
 from test_train_tiny_corpus import make_tiny_corpus
 
 REPO = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+# Bit-for-bit equality (resume, 2 processes = 1) is a CPU property: these runs hide any GPU. The GPU's resume
+# is checked on its own against the GPU's run-to-run noise (test_resume_on_cuda_...).
+CUDA_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+ENV = {**CUDA_ENV, "CUDA_VISIBLE_DEVICES": ""}
 TINY = ["--d-model", "32", "--layers", "2", "--heads", "4", "--seq-len", "32", "--threads", "1",
         "--eval-tokens", "2048", "--warmup", "5", "--seed", "3", "--log-every", "10"]
 
@@ -31,8 +34,8 @@ def train_cmd(data, out, *extra) -> list[str]:
     return [sys.executable, "train.py", "--data", str(data), "--out", str(out), *TINY, *extra]
 
 
-def run(cmd, timeout=180) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
+def run(cmd, timeout=180, env=ENV) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def wait_for_checkpoint(path: Path, proc: subprocess.Popen, timeout=120):
@@ -56,27 +59,33 @@ def weights(path: Path) -> dict:
     return load_checkpoint(path).model.state_dict()
 
 
-def test_sigkill_then_resume_matches_an_uninterrupted_run(data, tmp_path):
-    args = ["--batch-size", "8", "--steps", "400", "--eval-every", "100", "--dropout", "0.1",
-            "--checkpoint-minutes", "0.003"]
-    reference = run(train_cmd(data, tmp_path / "ref", *args))
-    assert reference.returncode == 0, reference.stderr
-
-    proc = subprocess.Popen(train_cmd(data, tmp_path / "run", *args), cwd=REPO, env=ENV,
+def kill_then_resume(data, out: Path, args: list[str], env: dict) -> subprocess.CompletedProcess:
+    """Start a run, SIGKILL it after its first checkpoint, resume it to the end; the resumed run's result."""
+    proc = subprocess.Popen(train_cmd(data, out, *args), cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for_checkpoint(tmp_path / "run" / "last.pt", proc)
+        wait_for_checkpoint(out / "last.pt", proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    killed_at = load_checkpoint(tmp_path / "run" / "last.pt").step
+    killed_at = load_checkpoint(out / "last.pt").step
     assert 0 < killed_at < 400, "the run was not interrupted in the middle"
-
-    resumed = run(train_cmd(data, tmp_path / "run", *args, "--resume"))
+    resumed = run(train_cmd(data, out, *args, "--resume"), env=env)
     assert resumed.returncode == 0, resumed.stderr
     assert f"from step {killed_at}" in resumed.stdout
+    return resumed
+
+
+RESUME_ARGS = ["--batch-size", "8", "--steps", "400", "--eval-every", "100", "--dropout", "0.1",
+               "--checkpoint-minutes", "0.003"]
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(data, tmp_path):
+    reference = run(train_cmd(data, tmp_path / "ref", *RESUME_ARGS))
+    assert reference.returncode == 0, reference.stderr
+    resumed = kill_then_resume(data, tmp_path / "run", RESUME_ARGS, ENV)
     last = load_checkpoint(tmp_path / "run" / "last.pt")
     assert last.step == 400
     assert load_checkpoint(tmp_path / "run" / "best.pt").meta["valid_bpc"] > 0
@@ -85,6 +94,23 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(data, tmp_path):
     for name, tensor in last.model.state_dict().items():
         torch.testing.assert_close(tensor, ref[name], atol=1e-6, rtol=0)
     assert final_loss(resumed.stdout) == pytest.approx(final_loss(reference.stdout), abs=1e-6)
+
+
+def max_difference(a: dict, b: dict) -> float:
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_resume_on_cuda_is_as_close_as_two_uninterrupted_gpu_runs(data, tmp_path):
+    """GPU kernels are not bit-reproducible (atomics), so a resumed GPU run is held to the GPU's own run-to-run
+    difference; dropout masks drawn from an unrestored CUDA RNG would put it orders of magnitude above that."""
+    runs = [run(train_cmd(data, tmp_path / f"ref{i}", *RESUME_ARGS), env=CUDA_ENV) for i in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr
+    kill_then_resume(data, tmp_path / "run", RESUME_ARGS, CUDA_ENV)
+    ref0, ref1 = weights(tmp_path / "ref0" / "last.pt"), weights(tmp_path / "ref1" / "last.pt")
+    noise = max_difference(ref0, ref1)
+    resumed = max_difference(weights(tmp_path / "run" / "last.pt"), ref0)
+    assert resumed <= 10 * max(noise, 1e-5), (resumed, noise)
 
 
 def test_sigterm_saves_a_checkpoint_before_exiting(data, tmp_path):
@@ -129,6 +155,16 @@ def test_torchrun_two_processes_equal_one_process_with_the_same_global_batch(dat
     assert final_loss(two.stdout) == pytest.approx(final_loss(one.stdout), abs=1e-3)
     assert load_checkpoint(tmp_path / "two" / "last.pt").step == 30
     assert not (tmp_path / "two" / "last.pt.tmp").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_torchrun_with_more_processes_than_gpus_says_so(data, tmp_path):
+    n = torch.cuda.device_count() + 1
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+                          *train_cmd(data, tmp_path, "--steps", "2", "--eval-every", "0")[1:]],
+                         cwd=REPO, env=CUDA_ENV, capture_output=True, text=True, timeout=180)
+    assert out.returncode != 0
+    assert f"GPU(s): use --nproc_per_node" in out.stderr and "invalid device ordinal" not in out.stderr
 
 
 @pytest.mark.parametrize("arch", ["highway", "transformer_xl"])
