@@ -115,9 +115,9 @@ class ServerProcess:
 class EngineProcess:
     """`Predictor.complete` alone in a child process: send a request, get back its time in ms."""
 
-    def __init__(self, model, threads: int):
+    def __init__(self, model, threads: int, device: str = "cpu"):
         self.cmd = [sys.executable, "-m", "benchmarks.server_load", "--engine-worker", str(model),
-                    "--server-torch-threads", str(threads)]
+                    "--server-torch-threads", str(threads), "--server-device", device]
 
     def __enter__(self):
         self.proc = subprocess.Popen(self.cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -144,13 +144,13 @@ class EngineProcess:
             self.proc.wait()
 
 
-def engine_worker(model: str, threads: int):
+def engine_worker(model: str, threads: int, device: str = "cpu"):
     """The child of EngineProcess: JSON requests on stdin, ms per `complete` on stdout."""
     import torch
 
     import server
     torch.set_num_threads(threads)
-    predictor, info = server.load_model(model)
+    predictor, info = server.load_model(model, device)
     print(json.dumps(info), flush=True)
     for line in sys.stdin:
         body = json.loads(line)
@@ -323,6 +323,8 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--server-variants", nargs="+", default=["before", "w1s2nb", "w2s1", "w2s4nb", "w2s4"],
                         choices=list(VARIANTS),
                         help="server_load: server configurations to compare")
+    parser.add_argument("--server-device", default="cpu", choices=("auto", "cpu", "cuda"),
+                        help="server_load: the servers' and the engine-only run's --device")
 
 
 def run(args) -> str:
@@ -335,10 +337,11 @@ def run(args) -> str:
     variants = getattr(args, "server_variants", ["before", "w1s2nb", "w2s1", "w2s4nb", "w2s4"])
     data = getattr(args, "data", None)
     threads = getattr(args, "server_torch_threads", 1)
+    device = getattr(args, "server_device", "cpu")
 
     # The engine alone in its own process, the same 1-client prompts: what HTTP and the server add.
     prompts_1 = sample_prompts(data, n1, seed=1)
-    with EngineProcess(model, threads) as eng:
+    with EngineProcess(model, threads, device) as eng:
         info = eng.info
         eng.complete(prompts_1[0])
         engine = [eng.complete(body) for body in prompts_1]
@@ -347,7 +350,7 @@ def run(args) -> str:
     rows, memory, notes = [], [], []
     for key in variants:
         label, extra = VARIANTS[key]
-        with ServerProcess(model, "--torch-threads", str(threads), *extra) as srv:
+        with ServerProcess(model, "--torch-threads", str(threads), "--device", device, *extra) as srv:
             for body in sample_prompts(data, 8, seed=99):  # warm-up: first-call costs are not the load
                 Client(srv.port).complete(body)
             mem_ready = tree_memory_mib(srv.proc.pid)
@@ -386,7 +389,8 @@ def run(args) -> str:
               "PSS (proportional set size) counts a page shared by k processes (torch's code and data, shared "
               "by the workers forked from one forkserver) as 1/k in each, so its sum is what the server "
               "really occupies; VmRSS sums count shared pages once per process.",
-              f"Model: {info['name']} ({info['arch']}, {info['params']:,} parameters, sha256 {info['sha256']}); "
+              f"Model: {info['name']} ({info['arch']}, {info['params']:,} parameters, sha256 {info['sha256']}) on "
+              f"{info['device']}; "
               f"torch threads {threads} per engine; {os.cpu_count()} CPUs, load average {load} "
               f"(1/5/15 min, from other processes too); prompts: the 20 lines before a random cursor and its "
               f"line up to it, in {prompt_files(data)[1]}, kind=None, max_suggestions=3; every client its own "
@@ -402,7 +406,7 @@ def main(argv=None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     if args.engine_worker:
-        engine_worker(args.engine_worker, args.server_torch_threads)
+        engine_worker(args.engine_worker, args.server_torch_threads, args.server_device)
         return 0
     print(run(args))
     return 0
