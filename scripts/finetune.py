@@ -5,9 +5,9 @@
 1. corpus of the folders' .py files (cleaned like the default corpus), encoded with the starting
    checkpoint's tokenizer (no new BPE); a held-out slice of the files (--valid-fraction) is the validation
    split;
-2. `train.py --init CKPT` on it with the recipe chosen by measurement (docs/training.md): lr 1e-4, short
+2. `train.py --init CKPT` on it with the recipe chosen by measurement (docs/training.md): lr 2e-4, short
    warmup, cosine decay over the budget, part of every batch replayed from the default corpus when it is
-   built (against forgetting), validation on the held-out slice every --eval-every steps, early stopping
+   built (half of every batch, against forgetting), validation on the held-out slice every --eval-every steps, early stopping
    and best.pt = the best held-out loss (never worse than the starting model);
 3. OUT = best.pt exported (fp16), written atomically: a failed or interrupted run leaves OUT untouched;
    `--resume` continues an interrupted run from WORK/run/last.pt.
@@ -31,8 +31,8 @@ from dataset.personal import SourceError, build_personal_corpus  # noqa: E402
 from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
 
 # The recipe (measured: docs/training.md, "Train on your own code").
-RECIPE = {"lr": 1e-4, "warmup": 20, "min_lr_ratio": 0.1, "batch_size": 8, "seq_len": 256, "dropout": 0.1,
-          "weight_decay": 0.1, "eval_every": 25, "patience": 4, "replay_fraction": 0.25,
+RECIPE = {"lr": 2e-4, "warmup": 20, "min_lr_ratio": 0.1, "batch_size": 8, "seq_len": 256, "dropout": 0.1,
+          "weight_decay": 0.1, "eval_every": 25, "patience": 4, "replay_fraction": 0.5,
           # A checkpoint trained to fill in the middle keeps doing it on your code (its FIM rate)
           "fim_rate": 0.5}
 
