@@ -94,6 +94,12 @@ class PredictorConfig:
 class Predictor:
     def __init__(self, model, tokenizer: Tokenizer, cache_size: int | None = None,
                  config: PredictorConfig | None = None):
+        # Flush subnormal floats to zero on the CPU (this thread's FTZ/DAZ flags, which threads started
+        # later inherit: the server's slots and waitress threads). A confident model's softmaxes underflow
+        # into subnormals, which x86 computes ~100x slower: the GPU-trained default took 27.5-31.0 ms per
+        # typed-through keystroke without this and 21.3 ms with it (the previous default: 21.8-23.7 vs 20.9).
+        # Values below 1.2e-38 change no completion.
+        torch.set_flush_denormal(True)
         self.config = config or PredictorConfig()
         if cache_size is not None:
             self.config.cache_size = cache_size
