@@ -80,6 +80,24 @@ def run(args) -> str:
         predictor.complete(prompt, kind=kind, suffix=suffix)
         return (time.perf_counter() - t0) * 1000
 
+    def typed_through(label, kind_name, kind, with_suffix: bool) -> list[str]:
+        """Runs of consecutive keystrokes, cached and uncached; with_suffix: the rest of the line deleted
+        and the next 20 lines sent as `suffix` (typing stops at the line end)."""
+        typed = {"yes": [], "no": []}
+        for _ in range(args.latency_runs):
+            text, starts, i = cursor()
+            end, suffix = len(text), ""
+            if with_suffix:
+                end = text.find("\n", i)
+                end = len(text) if end < 0 else end
+                suffix = following_lines(text, end, 20)
+            cached.clear_cache()
+            for j in range(i, min(i + args.latency_run_chars, end)):
+                prompt = prompt_at(text, starts, j, n_ctx)
+                typed["yes"].append(timed(cached, prompt, kind, suffix))
+                typed["no"].append(timed(uncached, prompt, kind, suffix))
+        return [_row(label, kind_name, "yes", typed["yes"]), _row(label, kind_name, "no", typed["no"])]
+
     params = sum(p.numel() for p in cached.model.parameters())
     lines = [f"Model `{args.model}` ({params / 1e6:.1f}M parameters, "
              f"{type(cached.model).__name__}), torch threads {args.latency_threads}, default kind with "
@@ -95,30 +113,9 @@ def run(args) -> str:
             text, starts, i = cursor()
             cold.append(timed(uncached, prompt_at(text, starts, i, n_ctx), kind))
         lines.append(_row("cold 20-line prompt", kind_name, "no", cold))
-        typed = {"yes": [], "no": []}
-        for _ in range(args.latency_runs):
-            text, starts, i = cursor()
-            cached.clear_cache()
-            for j in range(i, min(i + args.latency_run_chars, len(text))):
-                prompt = prompt_at(text, starts, j, n_ctx)
-                typed["yes"].append(timed(cached, prompt, kind))
-                typed["no"].append(timed(uncached, prompt, kind))
-        lines.append(_row("typed-through", kind_name, "yes", typed["yes"]))
-        lines.append(_row("typed-through", kind_name, "no", typed["no"]))
+        lines += typed_through("typed-through", kind_name, kind, with_suffix=False)
         if kind is None:
-            typed = {"yes": [], "no": []}
-            for _ in range(args.latency_runs):
-                text, starts, i = cursor()
-                end = text.find("\n", i)
-                end = len(text) if end < 0 else end
-                suffix = following_lines(text, end, 20)
-                cached.clear_cache()
-                for j in range(i, min(i + args.latency_run_chars, end)):
-                    prompt = prompt_at(text, starts, j, n_ctx)
-                    typed["yes"].append(timed(cached, prompt, kind, suffix))
-                    typed["no"].append(timed(uncached, prompt, kind, suffix))
-            lines.append(_row("typed-through + 20-line suffix", kind_name, "yes", typed["yes"]))
-            lines.append(_row("typed-through + 20-line suffix", kind_name, "no", typed["no"]))
+            lines += typed_through("typed-through + 20-line suffix", kind_name, kind, with_suffix=True)
         print(f"latency: {kind_name} done", file=sys.stderr, flush=True)
     s = cached.stats()
     lines += ["", f"Prefix cache over the typed-through runs: {s['cache_hits']} hits, {s['cache_misses']} misses, "
