@@ -270,8 +270,7 @@ def test_engine_flushes_subnormals_while_it_computes_and_only_then(ckpt):
     hook = predictor.model.register_forward_hook(lambda *_: seen.append(tiny()))
     try:
         predictor.complete(before("def ad"))
-        outputs = []
-        t = threading.Thread(target=lambda: outputs.append(predictor.complete(before("def ad"), max_suggestions=2)))
+        t = threading.Thread(target=predictor.complete, args=(before("def ad"),))  # another engine thread
         t.start()
         t.join()
     finally:
