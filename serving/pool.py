@@ -41,6 +41,7 @@ import zlib
 from dataclasses import dataclass
 
 from .gate import ModelGate, SlotGate
+from .memory import proc_memory_kib
 
 log = logging.getLogger("autocomplete.pool")
 
@@ -64,7 +65,7 @@ class PoolConfig:
     slots: int = 1                 # engine slots (Predictors) per worker
     device: str = "cpu"
     torch_threads: int = 1
-    cache_mb: float = 32.0         # per worker: prefix + step caches + context store of all its slots
+    cache_mb: float = 64.0         # per worker: prefix + step caches + context store of all its slots
     batching: bool = True
     batch_wait_ms: float = 2.0
     queue_size: int = 16           # requests that may wait for one worker's slots
@@ -295,10 +296,15 @@ class WorkerPool:
 
     # ------------------------------------------------------------------ metrics
     def snapshot(self) -> dict:
-        """Per worker: ready, in flight, restarts and its last stats (engine counters summed over slots)."""
-        return {w.index: {"ready": w.ready, "in_flight": w.in_flight, "restarts": w.restarts,
-                          "pid": w.process.pid if w.process is not None else None, **w.stats}
-                for w in self.workers}
+        """Per worker: ready, in flight, restarts, resident bytes (read from /proc by its pid now, not by the
+        worker on its answer path) and its last stats (engine counters summed over slots)."""
+        out = {}
+        for w in self.workers:
+            pid = w.process.pid if w.process is not None else None
+            rss = proc_memory_kib(pid, rollup=False).get("VmRSS", 0) * 1024 if w.ready and pid else 0
+            out[w.index] = {"ready": w.ready, "in_flight": w.in_flight, "restarts": w.restarts, "pid": pid,
+                            "rss_bytes": rss, **w.stats}
+        return out
 
 
 class LocalEngine:
@@ -334,8 +340,9 @@ class LocalEngine:
         return [(c.text, c.prob) for c in completions], engine_ms
 
     def snapshot(self) -> dict:
+        rss = proc_memory_kib(rollup=False).get("VmRSS", 0) * 1024
         return {0: {"ready": True, "in_flight": int(self.slot.gate.busy), "restarts": 0, "pid": os.getpid(),
-                    **self.stats}}
+                    "rss_bytes": rss, **self.stats}}
 
     def close(self) -> None:
         pass

@@ -47,7 +47,9 @@ def test_autocomplete_returns_reference_shape(client):
     assert line.get_json()["probs"] == sorted(line.get_json()["probs"], reverse=True)
     assert isinstance(body["id"], str) and body["id"]
     assert body["ms"] >= 0
-    assert "engine;dur=" in r.headers["Server-Timing"]
+    timing = dict(part.strip().split(";dur=") for part in r.headers["Server-Timing"].split(","))
+    assert set(timing) == {"queue", "engine", "compute"}
+    assert 0 <= float(timing["compute"]) <= float(timing["engine"]) + 0.01
 
 
 @pytest.mark.parametrize("extra", [
