@@ -399,20 +399,23 @@ def is_loopback(host: str) -> bool:
         return False  # a host name other than localhost could resolve anywhere
 
 
-def load_model(path: str, device: str = "cpu"):
-    """Load a checkpoint into a Predictor in this process; returns (predictor, model info for /health)."""
+def load_model(path: str, device: str = "cpu", quantize: str = "none"):
+    """Load a checkpoint into a Predictor in this process; returns (predictor, model info for /health).
+    `quantize`: models/quantize.py (auto = int8 on the CPU)."""
     from evaluate.predictor import Predictor
     from models.checkpoint import load_checkpoint
+    from models.quantize import quantize_model, resolve_quantize
     from serving.worker import resolve_device
 
     device = resolve_device(device)
+    quantize = resolve_quantize(quantize, device)
     ckpt = load_checkpoint(path, device=device)
-    model = ckpt.model
+    info = model_info(path, ckpt)
+    info.update(device=device, quantize=quantize)
+    model = quantize_model(ckpt.model, quantize)
     if device != "cpu":  # the engine builds its inputs on the CPU: the wrapper moves them
         from serving.batching import BatchingModel
         model = BatchingModel(model, device=device, batching=False)
-    info = model_info(path, ckpt)
-    info["device"] = device
     return Predictor(model, ckpt.tokenizer), info
 
 
@@ -483,6 +486,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cache-mb", type=float, default=PoolConfig.cache_mb,
                    help="per worker: bytes of model states and project-context indexes its slots may cache")
     p.add_argument("--no-batching", action="store_true", help="run each slot's forward calls on their own")
+    p.add_argument("--quantize", choices=("auto", "none", "int8"), default=PoolConfig.quantize,
+                   help="int8 weights in memory (models/quantize.py): auto = int8 on the CPU, none on a GPU")
     p.add_argument("--batch-wait-ms", type=float, default=PoolConfig.batch_wait_ms,
                    help="longest a forward call waits for others to join its batch")
     return p.parse_args(argv)
@@ -556,12 +561,13 @@ def main(argv=None) -> int:
                 import torch  # most of the start-up time: imported here, after binding
                 if args.torch_threads:
                     torch.set_num_threads(args.torch_threads)
-                engine, info = load_model(str(model), args.device)
+                engine, info = load_model(str(model), args.device, args.quantize)
                 where = "in the server process"
             else:
                 pool = WorkerPool(PoolConfig(
                     model=str(model), workers=args.workers, slots=args.slots, device=args.device,
                     torch_threads=args.torch_threads, cache_mb=args.cache_mb, batching=not args.no_batching,
+                    quantize=args.quantize,
                     batch_wait_ms=args.batch_wait_ms, queue_size=args.queue_size))
                 info = pool.start()
                 engine = pool

@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-threads", type=int, default=1, help="latency: torch threads")
     parser.add_argument("--latency-context-lines", type=int, default=20)
     parser.add_argument("--latency-seed", type=int, default=0)
+    parser.add_argument("--latency-quantize", choices=("auto", "none", "int8"), default="auto",
+                        help="latency: model weights (models/quantize.py; auto = int8 on the CPU, as served)")
     parser.add_argument("--latency-auto-beam-width", type=int, default=None,
                         help="latency: beams for the default kind (default: PredictorConfig's)")
 
@@ -65,7 +67,9 @@ def run(args) -> str:
     config = PredictorConfig(cache_size=32)
     if getattr(args, "latency_auto_beam_width", None):
         config.auto_beam_width = args.latency_auto_beam_width
-    cached = Predictor.from_checkpoint(args.model, config=config)
+    from models.quantize import resolve_quantize
+    quantize = resolve_quantize(getattr(args, "latency_quantize", "auto"), "cpu")
+    cached = Predictor.from_checkpoint(args.model, config=config, quantize=quantize)
     uncached = Predictor(cached.model, cached.tokenizer, config=PredictorConfig(**{**config.__dict__, "cache_size": 0}))
     texts = held_out_texts(args.data, seed=args.latency_seed)
     rng = random.Random(args.latency_seed)
@@ -98,9 +102,11 @@ def run(args) -> str:
                 typed["no"].append(timed(uncached, prompt, kind, suffix))
         return [_row(label, kind_name, "yes", typed["yes"]), _row(label, kind_name, "no", typed["no"])]
 
-    params = sum(p.numel() for p in cached.model.parameters())
+    from models.checkpoint import load_checkpoint
+    params = sum(p.numel() for p in load_checkpoint(args.model).model.parameters())
     lines = [f"Model `{args.model}` ({params / 1e6:.1f}M parameters, "
-             f"{type(cached.model).__name__}), torch threads {args.latency_threads}, default kind with "
+             f"{type(cached.model).__name__}, weights {'int8' if quantize == 'int8' else 'fp32'}), "
+             f"torch threads {args.latency_threads}, default kind with "
              f"{config.auto_beam_width} beam(s), other kinds {config.beam_width}, "
              f"prompts: last {n_ctx} lines of held-out files. ms per request.", "",
              "| workload | kind | prefix cache | requests | p50 | p90 | p99 | mean |",

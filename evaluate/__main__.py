@@ -71,6 +71,8 @@ def parse_args(argv=None):
                    help="beams for the default kind (1: greedy)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--quantize", choices=("auto", "none", "int8"), default="auto",
+                   help="the in-process model's weights (models/quantize.py; auto = int8 on the CPU, as served)")
     p.add_argument("--server", metavar="URL",
                    help="type through a running completion server (e.g. http://127.0.0.1:5000) instead of an "
                         "in-process predictor; --model still gives bits/char and accuracy")
@@ -188,7 +190,7 @@ def evaluate(args) -> dict:
     if args.fim_suffix_tokens is not None:
         config.fim.max_suffix_tokens = args.fim_suffix_tokens
     config.context_suffix = not args.no_context_suffix
-    predictor = Predictor.from_checkpoint(args.model, config=config)
+    predictor = Predictor.from_checkpoint(args.model, config=config, quantize=args.quantize)
     model, tokenizer = predictor.model, predictor.tokenizer
     # What the typing simulation and line completion ask: this process's predictor, or the server.
     completer = RemotePredictor(args.server, args.token) if args.server else predictor

@@ -133,10 +133,13 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path, cache_size: int | None = None, config: PredictorConfig | None = None,
-                        device: str = "cpu") -> "Predictor":
+                        device: str = "cpu", quantize: str = "none") -> "Predictor":
+        """`quantize`: "none", "int8" or "auto" (int8 on the CPU), models/quantize.py."""
         from models.checkpoint import load_checkpoint  # models/ is only needed for checkpoints
+        from models.quantize import quantize_model, resolve_quantize
         ckpt = load_checkpoint(path, device=device)
-        predictor = cls(ckpt.model, ckpt.tokenizer, cache_size=cache_size, config=config)
+        model = quantize_model(ckpt.model, resolve_quantize(quantize, device))
+        predictor = cls(model, ckpt.tokenizer, cache_size=cache_size, config=config)
         predictor.checkpoint_meta = ckpt.meta
         return predictor
 

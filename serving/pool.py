@@ -64,6 +64,7 @@ class PoolConfig:
     workers: int = 2
     slots: int = 1                 # engine slots (Predictors) per worker
     device: str = "cpu"
+    quantize: str = "auto"         # models/quantize.py: int8 weights on the CPU
     torch_threads: int = 1
     cache_mb: float = 64.0         # per worker: prefix + step caches + context store of all its slots
     batching: bool = True
@@ -134,7 +135,7 @@ class WorkerPool:
             target=worker_module.main, name=f"engine-worker-{w.index}", daemon=True,
             args=(child, dict(model=cfg.model, slots=cfg.slots, device=cfg.device,
                               torch_threads=cfg.torch_threads, cache_mb=cfg.cache_mb, batching=cfg.batching,
-                              batch_wait_ms=cfg.batch_wait_ms, index=w.index)))
+                              batch_wait_ms=cfg.batch_wait_ms, index=w.index, quantize=cfg.quantize)))
         process.start()
         child.close()  # the worker holds its end: its death reads as EOF here
         deadline = time.monotonic() + cfg.start_timeout_s

@@ -95,11 +95,14 @@ def main(conn, cfg: dict) -> None:
     try:
         import server
         from models.checkpoint import load_checkpoint
+        from models.quantize import quantize_model, resolve_quantize
         device = resolve_device(cfg["device"])
+        quantize = resolve_quantize(cfg.get("quantize", "none"), device)
         ckpt = load_checkpoint(cfg["model"], device=device)
         info = server.model_info(cfg["model"], ckpt)
-        info["device"] = device
-        shared, predictors = build_slots(ckpt.model, ckpt.tokenizer, cfg["slots"], cfg["cache_mb"], device,
+        info.update(device=device, quantize=quantize)
+        model = quantize_model(ckpt.model, quantize)
+        shared, predictors = build_slots(model, ckpt.tokenizer, cfg["slots"], cfg["cache_mb"], device,
                                          cfg["batching"], cfg["batch_wait_ms"])
     except BaseException as e:  # noqa: BLE001 - reported to the parent in one line
         conn.send(("error", f"cannot load model {cfg['model']}: {' '.join(str(e).split())[:300]}"))

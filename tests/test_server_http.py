@@ -36,6 +36,7 @@ def test_endpoints(srv):
     assert body["success"] is True and len(body["prediction"]) == len(body["probs"]) >= 1
     h = requests.get(srv.url + "/health", timeout=30)
     assert h.status_code == 200 and h.json()["model"]["arch"]
+    assert h.json()["model"]["quantize"] == "int8"  # the default on the CPU (models/quantize.py)
     m = requests.get(srv.url + "/metrics", timeout=30)
     assert m.status_code == 200 and "autocomplete_requests_total" in m.text
     r = requests.post(srv.url + "/autocomplete", data="prompt=x", timeout=30,
