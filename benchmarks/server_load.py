@@ -297,11 +297,13 @@ def metric_value(port: int, name: str) -> float:
 
 
 VARIANTS = {
-    "before": ("single engine in the HTTP process, one request at a time (before; `--workers 0`)",
-               ["--workers", "0"]),
+    "before": ("single engine in the HTTP process, one request at a time, fp32 weights (before; "
+               "`--workers 0 --quantize none`)", ["--workers", "0", "--quantize", "none"]),
+    "w2s1fp32": ("2 worker processes x 1 slot, fp32 weights (`--quantize none`)",
+                 ["--workers", "2", "--slots", "1", "--quantize", "none"]),
     "w1s2nb": ("1 worker process, 2 engine threads, no batching (`--workers 1 --slots 2 --no-batching`)",
                ["--workers", "1", "--slots", "2", "--no-batching"]),
-    "w2s1": ("2 worker processes x 1 slot (the default)", ["--workers", "2", "--slots", "1"]),
+    "w2s1": ("2 worker processes x 1 slot, int8 weights (the default)", ["--workers", "2", "--slots", "1"]),
     "w2s4nb": ("2 workers x 4 slots, no batching (`--no-batching`)",
                ["--workers", "2", "--slots", "4", "--no-batching"]),
     "w2s4": ("2 workers x 4 slots, batched (`--slots 4`)", ["--workers", "2", "--slots", "4"]),
