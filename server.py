@@ -486,6 +486,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cache-mb", type=float, default=PoolConfig.cache_mb,
                    help="per worker: bytes of model states and project-context indexes its slots may cache")
     p.add_argument("--no-batching", action="store_true", help="run each slot's forward calls on their own")
+    # models.quantize.QUANTIZE_CHOICES, spelled out: this process must not import torch (models/ does).
     p.add_argument("--quantize", choices=("auto", "none", "int8"), default=PoolConfig.quantize,
                    help="int8 weights in memory (models/quantize.py): auto = int8 on the CPU, none on a GPU")
     p.add_argument("--batch-wait-ms", type=float, default=PoolConfig.batch_wait_ms,

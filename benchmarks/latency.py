@@ -24,6 +24,8 @@ import torch
 
 from evaluate.metrics import following_lines, line_starts_of, percentile, prompt_at
 from evaluate.predictor import Predictor, PredictorConfig
+from models.checkpoint import load_checkpoint
+from models.quantize import QUANTIZE_CHOICES, quantize_model, resolve_quantize
 
 KINDS = {"auto": None, "word": "word", "line": "line", "block": "block"}
 
@@ -36,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-threads", type=int, default=1, help="latency: torch threads")
     parser.add_argument("--latency-context-lines", type=int, default=20)
     parser.add_argument("--latency-seed", type=int, default=0)
-    parser.add_argument("--latency-quantize", choices=("auto", "none", "int8"), default="auto",
+    parser.add_argument("--latency-quantize", choices=QUANTIZE_CHOICES, default="auto",
                         help="latency: model weights (models/quantize.py; auto = int8 on the CPU, as served)")
     parser.add_argument("--latency-auto-beam-width", type=int, default=None,
                         help="latency: beams for the default kind (default: PredictorConfig's)")
@@ -67,9 +69,10 @@ def run(args) -> str:
     config = PredictorConfig(cache_size=32)
     if getattr(args, "latency_auto_beam_width", None):
         config.auto_beam_width = args.latency_auto_beam_width
-    from models.quantize import resolve_quantize
+    ckpt = load_checkpoint(args.model)
+    params = sum(p.numel() for p in ckpt.model.parameters())  # before quantizing: int8 Linears hold none
     quantize = resolve_quantize(getattr(args, "latency_quantize", "auto"), "cpu")
-    cached = Predictor.from_checkpoint(args.model, config=config, quantize=quantize)
+    cached = Predictor(quantize_model(ckpt.model, quantize), ckpt.tokenizer, config=config)
     uncached = Predictor(cached.model, cached.tokenizer, config=PredictorConfig(**{**config.__dict__, "cache_size": 0}))
     texts = held_out_texts(args.data, seed=args.latency_seed)
     rng = random.Random(args.latency_seed)
@@ -102,8 +105,6 @@ def run(args) -> str:
                 typed["no"].append(timed(uncached, prompt, kind, suffix))
         return [_row(label, kind_name, "yes", typed["yes"]), _row(label, kind_name, "no", typed["no"])]
 
-    from models.checkpoint import load_checkpoint
-    params = sum(p.numel() for p in load_checkpoint(args.model).model.parameters())
     lines = [f"Model `{args.model}` ({params / 1e6:.1f}M parameters, "
              f"{type(cached.model).__name__}, weights {'int8' if quantize == 'int8' else 'fp32'}), "
              f"torch threads {args.latency_threads}, default kind with "

@@ -20,6 +20,8 @@ import torch
 
 from .metrics import (char_surprise, clip_text, following_lines, line_completion, line_scores, percentile,
                       sample_regions, simulate_typing, token_stats)
+from models.quantize import QUANTIZE_CHOICES
+
 from .predictor import Predictor, PredictorConfig
 from .project import neighbours, split_projects
 from .remote import RemotePredictor
@@ -71,7 +73,7 @@ def parse_args(argv=None):
                    help="beams for the default kind (1: greedy)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--quantize", choices=("auto", "none", "int8"), default="auto",
+    p.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="auto",
                    help="the in-process model's weights (models/quantize.py; auto = int8 on the CPU, as served)")
     p.add_argument("--server", metavar="URL",
                    help="type through a running completion server (e.g. http://127.0.0.1:5000) instead of an "

@@ -97,7 +97,7 @@ def main(conn, cfg: dict) -> None:
         from models.checkpoint import load_checkpoint
         from models.quantize import quantize_model, resolve_quantize
         device = resolve_device(cfg["device"])
-        quantize = resolve_quantize(cfg.get("quantize", "none"), device)
+        quantize = resolve_quantize(cfg["quantize"], device)
         ckpt = load_checkpoint(cfg["model"], device=device)
         info = server.model_info(cfg["model"], ckpt)
         info.update(device=device, quantize=quantize)
