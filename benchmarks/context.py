@@ -10,7 +10,8 @@ other held-out files (its own project's first, then others) up to --context-extr
 - typed-through: the next --context-run-chars keystrokes, one request per character, the same chunks;
   `prompt` = the whole text before the cursor (at most 64K characters), as the extension sends it;
 - for comparison the same keystrokes with today's request: the last 20 lines, no `input_extra`.
-Then the server's resident memory (VmRSS, VmHWM) and its context store's bytes from /metrics.
+Then the server's memory (PSS and VmRSS summed over the HTTP process and its engine workers) and its
+context store's bytes from /metrics.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import random
 import sys
 from pathlib import Path
 
-from benchmarks.server_load import Client, ServerProcess, percentile, prompt_files
+from benchmarks.server_load import Client, ServerProcess, percentile, prompt_files, tree_memory_mib
 from evaluate.metrics import line_starts_of, prompt_at
 
 
@@ -54,7 +55,7 @@ def run(args) -> str:
     first, typed, today, extra_sizes = [], [], [], []
     with ServerProcess(args.model) as server:
         client = Client(server.port)
-        rss_loaded = server.rss_kib()
+        mem_loaded = tree_memory_mib(server.proc.pid)  # the HTTP process and its engine workers
         for run_index in range(args.context_runs):
             target = rng.choice(big)
             text = target.read_text(encoding="utf-8", errors="replace")
@@ -71,7 +72,7 @@ def run(args) -> str:
             for k in range(args.context_run_chars):
                 status, ms, _ = client.complete({"prompt": prompt_at(text, starts, cursor + k, 20)})
                 today.append(ms)
-        rss_after = server.rss_kib()
+        mem_after = tree_memory_mib(server.proc.pid)
         metrics = Client(server.port).conn
         metrics.request("GET", "/metrics")
         lines = metrics.getresponse().read().decode().splitlines()
@@ -90,8 +91,9 @@ def run(args) -> str:
            row("first request bringing new chunks (whole prompt + input_extra)", first),
            row("typed-through, whole prompt + input_extra", typed),
            row("typed-through, today's request (20 lines, no input_extra)", today), "",
-           f"Server memory: VmRSS {rss_loaded['VmRSS'] / 1024:.0f} MiB after loading, "
-           f"{rss_after['VmRSS'] / 1024:.0f} MiB after the runs (peak VmHWM {rss_after['VmHWM'] / 1024:.0f} MiB); "
+           f"Server memory ({mem_after['processes']} processes, summed): PSS {mem_loaded['pss']:.0f} MiB after "
+           f"loading, {mem_after['pss']:.0f} MiB after the runs (VmRSS {mem_loaded['rss']:.0f} / "
+           f"{mem_after['rss']:.0f} MiB); "
            f"context store: {store.get('autocomplete_engine_context_block_bytes', 0) / 2**20:.1f} MiB of token ids "
            f"in {store.get('autocomplete_engine_context_blocks', 0):.0f} blocks, "
            f"{store.get('autocomplete_engine_context_segment_bytes', 0) / 2**20:.1f} MiB of indexes in "

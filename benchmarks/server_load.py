@@ -28,16 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVER = ROOT / "server.py"
 
 
-def rss_kib(pid: int) -> dict[str, int]:
-    """VmRSS (now) and VmHWM (peak) of a process, in KiB, from /proc/PID/status."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0])
-    return fields
-
-
 class ServerProcess:
     """`python server.py --port 0 ...` as a context manager: learns its port, waits for /health 200.
 
@@ -92,9 +82,6 @@ class ServerProcess:
     def output(self) -> str:
         time.sleep(0.1)  # let the drain threads catch up
         return "".join(self.stdout) + "".join(self.stderr)
-
-    def rss_kib(self) -> dict[str, int]:
-        return rss_kib(self.proc.pid)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
