@@ -304,7 +304,7 @@ class Predictor:
             return entry.state, entry.logits
         rest = torch.tensor([context[n:]], dtype=torch.long)
         with torch.inference_mode():
-            out, state = self.model(rest, entry.state if entry is not None else None)
+            out, state = self.model(rest, entry.state if entry is not None else None, last_only=True)
         logits = out[0, -1]
         self.counters["tokens_fed"] += rest.shape[1]
         self.counters["forward_calls"] += 1

@@ -77,8 +77,8 @@ class HighwayModel(LanguageModel):
         for layer in self.layers:
             layer.reset_gate_bias(-2.0)
 
-    def forward(self, tokens: torch.Tensor, state: HighwayState | None = None):
-        """tokens: [B, T] -> logits [B, T, V], new HighwayState."""
+    def forward(self, tokens: torch.Tensor, state: HighwayState | None = None, last_only: bool = False):
+        """tokens: [B, T] -> logits [B, T, V] ([B, 1, V] with `last_only`), new HighwayState."""
         B, T = tokens.shape
         x = self.dropout(self.embed(tokens))  # [B, T, d]
         new_s = []
@@ -87,7 +87,7 @@ class HighwayModel(LanguageModel):
             x = layer(x, s0)  # [B, T, d]
             new_s.append(x[:, -1])
             x = self.dropout(x) if i < len(self.layers) - 1 else x
-        logits = self.head(self.dropout(x))
+        logits = self.head(self.dropout(x[:, -1:] if last_only else x))
         n = 0 if state is None else state.n_tokens
         return logits, HighwayState(torch.stack(new_s), n + T)
 

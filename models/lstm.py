@@ -46,12 +46,12 @@ class LstmModel(LanguageModel):
                 if name.startswith("bias_ih"):
                     p[d:2 * d].fill_(1.0)
 
-    def forward(self, tokens: torch.Tensor, state: LstmState | None = None):
-        """tokens: [B, T] -> logits [B, T, V], new LstmState."""
+    def forward(self, tokens: torch.Tensor, state: LstmState | None = None, last_only: bool = False):
+        """tokens: [B, T] -> logits [B, T, V] ([B, 1, V] with `last_only`), new LstmState."""
         x = self.dropout(self.embed(tokens))  # [B, T, d]
         hc = None if state is None else (state.h.to(x.dtype), state.c.to(x.dtype))
         out, (h, c) = self.lstm(x, hc)  # out: [B, T, d]; h, c: [layers, B, d] (new tensors)
-        logits = self.head(self.dropout(out))
+        logits = self.head(self.dropout(out[:, -1:] if last_only else out))
         n = 0 if state is None else state.n_tokens
         return logits, LstmState(h, c, n + tokens.shape[1])
 

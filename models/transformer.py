@@ -22,6 +22,15 @@ the previous state) compute exactly the same thing, even for texts longer than `
 State (`TransformerState`): per layer a key and a value tensor of shape [B, heads, C, d_head] (C cached
 positions, already rotated) and `position`, the absolute position of the next token (the same for every
 row of the batch: rows of one state always have the same length).
+
+**Shared context in beam search.** Beams branch from one context and differ only in the few tokens they
+generated. Copying the context's keys per beam (`select_state`) and again to append one token (`torch.cat`)
+was most of a search step's time (measured: 55 % of a [4, 1] step over 249 cached positions). So
+`select_state` on a one-row state keeps that row as `shared_keys`/`shared_values` ([1, heads, P, d_head],
+the positions before every row's own `keys`), and the rows' own caches start empty. A one-token step then
+attends over both parts without materialising the shared part B times (`shared_prefix_attention`): only
+the rows' own few positions are copied per step. A state with a shared part that gets more than one new
+token, or whose own part would fill the window, is first flattened back (one copy, as before).
 """
 from __future__ import annotations
 
@@ -40,6 +49,9 @@ class TransformerState(NamedTuple):
     keys: tuple[torch.Tensor, ...]  # per layer [B, heads, C, d_head], rotated
     values: tuple[torch.Tensor, ...]  # per layer [B, heads, C, d_head]
     position: int  # absolute position of the next token
+    # Positions before `keys` common to every row, per layer [1, heads, P, d_head] (None: no shared part).
+    shared_keys: tuple[torch.Tensor, ...] | None = None
+    shared_values: tuple[torch.Tensor, ...] | None = None
 
 
 class RotaryEmbedding(nn.Module):
@@ -75,6 +87,22 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
 
 
+def shared_prefix_attention(q, k, v, shared_k, shared_v) -> torch.Tensor:
+    """Attention of one new position per row over the positions shared by all rows and the row's own.
+
+    q: [B, heads, 1, d_head]; k, v: the rows' own [B, heads, C, d_head]; shared_k, shared_v:
+    [1, heads, P, d_head] (earlier positions). softmax over the P + C scores of each row, computed without
+    expanding the shared part to B rows: the B queries of a head form one [B, P] product with it.
+    Returns [B, heads, 1, d_head]."""
+    P = shared_k.shape[2]
+    q_rows = q.transpose(0, 2)  # [1, heads, B, d_head]: the rows as queries of one sequence
+    scores_shared = (q_rows @ shared_k.transpose(-1, -2)).transpose(0, 2)  # [B, heads, 1, P]
+    scores_own = q @ k.transpose(-1, -2)  # [B, heads, 1, C]
+    w = (torch.cat((scores_shared, scores_own), dim=-1) * q.shape[-1] ** -0.5).softmax(dim=-1)
+    y_shared = (w[..., :P].transpose(0, 2) @ shared_v).transpose(0, 2)  # [B, heads, 1, d_head]
+    return y_shared + w[..., P:] @ v
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -87,8 +115,9 @@ class CausalSelfAttention(nn.Module):
         self.proj.residual_out = True
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, cos, sin, past_k, past_v, mask, is_causal):
-        """x: [B, T, d]; past_k/past_v: [B, heads, C, d_head] or None; mask: bool [T, C + T] or None.
+    def forward(self, x, cos, sin, past_k, past_v, mask, is_causal, shared_k=None, shared_v=None):
+        """x: [B, T, d]; past_k/past_v: [B, heads, C, d_head] or None; mask: bool [T, C + T] or None;
+        shared_k/shared_v: [1, heads, P, d_head] before the past (T = 1 only) or None.
         Returns the output [B, T, d] and the keys/values of cache + new tokens [B, heads, C + T, d_head]."""
         B, T, d = x.shape
         # [B, T, 3, heads, d_head] -> [3, B, heads, T, d_head]
@@ -99,9 +128,12 @@ class CausalSelfAttention(nn.Module):
             # New tensors: the cached ones are never written to.
             k = torch.cat((past_k.to(k.dtype), k), dim=2)
             v = torch.cat((past_v.to(v.dtype), v), dim=2)
-        # softmax(q k^T / sqrt(d_head) + mask) v, fused (flash attention on CPU when is_causal and no mask)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        if shared_k is not None:
+            y = shared_prefix_attention(q, k, v, shared_k.to(q.dtype), shared_v.to(v.dtype))
+        else:
+            # softmax(q k^T / sqrt(d_head) + mask) v, fused (flash attention on CPU when is_causal, no mask)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
+                                               dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).reshape(B, T, d)  # [B, heads, T, d_head] -> [B, T, d]
         return self.resid_dropout(self.proj(y)), k, v
 
@@ -128,8 +160,8 @@ class Block(nn.Module):
         self.norm_mlp = nn.LayerNorm(config.d_model)
         self.mlp = MLP(config)
 
-    def forward(self, x, cos, sin, past_k, past_v, mask, is_causal):
-        a, k, v = self.attn(self.norm_attn(x), cos, sin, past_k, past_v, mask, is_causal)
+    def forward(self, x, cos, sin, past_k, past_v, mask, is_causal, shared_k=None, shared_v=None):
+        a, k, v = self.attn(self.norm_attn(x), cos, sin, past_k, past_v, mask, is_causal, shared_k, shared_v)
         x = x + a
         x = x + self.mlp(self.norm_mlp(x))
         return x, k, v
@@ -164,31 +196,68 @@ class TransformerModel(LanguageModel):
         k = torch.arange(cached + new, device=device)[None, :]
         return (k <= q) & (k > q - window), False
 
-    def forward(self, tokens: torch.Tensor, state: TransformerState | None = None):
-        """tokens: LongTensor[B, T] -> logits [B, T, V], new TransformerState."""
+    def forward(self, tokens: torch.Tensor, state: TransformerState | None = None, last_only: bool = False):
+        """tokens: LongTensor[B, T] -> logits [B, T, V] ([B, 1, V] with `last_only`), new TransformerState."""
         B, T = tokens.shape
+        keep = self.config.max_len - 1  # positions a future token can still see
+        shared_k = shared_v = None
+        if state is not None and state.shared_keys is not None:
+            if T > 1 or state.keys[0].shape[2] + T > keep:
+                state = self.flatten_state(state)
+            else:  # slide: the oldest shared positions leave the window first
+                # The new token sees max_len = keep + 1 positions (itself included); the state keeps `keep`.
+                seen = state.shared_keys[0].shape[2] + state.keys[0].shape[2]
+                drop = max(0, seen - keep)
+                shared_k = tuple(s[:, :, drop:] for s in state.shared_keys)
+                shared_v = tuple(s[:, :, drop:] for s in state.shared_values)
         start = state.position if state is not None else 0
         cached = state.keys[0].shape[2] if state is not None else 0
         cos, sin = self.rotary(start, T)  # [T, d_head]
         mask, is_causal = self._mask(cached, T, tokens.device)
-        keep = self.config.max_len - 1  # positions a future token can still see
 
         x = self.dropout(self.embed(tokens))  # [B, T, d]
         keys, values = [], []
         for i, block in enumerate(self.blocks):
             past_k = state.keys[i] if state is not None else None
             past_v = state.values[i] if state is not None else None
-            x, k, v = block(x, cos, sin, past_k, past_v, mask, is_causal)
+            x, k, v = block(x, cos, sin, past_k, past_v, mask, is_causal,
+                            shared_k[i] if shared_k else None, shared_v[i] if shared_v else None)
             if k.shape[2] > keep:  # slide: drop the oldest positions
                 k, v = k[:, :, k.shape[2] - keep:], v[:, :, v.shape[2] - keep:]
             keys.append(k)
             values.append(v)
+        if last_only:
+            x = x[:, -1:]
         logits = self.head(self.norm(x))  # [B, T, V]
-        return logits, TransformerState(tuple(keys), tuple(values), start + T)
+        if shared_k is not None and shared_k[0].shape[2] + keys[0].shape[2] > keep:
+            shared_k = tuple(s[:, :, 1:] for s in shared_k)  # one more left with the new token
+            shared_v = tuple(s[:, :, 1:] for s in shared_v)
+        return logits, TransformerState(tuple(keys), tuple(values), start + T, shared_k, shared_v)
 
     def select_state(self, state: TransformerState, index: torch.Tensor) -> TransformerState:
+        if state.shared_keys is None and state.keys[0].shape[0] == 1:
+            # Beams branching from one context share its keys; their own caches start empty.
+            return TransformerState(tuple(index_rows(k[:, :, :0], index, 0) for k in state.keys),
+                                    tuple(index_rows(v[:, :, :0], index, 0) for v in state.values),
+                                    state.position, state.keys, state.values)
         return TransformerState(tuple(index_rows(k, index, 0) for k in state.keys),
-                                tuple(index_rows(v, index, 0) for v in state.values), state.position)
+                                tuple(index_rows(v, index, 0) for v in state.values), state.position,
+                                state.shared_keys, state.shared_values)
+
+    def flatten_state(self, state: TransformerState) -> TransformerState:
+        """The same state with its shared part copied into every row: [B, heads, P + C, d_head] per layer."""
+        if state.shared_keys is None:
+            return state
+        B = state.keys[0].shape[0]
+
+        def join(shared, own):
+            return torch.cat((shared.to(own.dtype).expand(B, -1, -1, -1), own), dim=2)
+        return TransformerState(tuple(join(s, k) for s, k in zip(state.shared_keys, state.keys)),
+                                tuple(join(s, v) for s, v in zip(state.shared_values, state.values)),
+                                state.position)
 
     def state_length(self, state: TransformerState | None) -> int:
-        return 0 if state is None else state.keys[0].shape[2]
+        if state is None:
+            return 0
+        shared = state.shared_keys[0].shape[2] if state.shared_keys is not None else 0
+        return shared + state.keys[0].shape[2]

@@ -82,8 +82,8 @@ class TransformerXLModel(LanguageModel):
             new_mems.append(m[max(0, m.shape[0] - self.config.mem_len):])
         return h, new_mems
 
-    def forward(self, tokens: torch.Tensor, state: XLState | None = None):
-        """tokens: [B, T] -> logits [B, T, V], new XLState."""
+    def forward(self, tokens: torch.Tensor, state: XLState | None = None, last_only: bool = False):
+        """tokens: [B, T] -> logits [B, T, V] ([B, 1, V] with `last_only`), new XLState."""
         x = self.dropout(self.embed(tokens)).transpose(0, 1)  # [T, B, d]
         mems = list(state.mems) if state is not None else []
         outputs = []
@@ -91,7 +91,7 @@ class TransformerXLModel(LanguageModel):
             h, mems = self._segment(x[start:start + self.config.max_len], mems)
             outputs.append(h)
         h = torch.cat(outputs, dim=0).transpose(0, 1)  # [B, T, d] (TransformerXL applies the final norm)
-        return self.head(self.dropout(h)), XLState(tuple(mems))
+        return self.head(self.dropout(h[:, -1:] if last_only else h)), XLState(tuple(mems))
 
     def select_state(self, state: XLState, index: torch.Tensor) -> XLState:
         return XLState(tuple(index_rows(m, index, 1) for m in state.mems))

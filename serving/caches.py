@@ -3,62 +3,82 @@
 The engine's prefix cache and step cache are LRUs of 32 entries each, and an entry is a model state: for
 the default model (4 layers, 255 cached positions, d 256, fp32) 2 MB of keys and values, so one
 `Predictor` may hold ~130 MB of states, and a worker with several engine slots several times that. Here
-every slot's two caches get a byte budget (`BytePrefixCache`: the LRU is evicted until the tensors it
-holds fit) and the project-context store its block/segment budgets, all carved out of one per-worker
-figure (`--cache-mb`, worker.py), so the total is bounded whatever the number of slots.
+every slot's two caches get a byte budget (`BytePrefixCache`: the LRU is evicted until the tensor
+storages it holds fit, each counted once) and the project-context store its block/segment budgets, all
+carved out of one per-worker figure (`--cache-mb`, worker.py), so the total is bounded whatever the
+number of slots.
 """
 from __future__ import annotations
 
 from evaluate.cache import CacheEntry, PrefixCache
 
 
-def tensor_bytes(obj, seen: set | None = None) -> int:
-    """Bytes of the tensor storages reachable from `obj` (tuples, lists, NamedTuples, dataclass-like
-    CacheEntry), each storage counted once (a view counts its whole storage: that is what it keeps alive)."""
+def storages(obj, found: dict[int, int] | None = None) -> dict[int, int]:
+    """{storage address: bytes} of the tensor storages reachable from `obj` (tuples, lists, NamedTuples,
+    CacheEntry); a view stands for its whole storage: that is what it keeps alive."""
     import torch
-    seen = set() if seen is None else seen
+    found = {} if found is None else found
     if isinstance(obj, torch.Tensor):
         storage = obj.untyped_storage()
-        key = storage.data_ptr()
-        if key in seen:
-            return 0
-        seen.add(key)
-        return storage.nbytes()
-    if isinstance(obj, CacheEntry):
-        return tensor_bytes(obj.state, seen) + tensor_bytes(obj.logits, seen)
-    if isinstance(obj, (tuple, list)):
-        return sum(tensor_bytes(x, seen) for x in obj)
-    return 0
+        found[storage.data_ptr()] = storage.nbytes()
+    elif isinstance(obj, CacheEntry):
+        storages(obj.state, found)
+        storages(obj.logits, found)
+    elif isinstance(obj, (tuple, list)):
+        for x in obj:
+            storages(x, found)
+    return found
+
+
+def tensor_bytes(obj) -> int:
+    """Bytes of the tensor storages reachable from `obj`, each storage counted once."""
+    return sum(storages(obj).values())
 
 
 class BytePrefixCache(PrefixCache):
-    """`PrefixCache` bounded by entries and by the bytes of the tensors its entries hold."""
+    """`PrefixCache` bounded by entries and by the bytes of the tensor storages its entries hold.
+
+    A storage held by several entries is counted once: the states of a beam search's steps all share the
+    context's keys (models/transformer.py, "Shared context"), so each one adds only its own few positions.
+    """
 
     def __init__(self, capacity: int, max_bytes: int):
         super().__init__(capacity)
         self.max_bytes = max_bytes
         self.nbytes = 0
-        self._sizes: dict[tuple[int, ...], int] = {}
+        self._storages: dict[tuple[int, ...], dict[int, int]] = {}  # entry -> its storages
+        self._refs: dict[int, int] = {}  # storage -> entries holding it
 
     def put(self, ids, entry) -> None:
         if self.capacity == 0 or not ids:
             return
-        size = tensor_bytes(entry)
-        if size > self.max_bytes:
+        held = storages(entry)
+        if sum(held.values()) > self.max_bytes:
             return  # would evict everything and still not fit
         if ids in self.entries:
-            self.nbytes -= self._sizes.pop(ids, 0)
+            self._release(ids)
         self.entries[ids] = entry
         self.entries.move_to_end(ids)
-        self._sizes[ids] = size
-        self.nbytes += size
+        self._storages[ids] = held
+        for ptr, size in held.items():
+            self._refs[ptr] = self._refs.get(ptr, 0) + 1
+            if self._refs[ptr] == 1:
+                self.nbytes += size
         while len(self.entries) > self.capacity or self.nbytes > self.max_bytes:
             old, _ = self.entries.popitem(last=False)
-            self.nbytes -= self._sizes.pop(old, 0)
+            self._release(old)
+
+    def _release(self, ids) -> None:
+        for ptr, size in self._storages.pop(ids, {}).items():
+            self._refs[ptr] -= 1
+            if self._refs[ptr] == 0:
+                del self._refs[ptr]
+                self.nbytes -= size
 
     def clear(self) -> None:
         super().clear()
-        self._sizes.clear()
+        self._storages.clear()
+        self._refs.clear()
         self.nbytes = 0
 
 

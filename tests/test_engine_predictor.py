@@ -120,10 +120,10 @@ class SlowModel(nn.Module):
         self.model, self.delay, self.calls = model, delay, 0
         self.max_context = model.max_context
 
-    def forward(self, tokens, state=None):
+    def forward(self, tokens, state=None, last_only=False):
         self.calls += 1
         time.sleep(self.delay)
-        return self.model(tokens, state)
+        return self.model(tokens, state, last_only=last_only)
 
     def select_state(self, state, index):
         return self.model.select_state(state, index)

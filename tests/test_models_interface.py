@@ -171,3 +171,48 @@ def test_tiny_model_overfits_a_small_text(arch):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
     assert loss.item() < 0.5, f"{arch} did not memorise the text: loss {loss.item():.3f}"
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_last_only_gives_the_last_position(arch):
+    model = tiny(arch)
+    x = tokens(2, 12)
+    with torch.no_grad():
+        whole, state = model(x)
+        last, state_last = model(x, last_only=True)
+    assert last.shape == (2, 1, VOCAB)
+    torch.testing.assert_close(last[:, 0], whole[:, -1], atol=1e-5, rtol=1e-5)
+    for a, b in zip(state_tensors(state), state_tensors(state_last)):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("context", [5, 12, 40])
+def test_transformer_beams_share_their_context(context):
+    # Beam search: rows branch from a one-row state, step one token at a time and get reordered. The
+    # context's keys stay shared (not copied per row) and every row's logits equal feeding that row's
+    # whole text from scratch, past the sliding window (16) too.
+    model = tiny("transformer")
+    x = tokens(1, context)
+    rows = [x[0].tolist()] * 3
+    with torch.no_grad():
+        _, state = model(x)
+        state = model.select_state(state, torch.tensor([0, 0, 0]))
+        assert state.shared_keys is not None and state.keys[0].shape[2] == 0
+        for step in range(20):
+            if step % 4 == 3:  # survivors reordered, one beam duplicated
+                order = [2, 0, 0]
+                state = model.select_state(state, torch.tensor(order))
+                rows = [rows[i] for i in order]
+            nxt = tokens(3, 1, seed=100 + step)
+            logits, state = model(nxt, state)
+            rows = [r + [t] for r, t in zip(rows, nxt[:, 0].tolist())]
+            for r, row in enumerate(rows):
+                ref, _ = model(torch.tensor([row]))
+                torch.testing.assert_close(logits[r, -1], ref[0, -1], atol=1e-5, rtol=1e-5)
+            assert model.state_length(state) == min(len(rows[0]), MAX_LEN - 1)
+        # More than one new token continues from the flattened state, as the model's own would.
+        more = tokens(3, 3, seed=999)
+        got, _ = model(more, state)
+        for r, row in enumerate(rows):
+            ref, _ = model(torch.tensor([row + more[r].tolist()]))
+            torch.testing.assert_close(got[r], ref[0, -3:], atol=1e-5, rtol=1e-5)

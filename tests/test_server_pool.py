@@ -205,6 +205,7 @@ def test_batched_forward_equals_the_models_own(tiny):
             assert logits.shape == (tokens.shape[0], 1, ref_logits.shape[-1])
             assert torch.allclose(logits[:, -1], ref_logits[:, -1], atol=1e-5)
             assert new.position == ref.position
+            new, ref = model.flatten_state(new), model.flatten_state(ref)  # the model's own keeps a shared part
             for a, b in zip(new.keys + new.values, ref.keys + ref.values):
                 assert torch.allclose(a, b, atol=1e-5)
         # prompt feeds (T > 1) too, with and without a cached state, past the sliding window
@@ -251,9 +252,27 @@ def test_cache_byte_bounds_hold(tiny):
         predictor.complete(text[:200 + 37 * i], kind="line")
         for c in (cache, steps):
             assert c.nbytes <= c.max_bytes
-            assert c.nbytes == sum(tensor_bytes(e) for e in c.entries.values())  # the books are right
+            assert c.nbytes == tensor_bytes(list(c.entries.values()))  # the books are right
     assert len(cache) < 32  # the byte bound, not the entry bound, is what evicted
     assert cache.hits + cache.misses >= 60 and len(cache) >= 1
+
+
+def test_byte_cache_counts_a_shared_storage_once():
+    from evaluate.cache import CacheEntry
+    shared = torch.zeros(1000)  # 4,000 bytes held by both entries (a beam search's context keys)
+    a = CacheEntry((shared[10:], torch.zeros(10)), torch.zeros(5))
+    b = CacheEntry((shared[20:], torch.zeros(20)), torch.zeros(5))
+    cache = BytePrefixCache(capacity=8, max_bytes=10_000)
+    cache.put((1,), a)
+    cache.put((2,), b)
+    assert cache.nbytes == 4000 + 40 + 20 + 80 + 20
+    cache.put((3,), CacheEntry((torch.zeros(1465),), torch.zeros(5)))  # 5,880 more: over 10,000
+    assert list(cache.entries) == [(2,), (3,)]  # the oldest went, the shared storage stays for (2,)
+    assert cache.nbytes == 4000 + 80 + 20 + 5880 == tensor_bytes(list(cache.entries.values()))
+    cache.put((4,), CacheEntry((torch.zeros(100),), torch.zeros(5)))
+    assert (2,) not in cache.entries and cache.nbytes == 5880 + 420  # last holder gone: counted out
+    cache.put((3,), CacheEntry((torch.zeros(10),), torch.zeros(5)))  # replacing an entry releases the old
+    assert cache.nbytes == 60 + 420
 
 
 def test_server_cache_budget_is_respected(checkpoint):

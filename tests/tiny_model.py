@@ -146,9 +146,9 @@ class BigramModel(nn.Module):
         self.register_buffer("table", table.float())  # [V, V]: row = previous token, column = next
         self.forward_calls = 0
 
-    def forward(self, tokens: torch.Tensor, state=None):
+    def forward(self, tokens: torch.Tensor, state=None, last_only: bool = False):
         self.forward_calls += 1
-        return self.table[tokens], tokens[:, -1].clone()
+        return self.table[tokens[:, -1:] if last_only else tokens], tokens[:, -1].clone()
 
     def select_state(self, state, index):
         return None if state is None else state.index_select(0, index)
