@@ -63,7 +63,7 @@ class ServerConfig:
     queue_size: int = 16                  # requests that may wait for the busy model
     max_wait_ms: float = 2000.0           # a request waiting longer than this gets 503
     retry_after_s: int = 1                # Retry-After on every 503
-    time_budget_ms: float | None = None   # engine time budget per request (None: the engine's default)
+    time_budget_ms: float | None = None   # latency budget per request from its arrival (None: no budget)
     max_time_budget_ms: float = 5000.0    # cap on a client's own "time_budget_ms"
     max_prompt_chars: int = 64 * 1024     # keep only the last 64K characters of the prompt
     max_suffix_chars: int = 16 * 1024     # and the first 16K characters of the suffix
@@ -184,6 +184,18 @@ def parse_completion_request(config: ServerConfig) -> dict:
             "time_budget_ms": budget, "extra": extra}
 
 
+def with_remaining_budget(args: dict, waited_ms: float) -> dict:
+    """`time_budget_ms` is the client's latency budget from the request's arrival: what the wait for an
+    engine slot used is no longer the engine's. An editor's completion that comes late is stale (the user
+    typed on), so under load a request that waited gets a shorter search rather than a later answer. Past
+    its budget the engine still answers from the prompt feed and the search's first step (~0.001 ms left
+    makes it stop at its first deadline check)."""
+    budget = args.get("time_budget_ms")
+    if budget is None:
+        return args
+    return {**args, "time_budget_ms": max(budget - waited_ms, 0.001)}
+
+
 def parse_input_extra(chunks, config: ServerConfig) -> list[str]:
     """The texts of `input_extra` ([{"filename": str, "text": str}, ...], llama.cpp's convention; absent or
     null: none). Wrong shapes or types: 400; too many chunks or characters: 413 (nothing is cut silently:
@@ -293,6 +305,7 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
             state.metrics.error("queue_timeout")
             raise ApiError(503, "server busy: waited too long for the model", "queue_timeout", retry)
         queued = time.perf_counter()
+        args = with_remaining_budget(args, (queued - start) * 1000)
         try:
             if client_disconnected(request.environ):
                 # Nobody will read the answer: leave the model to requests that still matter.
@@ -470,7 +483,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     d = ServerConfig()
     p.add_argument("--queue-size", type=int, default=d.queue_size, help="requests that may wait")
     p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms, help="longest wait in the queue")
-    p.add_argument("--time-budget-ms", type=float, default=None, help="engine time budget per request")
+    p.add_argument("--time-budget-ms", type=float, default=None,
+                   help="latency budget per request, counted from its arrival (the wait for a worker included): "
+                        "the search stops there and answers its best so far (default: none)")
     p.add_argument("--threads", type=int, default=None, help="waitress threads (default queue-size + 4)")
     p.add_argument("--torch-threads", type=int, default=1,
                    help="torch intra-op threads per engine worker (default 1: one small forward gains little "

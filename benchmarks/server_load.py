@@ -137,7 +137,7 @@ def engine_worker(model: str, threads: int, device: str = "cpu"):
 
     import server
     torch.set_num_threads(threads)
-    predictor, info = server.load_model(model, device)
+    predictor, info = server.load_model(model, device, quantize="auto")  # the server's default weights
     print(json.dumps(info), flush=True)
     for line in sys.stdin:
         body = json.loads(line)
@@ -291,6 +291,8 @@ VARIANTS = {
     "w1s2nb": ("1 worker process, 2 engine threads, no batching (`--workers 1 --slots 2 --no-batching`)",
                ["--workers", "1", "--slots", "2", "--no-batching"]),
     "w2s1": ("2 worker processes x 1 slot, int8 weights (the default)", ["--workers", "2", "--slots", "1"]),
+    "w2s1b250": ("2 workers x 1 slot, 250 ms latency budget (`--time-budget-ms 250`)",
+                 ["--workers", "2", "--slots", "1", "--time-budget-ms", "250"]),
     "w2s4nb": ("2 workers x 4 slots, no batching (`--no-batching`)",
                ["--workers", "2", "--slots", "4", "--no-batching"]),
     "w2s4": ("2 workers x 4 slots, batched (`--slots 4`)", ["--workers", "2", "--slots", "4"]),
@@ -348,11 +350,15 @@ def run(args) -> str:
                 prompts = sample_prompts(data, n, seed=1 if clients == 1 else 1 + clients)
                 batches0 = metric_value(srv.port, "autocomplete_engine_batches_total")
                 calls0 = metric_value(srv.port, "autocomplete_engine_batched_calls_total")
+                cut0 = metric_value(srv.port, "autocomplete_engine_timeouts_total")
                 res = run_clients(srv.port, prompts, clients)
                 lat = res["latencies"]
                 overhead = [c - e for c, e in zip(lat, res["engine_ms"]) if e is not None]
+                time.sleep(0.3)  # the idle workers have reported their counters
+                cut = metric_value(srv.port, "autocomplete_engine_timeouts_total") - cut0
                 rows.append((label, clients, len(lat), percentile(lat, 50), percentile(lat, 99),
-                             len(lat) / res["wall"], res["failures"], percentile(overhead, 50)))
+                             len(lat) / res["wall"], res["failures"], percentile(overhead, 50),
+                             100 * cut / max(len(lat), 1)))
                 if key == "w2s4" and clients == max(client_counts):
                     time.sleep(0.5)  # idle: the workers report their counters
                     Client(srv.port).complete(prompts[0])
@@ -364,12 +370,13 @@ def run(args) -> str:
             memory.append((label, mem_ready, tree_memory_mib(srv.proc.pid)))
 
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    lines = ["| server | clients | answered 200 | p50 ms | p99 ms | req/s | not 200 | client − engine p50 ms |",
-             "|---|---:|---:|---:|---:|---:|---|---:|",
-             f"| engine only (own process, no HTTP) | 1 | {len(engine)} | {percentile(engine, 50):.1f} | "
-             f"{percentile(engine, 99):.1f} | {len(engine) / (sum(engine) / 1000):.1f} | 0 | – |"]
+    lines = ["| server | clients | answered 200 | p50 ms | p99 ms | req/s | not 200 | client − engine p50 ms | "
+             "searches cut by the budget |",
+             "|---|---:|---:|---:|---:|---:|---|---:|---:|",
+             f"| engine only (own process, no HTTP, `--quantize auto` as the server) | 1 | {len(engine)} | {percentile(engine, 50):.1f} | "
+             f"{percentile(engine, 99):.1f} | {len(engine) / (sum(engine) / 1000):.1f} | 0 | – | – |"]
     lines += [f"| {label} | {clients} | {n} | {p50:.1f} | {p99:.1f} | {rps:.1f} | {describe_statuses(fail)} | "
-              f"{ovh:.2f} |" for label, clients, n, p50, p99, rps, fail, ovh in rows]
+              f"{ovh:.2f} | {cut:.1f} % |" for label, clients, n, p50, p99, rps, fail, ovh, cut in rows]
     lines += ["", "| server | processes | VmRSS sum, loaded | VmRSS sum, after the runs | PSS sum, loaded | "
               "PSS sum, after the runs |", "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {label} | {after['processes']} | {ready['rss']:.0f} MiB | {after['rss']:.0f} MiB | "

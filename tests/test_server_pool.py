@@ -311,3 +311,38 @@ def test_slot_gate_prefers_home_hands_over_fifo_and_is_bounded():
     assert gate.enter("a", 0.01) is None and gate.depth == 0  # timed out, left the queue
     gate.leave("a")
     assert gate.enter("b", 0) == "a"
+
+
+def test_time_budget_counts_the_wait_for_a_worker(checkpoint):
+    # One engine slot. Request A brings ~500K characters of new input_extra (the context store indexes them:
+    # far longer than B's budget); B, sent while A computes, waits for the slot past its whole 60 ms budget.
+    # B is still answered, from the prompt feed and the first search step: the engine got what was left of
+    # B's budget (nothing), not 60 ms of its own, so B's search stopped at its first deadline check.
+    import random
+    rng = random.Random(0)
+    words = [f"name_{i}" for i in range(5000)]
+    extra = [{"filename": f"m{j}.py", "text": "\n".join(
+        f"def {rng.choice(words)}({rng.choice(words)}):\n    return {rng.choice(words)} + {j}" for _ in range(900))}
+        for j in range(10)]
+    block = {"prompt": "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n",
+             "kind": "block", "max_suggestions": 3}
+    with ServerProcess(checkpoint, "--torch-threads", "1", "--workers", "1", "--slots", "1") as s:
+        requests.post(s.url + "/autocomplete", json=block, timeout=60)  # warm: B alone, no wait
+        timeouts_before = metric(s.url, "autocomplete_engine_timeouts_total")
+        answers = {}
+
+        def send(name, body):
+            answers[name] = requests.post(s.url + "/autocomplete", json=body, timeout=60)
+
+        a = threading.Thread(target=send, args=("a", {"prompt": "x = 1\n", "input_extra": extra}))
+        a.start()
+        time.sleep(0.05)  # A is in the engine
+        send("b", {**block, "time_budget_ms": 60})
+        a.join(60)
+        timing = {name: dict(p.strip().split(";dur=") for p in r.headers["Server-Timing"].split(","))
+                  for name, r in answers.items()}
+        assert answers["a"].status_code == 200 and answers["b"].status_code == 200
+        assert float(timing["b"]["queue"]) > 60, timing  # B waited past its budget behind A
+        assert answers["b"].json()["prediction"]  # and still got suggestions
+        time.sleep(0.5)  # the idle worker reports its counters
+        assert metric(s.url, "autocomplete_engine_timeouts_total") == timeouts_before + 1
