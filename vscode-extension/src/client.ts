@@ -9,6 +9,8 @@ export interface CompletionRequest {
   suffix?: string;
   kind?: 'word' | 'line' | 'block';
   max_suggestions?: number;
+  /** The server answers within this long of receiving the request, its wait for an engine included. */
+  time_budget_ms?: number;
   /** Other files' text and recently edited regions (llama.cpp /infill's convention); see extraContext.ts. */
   input_extra?: readonly { filename: string; text: string }[];
 }

@@ -12,6 +12,8 @@ export interface EngineSettings {
   debounceMs: number;
   maxSuggestionLength: number;
   maxSuggestions: number;
+  /** The server's latency budget for an answer, counted from its arrival (`time_budget_ms`); 0 or absent: none. */
+  timeBudgetMs?: number;
 }
 
 /** A cursor context plus what is sent with it from other files (`input_extra`). */
@@ -105,6 +107,7 @@ export class CompletionEngine {
       const extra = ctx.extra ?? NO_EXTRA;
       const req: CompletionRequest = { prompt: ctx.prompt, suffix: ctx.suffix, max_suggestions: settings.maxSuggestions };
       if (extra.chunks.length) req.input_extra = extra.chunks;
+      if (settings.timeBudgetMs) req.time_budget_ms = settings.timeBudgetMs;
       const res = await this.client().complete(req, signal);
       this.monitor.requestEnded({ latencyMs: res.latencyMs });
       const completions = res.prediction.map((text, i) => ({ text, prob: res.probs[i] }));

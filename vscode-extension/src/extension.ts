@@ -46,6 +46,7 @@ interface Settings extends EngineSettings {
   suffixMaxChars: number;
   extraContextMaxChars: number;
   requestTimeoutMs: number;
+  timeBudgetMs: number;
 }
 
 function readSettings(): Settings {
@@ -67,6 +68,7 @@ function readSettings(): Settings {
     extraContextMaxChars: Math.min(EXTRA_MAX, Math.floor(num('extraContextMaxChars', 131072, 0))),
     maxSuggestionLength: Math.floor(num('maxSuggestionLength', 256, 1)),
     requestTimeoutMs: num('requestTimeoutMs', 5000, 100),
+    timeBudgetMs: Math.min(5000, num('timeBudgetMs', 300, 0)),
     maxSuggestions: 3,
   };
 }

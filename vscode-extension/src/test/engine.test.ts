@@ -60,6 +60,14 @@ describe('engine (real HTTP server)', () => {
     assert.ok(monitor.lastLatencyMs! >= 0);
   });
 
+  it('sends its latency budget as time_budget_ms, and none when it is 0', async () => {
+    await engine.suggest(at('import os\np = os.'), { ...settings, timeBudgetMs: 300 });
+    assert.deepStrictEqual(JSON.parse(server.received[0].body),
+      { prompt: 'import os\np = os.', suffix: '', max_suggestions: 3, time_budget_ms: 300 });
+    await engine.suggest(at('import sys\nsys.'), { ...settings, timeBudgetMs: 0 });
+    assert.ok(!('time_budget_ms' in JSON.parse(server.received[1].body)));
+  });
+
   it('sends the following lines as the suffix; typing on the line is still served from the cache', async () => {
     const below = '\n\ndef g():\n    return p\n';
     const r1 = await engine.suggest(atBar(`import os\np = os.|${below}`), settings);
