@@ -88,7 +88,9 @@ def bound_predictor(predictor, cache_bytes: int) -> None:
     states of the search steps that produced it, which takes ~16 of them (one typist on held-out files,
     in process: step-cache hits 77 / 199 / 547 / 848 / 848 with 2 / 4 / 8 / 16 / 32 entries of ~1.5 MB,
     forward calls 4,194 → 3,358). With 1/4 for steps (4 MB, 2 states) a worker's typist got 195 step hits
-    where the unbounded engine got 1,002, and each keystroke cost ~3 ms more."""
+    where the unbounded engine got 1,002, and each keystroke cost ~3 ms more. Since beams share their
+    context's keys (models/transformer.py), a step state adds only its own few positions to the budget, so
+    the step cache is now bounded by its entries rather than its bytes."""
     prompt_bytes, step_bytes = cache_bytes * 3 // 8, cache_bytes * 5 // 8
     old, old_steps = predictor.cache, predictor.step_cache
     predictor.cache = BytePrefixCache(old.capacity, prompt_bytes)
