@@ -311,7 +311,8 @@ def add_arguments(parser: argparse.ArgumentParser):
                         help="server_load: concurrent client counts (1 uses --server-requests)")
     parser.add_argument("--server-requests-per-client", type=int, default=20,
                         help="server_load: requests each concurrent client sends")
-    parser.add_argument("--server-variants", nargs="+", default=["before", "w1s2nb", "w2s1", "w2s4nb", "w2s4"],
+    parser.add_argument("--server-variants", nargs="+",
+                        default=["before", "w1s2nb", "w2s1", "w2s1b250", "w2s4nb", "w2s4"],
                         choices=list(VARIANTS),
                         help="server_load: server configurations to compare")
     parser.add_argument("--server-device", default="cpu", choices=("auto", "cpu", "cuda"),
@@ -325,7 +326,7 @@ def run(args) -> str:
     if isinstance(client_counts, int):
         client_counts = [client_counts]
     per_client = getattr(args, "server_requests_per_client", 20)
-    variants = getattr(args, "server_variants", ["before", "w1s2nb", "w2s1", "w2s4nb", "w2s4"])
+    variants = getattr(args, "server_variants", ["before", "w1s2nb", "w2s1", "w2s1b250", "w2s4nb", "w2s4"])
     data = getattr(args, "data", None)
     threads = getattr(args, "server_torch_threads", 1)
     device = getattr(args, "server_device", "cpu")
