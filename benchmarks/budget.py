@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks import part_main
 from benchmarks.server_load import Client, ServerProcess, metric_value, percentile, sample_prompts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,12 +100,7 @@ def run(args) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="checkpoints/default.pt")
-    parser.add_argument("--data", default="data")
-    add_arguments(parser)
-    print(run(parser.parse_args(argv)))
-    return 0
+    return part_main(__doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

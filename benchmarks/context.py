@@ -20,6 +20,7 @@ import random
 import sys
 from pathlib import Path
 
+from benchmarks import part_main
 from benchmarks.server_load import Client, ServerProcess, percentile, prompt_files, tree_memory_mib
 from evaluate.metrics import line_starts_of, prompt_at
 
@@ -102,12 +103,7 @@ def run(args) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="checkpoints/default.pt")
-    p.add_argument("--data", default="data/default-model")
-    add_arguments(p)
-    print(run(p.parse_args(argv)))
-    return 0
+    return part_main(__doc__, add_arguments, run, argv, data="data/default-model")
 
 
 if __name__ == "__main__":
