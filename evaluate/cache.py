@@ -19,8 +19,8 @@ import torch
 
 @dataclass
 class CacheEntry:
-    state: Any  # the model state after feeding the key (batch of one)
-    logits: torch.Tensor  # [V] logits predicting the token after the key
+    state: Any  # the model state after feeding the key (batch of one; a search's batch step: B rows)
+    logits: torch.Tensor  # [V] logits predicting the token after the key ([B, V] for B rows)
 
 
 class PrefixCache:

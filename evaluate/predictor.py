@@ -35,6 +35,7 @@ from dataset.tokenizer import Tokenizer
 
 from .cache import CacheEntry, PrefixCache
 from .context import ContextConfig, ContextStore
+from .encoder import LineMemoEncoder
 from .fim import FimConfig, fim_head, has_following_lines, trim_to_suffix
 from .healing import TokenIndex, back_off, token_offsets
 from .kinds import StopRule, check_kind
@@ -117,6 +118,7 @@ class Predictor:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.index = TokenIndex(tokenizer)
+        self.encoder = LineMemoEncoder(tokenizer)  # the window's lines above the cursor line, remembered
         self.cache = PrefixCache(self.config.cache_size)
         self.step_cache = PrefixCache(self.config.step_cache_size if self.config.cache_size else 0)
         if self.config.context_prompt not in ("all", "before_window", "none"):
@@ -187,6 +189,7 @@ class Predictor:
         with self.lock:
             self.cache.clear()
             self.step_cache.clear()
+            self.encoder.memo.clear()
             if self.context is not None:
                 self.context.clear()
 
@@ -251,7 +254,7 @@ class Predictor:
             if cut == 0 and span < len(prompt):  # one very long last line: its last characters
                 cut = len(prompt) - span
             tail = prompt[cut:] if cut > 0 else prompt
-            ids = self.tokenizer.encode(tail)
+            ids = self.encoder.encode(tail)
             if cut == 0 or len(ids) > budget:
                 break
             span *= 2  # not enough tokens in that tail: take more lines
@@ -279,7 +282,7 @@ class Predictor:
                 # Estimate from the full encoding, then check by encoding the kept text itself.
                 if cursor_tok - bisect.bisect_left(starts, line_start) + reserve <= budget or line_start == cursor_line:
                     text = data[line_start:].decode("utf-8")
-                    kept = self.tokenizer.encode(text)
+                    kept = self.encoder.encode(text)
                     if len(kept) <= budget:
                         return text, kept
                     if line_start == cursor_line:

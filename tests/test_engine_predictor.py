@@ -100,6 +100,20 @@ def test_prefix_cache_gives_identical_results(ckpt, kind):
     assert s_cached["tokens_fed"] * 5 < s_uncached["tokens_fed"]
 
 
+@pytest.mark.parametrize("kind", [None, "line"])
+def test_a_repeated_request_reuses_every_search_step(ckpt, kind):
+    """Steps of several beams are cached by their trail (search.py): the same request again runs no
+    forward at all and answers exactly the same."""
+    p = Predictor.from_checkpoint(ckpt)
+    prompt = before("    def test_stack(self):\n") + "        s"
+    first = p.complete(prompt, kind=kind)
+    forwards = p.counters["forward_calls"]
+    assert forwards > 1 and p.counters["search_steps"] > 1
+    again = p.complete(prompt, kind=kind)
+    assert p.counters["forward_calls"] == forwards
+    assert [(c.text, c.prob) for c in again] == [(c.text, c.prob) for c in first]
+
+
 def test_cache_reuses_state_across_retokenisation(ckpt):
     p = Predictor.from_checkpoint(ckpt, cache_size=8)
     base = before("        stack.push(1)\n")
@@ -168,6 +182,23 @@ def test_window_is_cut_at_line_starts_and_stable_while_typing(ckpt):
         moves += cut != previous_start
         previous_start = cut
     assert moves <= 5  # about once per new line
+
+
+def test_line_memo_encoder_equals_encoding_the_whole_text(ckpt):
+    """evaluate/encoder.py: the lines above the cursor line are encoded once and remembered; every prefix
+    of a text with odd whitespace (trailing spaces, blank lines, tabs, CRLF, form feed, no-break space,
+    non-ASCII) encodes exactly as the tokenizer encodes it whole."""
+    from evaluate.encoder import LineMemoEncoder
+    tok = Predictor.from_checkpoint(ckpt).tokenizer
+    encoder = LineMemoEncoder(tok)
+    assert encoder.splits
+    odd = ("def f(x):  \n\n\t  return x  \r\n    y = 'é ü'\x0c\n  \xa0z = 1\n\n\n"
+           "class Über:\n    pass\n \n\tif x:\n\t\tx = [1,\n 2]\n")
+    text = TINY_TEXT[:1500] + odd + TINY_TEXT[1500:2500]
+    for i in range(len(text) + 1):
+        assert encoder.encode(text[:i]) == tok.encode(text[:i]), repr(text[max(0, i - 30):i])
+    assert encoder.hits > len(text) // 2  # while typing on a line the head comes from the memo
+    assert len(encoder.memo) <= encoder.size
 
 
 def test_anchored_window_moves_less_and_still_fits(ckpt):
