@@ -16,7 +16,10 @@ fraction of the time used, so it decays fully whatever the speed of the machine)
 Fine-tuning: `--init CKPT` starts from a checkpoint's weights, architecture and tokenizer (the corpus must
 have been encoded with that tokenizer); the starting model is validated at step 0 and is best.pt until a
 step beats it. `--replay DIR --replay-fraction F` draws a fraction F of every batch from another corpus
-(e.g. the default corpus, against forgetting); `--patience N` stops after N validations without a new best.
+(e.g. the default corpus, against forgetting); `--patience N` stops after N validations without a new best;
+`--guard DIR --guard-rise R`: every validation also measures the loss on DIR's valid split, and a step whose
+guard loss rose more than R (relative) over step 0's is never best.pt (it counts as a validation without a
+new best): the fine-tuned model may not forget the general code it started from.
 
 Fill in the middle: `--fim-rate R` rearranges a fraction R of the training windows' documents into
 suffix-prefix-middle order (dataset/fim.py) and adds the three FIM tokens to the tokenizer; `--init` from a
@@ -34,7 +37,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +87,9 @@ class TrainConfig:
     replay: str = ""  # data folder of a second corpus (same tokenizer) mixed into every batch
     replay_fraction: float = 0.0  # fraction of each batch's rows drawn from --replay
     patience: int = 0  # stop after this many validations without a new best (0: never)
+    guard: str = ""  # data folder whose valid split guards against forgetting (with --init)
+    guard_rise: float = 0.01  # a step is a new best only if the guard's loss is within this of the start's
+    guard_tokens: int = 16384  # guard validation tokens per evaluation
     fim_rate: float = 0.0  # fraction of training documents (pieces of windows) rearranged for FIM
     fim_spm: float = 1.0  # fraction of those in SPM order (the rest PSM)
     progress_bar: bool = False  # a tqdm bar with ETA instead of a log line every log_every steps
@@ -385,6 +391,14 @@ def train(cfg: TrainConfig) -> Path:
     tokenizer = load_tokenizer(cfg.data)
     train_tokens = load_split(cfg.data, "train")
     validation = Validation(load_split(cfg.data, "valid"), tokenizer, cfg)
+    guard = None
+    if cfg.guard:
+        if not cfg.init or cfg.guard_rise < 0:
+            raise ValueError("--guard needs --init (the model whose general loss is guarded) and --guard-rise >= 0")
+        if load_tokenizer(cfg.guard).sha256 != tokenizer.sha256:
+            raise ValueError(f"tokenizer mismatch: the guard corpus {cfg.guard} was encoded with another "
+                             f"tokenizer than {cfg.data}")
+        guard = Validation(load_split(cfg.guard, "valid"), tokenizer, replace(cfg, eval_tokens=cfg.guard_tokens))
     if cfg.replay and cfg.replay_fraction > 0:
         if stream:
             raise ValueError("--replay works with random windows only (not --stream)")
@@ -425,7 +439,6 @@ def train(cfg: TrainConfig) -> Path:
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
         if init_ckpt is not None:
             # The checkpoint's architecture and weights; only dropout comes from this run's options.
-            from dataclasses import replace
             model_config = replace(init_ckpt.config, dropout=cfg.dropout,
                                    vocab_size=max(init_ckpt.config.vocab_size, tokenizer.vocab_size))
             if model_config.arch in ("transformer",) and cfg.seq_len > model_config.max_len:
@@ -440,12 +453,14 @@ def train(cfg: TrainConfig) -> Path:
     optimizer = make_optimizer(model, cfg, device)
     fim_rng = np.random.Generator(np.random.PCG64([cfg.seed, d.rank, 0xF1F]))  # its own stream: resumable
     train_seconds, tokens_seen, best_loss, bad_evals = 0.0, 0, float("inf"), 0
+    guard_start = None  # the guard's loss at step 0 (of --init's model)
     if resume is not None:
         optimizer.load_state_dict(ckpt.optimizer_state)
         train_seconds = resume.get("train_seconds", 0.0)
         tokens_seen = resume.get("tokens_seen", 0)
         best_loss = resume.get("best_loss", float("inf"))
         bad_evals = resume.get("bad_evals", 0)
+        guard_start = resume.get("guard_start")
         data.load_state_dict(resume["data"])
         if "fim_rng" in resume:
             fim_rng.bit_generator.state = resume["fim_rng"][d.rank % len(resume["fim_rng"])]
@@ -487,7 +502,7 @@ def train(cfg: TrainConfig) -> Path:
         if metrics:
             meta.update({f"valid_{k}": v for k, v in metrics.items()})
         resume_state = {"train_seconds": train_seconds, "tokens_seen": tokens_seen, "best_loss": best_loss,
-                        "bad_evals": bad_evals,
+                        "bad_evals": bad_evals, "guard_start": guard_start,
                         "data": data.state_dict(), "torch_rng": [torch.get_rng_state()],
                         "fim_rng": [fim_rng.bit_generator.state],
                         "cuda_rng": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else []}
@@ -498,16 +513,25 @@ def train(cfg: TrainConfig) -> Path:
         return step / cfg.steps if cfg.steps > 0 else train_seconds / (cfg.minutes * 60)
 
     def evaluate_and_save(final: bool):
-        nonlocal best_loss, bad_evals
+        nonlocal best_loss, bad_evals, guard_start
         metrics = validation(raw_model, device, precision)
+        kept = True  # the guard: a model that forgot more than guard_rise of the start's loss is never best
+        guard_note = ""
+        if guard is not None:
+            metrics["guard_loss"] = guard(raw_model, device, precision)["loss"]
+            if guard_start is None:
+                guard_start = metrics["guard_loss"]
+            rise = metrics["guard_loss"] / guard_start - 1
+            kept = rise <= cfg.guard_rise
+            guard_note = f", guard loss {metrics['guard_loss']:.4f} ({rise:+.1%}{'' if kept else ': too much forgotten'})"
         say = bar.write if bar is not None else print
         say(f"step {step}: valid loss {metrics['loss']:.4f}, {metrics['bpc']:.3f} bits/char, "
-              f"accuracy {metrics['accuracy']:.3f} ({train_seconds / 60:.1f} min, {tokens_seen:,} tokens)",
+              f"accuracy {metrics['accuracy']:.3f}{guard_note} ({train_seconds / 60:.1f} min, {tokens_seen:,} tokens)",
               **({} if bar is not None else {"flush": True}))
         if cfg.sample_tokens > 0:
             say("sample: " + repr(sample(raw_model, tokenizer, device, cfg.sample_tokens)))
         tracker.save(step, {f"valid.{k}": v for k, v in metrics.items()})
-        if metrics["loss"] < best_loss:
+        if metrics["loss"] < best_loss and kept:
             best_loss = metrics["loss"]
             bad_evals = 0
             checkpoint(best_path, metrics)
@@ -675,6 +699,10 @@ def parse_args(argv=None) -> TrainConfig:
                    help="fraction of each batch drawn from --replay")
     p.add_argument("--patience", type=int, default=defaults.patience,
                    help="stop after N validations without a new best valid loss (0: never)")
+    p.add_argument("--guard", default=defaults.guard, metavar="DIR",
+                   help="with --init: a corpus (same tokenizer) whose valid loss may rise at most --guard-rise")
+    p.add_argument("--guard-rise", type=float, default=defaults.guard_rise,
+                   help="largest relative rise of the guard's valid loss over step 0's for a new best.pt")
     p.add_argument("--fim-rate", type=float, default=defaults.fim_rate,
                    help="fraction of training documents rearranged for fill-in-the-middle (adds the FIM tokens)")
     p.add_argument("--fim-spm", type=float, default=defaults.fim_spm,

@@ -33,6 +33,7 @@ from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint 
 # The recipe (measured: docs/training.md, "Train on your own code").
 RECIPE = {"lr": 2e-4, "warmup": 20, "min_lr_ratio": 0.1, "batch_size": 8, "seq_len": 256, "dropout": 0.1,
           "weight_decay": 0.1, "eval_every": 25, "patience": 4, "replay_fraction": 0.5,
+          "guard_rise": 0.0,
           # A checkpoint trained to fill in the middle keeps doing it on your code (its FIM rate)
           "fim_rate": 0.5}
 
@@ -49,6 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--replay", default="data/default-model",
                    help="corpus replayed against forgetting (same tokenizer); skipped when not built")
     p.add_argument("--replay-fraction", type=float, default=RECIPE["replay_fraction"])
+    p.add_argument("--guard-rise", type=float, default=RECIPE["guard_rise"],
+                   help="the replay corpus's valid loss may rise at most this much (relative) in best.pt; 0: no guard")
     p.add_argument("--valid-fraction", type=float, default=0.1, help="share of your files held out for validation")
     p.add_argument("--lr", type=float, default=RECIPE["lr"])
     p.add_argument("--warmup", type=int, default=RECIPE["warmup"])
@@ -106,6 +109,7 @@ def main(argv=None) -> int:
         seq_len=min(RECIPE["seq_len"], init.config.max_len), dropout=args.dropout,
         weight_decay=RECIPE["weight_decay"], eval_every=args.eval_every, eval_tokens=0, patience=args.patience,
         replay=replay, replay_fraction=args.replay_fraction if replay else 0.0, threads=args.threads,
+        guard=replay if args.guard_rise > 0 else "", guard_rise=args.guard_rise,
         fim_rate=RECIPE["fim_rate"] if init.tokenizer.fim_ids is not None else 0.0,
         seed=args.seed, sample_tokens=0, track=False, checkpoint_minutes=1.0, progress_bar=not args.no_progress)
     try:

@@ -151,6 +151,31 @@ def test_early_stopping_keeps_the_best_held_out_model(tiny_ckpt, tmp_path, capsy
     assert load_checkpoint(tmp_path / "run" / "last.pt").step < 200
 
 
+def test_guard_keeps_a_model_that_forgot_general_code_from_being_best(tiny_ckpt, tmp_path, capsys):
+    """--guard: the tiny model knows TINY_TEXT by heart; fine-tuned on another project it forgets it. Without
+    the guard a later step is best.pt; with it (no rise of the guard corpus's loss allowed) best.pt stays the
+    starting model, and the forgetting is reported."""
+    from tests.tiny_model import TINY_TEXT
+    ckpt = load_checkpoint(tiny_ckpt)
+    build_personal_corpus([PROJECT], tmp_path / "data", ckpt.tokenizer, valid_fraction=0.2)
+    (tmp_path / "general").mkdir()
+    (tmp_path / "general" / "stack.py").write_text(TINY_TEXT)
+    build_personal_corpus([tmp_path / "general"], tmp_path / "guard", ckpt.tokenizer, valid_fraction=0.5)
+    common = dict(steps=40, lr=3e-3, warmup=5, eval_every=10)
+    train.train(cfg(tmp_path / "data", tmp_path / "free", tiny_ckpt, **common))
+    assert load_checkpoint(tmp_path / "free" / "best.pt").step > 0
+    capsys.readouterr()
+    train.train(cfg(tmp_path / "data", tmp_path / "guarded", tiny_ckpt, guard=str(tmp_path / "guard"),
+                    guard_rise=0.0, **common))
+    out = capsys.readouterr().out
+    assert "too much forgotten" in out
+    rises = [float(x) for x in re.findall(r"guard loss [0-9.]+ \(([-+0-9.]+)%", out)]
+    assert rises[0] == 0.0 and max(rises) > 0
+    assert load_checkpoint(tmp_path / "guarded" / "best.pt").step == 0
+    with pytest.raises(ValueError, match="--guard needs --init"):
+        train.train(cfg(tmp_path / "data", tmp_path / "x", "", guard=str(tmp_path / "guard")))
+
+
 def test_interrupted_run_leaves_out_untouched_and_resumes(tiny_ckpt, tmp_path):
     import signal
     import subprocess
