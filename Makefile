@@ -43,7 +43,7 @@ data-default: install
 	  $(foreach p,$(TEST_PYPI),--test-project $(call name,$(p))) \
 	  $(foreach p,$(VALID_PYPI),--valid-project $(call name,$(p)))
 
-# make train SOURCES="DIR [DIR ...]" [TRAIN_MINUTES=10] [OUT=checkpoints/personal.pt]: fine-tunes the shipped
+# make train SOURCES="DIR [DIR ...]" [TRAIN_MINUTES=7] [OUT=checkpoints/personal.pt]: fine-tunes the shipped
 # model on your folders (its tokenizer; default corpus replayed when built) and writes OUT atomically
 # (scripts/finetune.py, docs/training.md). RESUME=1 continues an interrupted run.
 # Without SOURCES: reproduces checkpoints/default.pt (transformer 4x256, see README) into $(RUN)/default.pt:
@@ -56,7 +56,7 @@ SOURCES ?=
 OUT ?= checkpoints/personal.pt
 THREADS ?= 2
 ifneq ($(strip $(SOURCES)),)
-TRAIN_MINUTES ?= 10
+TRAIN_MINUTES ?= 7
 train: install
 	$(PY) scripts/finetune.py $(SOURCES) --init checkpoints/default.pt --out $(OUT) --minutes $(TRAIN_MINUTES) \
 	  --replay $(DEFAULT_DATA) --threads $(THREADS) $(if $(RESUME),--resume,)

@@ -412,10 +412,10 @@ def is_loopback(host: str) -> bool:
         return False  # a host name other than localhost could resolve anywhere
 
 
-def load_model(path: str, device: str = "cpu", quantize: str = "none"):
-    """Load a checkpoint into a Predictor in this process; returns (predictor, model info for /health).
-    `quantize`: models/quantize.py (auto = int8 on the CPU)."""
-    from evaluate.predictor import Predictor
+def load_for_inference(path: str, device: str = "auto", quantize: str = "auto"):
+    """(checkpoint, its model ready for inference, model info for /health): the device resolved (auto: cuda
+    when there is one), the weights quantized as `quantize` asks (models/quantize.py: auto = int8 on the CPU).
+    The in-process engine and every engine worker load through here."""
     from models.checkpoint import load_checkpoint
     from models.quantize import quantize_model, resolve_quantize
     from serving.worker import resolve_device
@@ -425,7 +425,15 @@ def load_model(path: str, device: str = "cpu", quantize: str = "none"):
     ckpt = load_checkpoint(path, device=device)
     info = model_info(path, ckpt)
     info.update(device=device, quantize=quantize)
-    model = quantize_model(ckpt.model, quantize)
+    return ckpt, quantize_model(ckpt.model, quantize), info
+
+
+def load_model(path: str, device: str = "cpu", quantize: str = "none"):
+    """Load a checkpoint into a Predictor in this process; returns (predictor, model info for /health)."""
+    from evaluate.predictor import Predictor
+
+    ckpt, model, info = load_for_inference(path, device, quantize)
+    device = info["device"]
     if device != "cpu":  # the engine builds its inputs on the CPU: the wrapper moves them
         from serving.batching import BatchingModel
         model = BatchingModel(model, device=device, batching=False)

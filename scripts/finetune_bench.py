@@ -38,7 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 epilog="after --: extra scripts/finetune.py options, e.g. -- --lr 3e-4")
     p.add_argument("project", type=Path)
     p.add_argument("--work", required=True)
-    p.add_argument("--minutes", type=float, default=10)
+    p.add_argument("--minutes", type=float, default=7, help="the recipe's budget (scripts/finetune.py)")
     p.add_argument("--max-chars", type=int, default=1000)
     p.add_argument("--skip-base", action="store_true", help="the shipped model's held-out figures exist")
     p.add_argument("--skip-standard", action="store_true")

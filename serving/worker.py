@@ -94,15 +94,8 @@ def main(conn, cfg: dict) -> None:
     torch.set_num_threads(cfg["torch_threads"])
     try:
         import server
-        from models.checkpoint import load_checkpoint
-        from models.quantize import quantize_model, resolve_quantize
-        device = resolve_device(cfg["device"])
-        quantize = resolve_quantize(cfg["quantize"], device)
-        ckpt = load_checkpoint(cfg["model"], device=device)
-        info = server.model_info(cfg["model"], ckpt)
-        info.update(device=device, quantize=quantize)
-        model = quantize_model(ckpt.model, quantize)
-        shared, predictors = build_slots(model, ckpt.tokenizer, cfg["slots"], cfg["cache_mb"], device,
+        ckpt, model, info = server.load_for_inference(cfg["model"], cfg["device"], cfg["quantize"])
+        shared, predictors = build_slots(model, ckpt.tokenizer, cfg["slots"], cfg["cache_mb"], info["device"],
                                          cfg["batching"], cfg["batch_wait_ms"])
     except BaseException as e:  # noqa: BLE001 - reported to the parent in one line
         conn.send(("error", f"cannot load model {cfg['model']}: {' '.join(str(e).split())[:300]}"))
