@@ -85,8 +85,7 @@ def beam_search(model, state: Any, logits: torch.Tensor, index: TokenIndex, type
     (its history: context_key + the beam's generated ids)."""
     V = logits.shape[-1]
     token_bytes = index.token_bytes
-    # Tokens with no text other than eot (special tokens) are never generated.
-    blocked = torch.tensor([i for i, b in enumerate(token_bytes) if not b and i != eot_id], dtype=torch.long)
+    blocked = index.blocked(eot_id)  # tokens with no text other than eot (special tokens): never generated
     alive = [Hypothesis(logp=0.0, remaining=typed)]
     finished: list[Hypothesis] = []
     logits = logits.reshape(1, V)
