@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from .cache import CacheEntry
@@ -103,7 +104,8 @@ def beam_search(model, state: Any, logits: torch.Tensor, index: TokenIndex, type
         cumsum = None
         if prefix_probs:  # probability mass of tokens in byte order, per row: [B, V' + 1]
             probs = logp.exp()[:, index.sorted_ids]
-            cumsum = torch.nn.functional.pad(probs.cumsum(-1), (1, 0)).tolist()
+            # a numpy view, not .tolist(): a step reads a few of its V' + 1 entries per new token
+            cumsum = torch.nn.functional.pad(probs.cumsum(-1), (1, 0)).numpy()
         survivors: list[Hypothesis] = []
         for score, flat in zip(top_scores.tolist(), top_idx.tolist()):
             if score == -math.inf or len(survivors) == beam_width:
@@ -236,7 +238,7 @@ def _extend(h: Hypothesis, row: int, tok: int, score: float, token_bytes: list[b
 
 
 def _add_prefix_logp(new: Hypothesis, h: Hypothesis, tok: int, score: float, index: TokenIndex,
-                     cumsum: list[float]) -> None:
+                     cumsum: np.ndarray) -> None:
     """Append log P(gen[:o]) for the bytes this token added to `gen`."""
     b = index.token_bytes[tok]
     first_new = len(b) - (len(new.gen) - len(h.gen))  # offset in the token of its first new byte
@@ -246,5 +248,5 @@ def _add_prefix_logp(new: Hypothesis, h: Hypothesis, tok: int, score: float, ind
             new.prefix_logp.append(score)
         else:  # mass of every token starting with b[:m]
             lo, hi = ranges[m - 1]
-            mass = max(cumsum[hi] - cumsum[lo], 1e-30)
+            mass = max(float(cumsum[hi]) - float(cumsum[lo]), 1e-30)
             new.prefix_logp.append(h.logp + math.log(mass))
