@@ -48,16 +48,10 @@ class TokenIndex:
         self.sorted_ids = torch.tensor([i for _, i in order], dtype=torch.long)  # [V']
         self._allowed = lru_cache(maxsize=4096)(self._allowed_uncached)
         self._ranges = lru_cache(maxsize=65536)(self._prefix_ranges_uncached)
-        self._textless = [i for i, b in enumerate(self.token_bytes) if not b]
-        self._blocked = lru_cache(maxsize=4)(self._blocked_uncached)
-
-    def blocked(self, eot_id: int) -> torch.Tensor:
-        """Ids of the tokens with no text other than `eot_id` (special tokens): never generated. LongTensor[n]
-        (built once: a scan of the vocabulary per request cost ~0.3 ms)."""
-        return self._blocked(eot_id)
-
-    def _blocked_uncached(self, eot_id: int) -> torch.Tensor:
-        return torch.tensor([i for i in self._textless if i != eot_id], dtype=torch.long)
+        # Tokens with no text other than eot (special tokens): never generated. LongTensor[n], built once
+        # (a scan of the vocabulary per request cost ~0.3 ms).
+        self.never_generated = torch.tensor([i for i, b in enumerate(self.token_bytes)
+                                             if not b and i != tokenizer.eot_id], dtype=torch.long)
 
     def prefix_range(self, prefix: bytes) -> tuple[int, int]:
         """[lo, hi) in sorted order of the tokens whose bytes start with `prefix`."""

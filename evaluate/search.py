@@ -86,7 +86,7 @@ def beam_search(model, state: Any, logits: torch.Tensor, index: TokenIndex, type
     (its history: context_key + the beam's generated ids)."""
     V = logits.shape[-1]
     token_bytes = index.token_bytes
-    blocked = index.blocked(eot_id)  # tokens with no text other than eot (special tokens): never generated
+    blocked = index.never_generated  # the tokenizer's special tokens other than eot
     alive = [Hypothesis(logp=0.0, remaining=typed)]
     finished: list[Hypothesis] = []
     logits = logits.reshape(1, V)
