@@ -415,7 +415,8 @@ def is_loopback(host: str) -> bool:
 def load_for_inference(path: str, device: str = "auto", quantize: str = "auto"):
     """(checkpoint, its model ready for inference, model info for /health): the device resolved (auto: cuda
     when there is one), the weights quantized as `quantize` asks (models/quantize.py: auto = int8 on the CPU).
-    The in-process engine and every engine worker load through here."""
+    The in-process engine and every engine worker load through here. The weights are quantized in place:
+    `checkpoint.model` is the returned model, no float32 copy is kept."""
     from models.checkpoint import load_checkpoint
     from models.quantize import quantize_model, resolve_quantize
     from serving.worker import resolve_device
@@ -425,7 +426,7 @@ def load_for_inference(path: str, device: str = "auto", quantize: str = "auto"):
     ckpt = load_checkpoint(path, device=device)
     info = model_info(path, ckpt)
     info.update(device=device, quantize=quantize)
-    return ckpt, quantize_model(ckpt.model, quantize), info
+    return ckpt, quantize_model(ckpt.model, quantize, inplace=True), info
 
 
 def load_model(path: str, device: str = "cpu", quantize: str = "none"):

@@ -114,8 +114,9 @@ def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
     try:
         config = ModelConfig.from_dict(data["model_config"])
         model = build_model(config)
-        weights = {k: v.float() if v.is_floating_point() else v for k, v in data["model_state"].items()}
-        model.load_state_dict(weights)
+        # load_state_dict copies into the float32 parameters (copy_ converts float16 / bfloat16): no float32
+        # copy of the whole state is made on the way, which a serving worker would keep as heap slack.
+        model.load_state_dict(data["model_state"])
         tokenizer = Tokenizer.from_json(data["tokenizer_json"])
     except Exception as e:
         raise CheckpointError(path, f"invalid contents ({type(e).__name__}: {e})") from None

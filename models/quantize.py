@@ -46,9 +46,11 @@ def int8_supported() -> bool:
         "x86" in torch.backends.quantized.supported_engines
 
 
-def quantize_model(model: nn.Module, mode: str) -> nn.Module:
+def quantize_model(model: nn.Module, mode: str, inplace: bool = False) -> nn.Module:
     """The model for inference under `mode` ("none" or "int8", see resolve_quantize): int8 replaces every
-    nn.Linear by a dynamically quantized one (a new module tree; `model` itself is left as it was)."""
+    nn.Linear by a dynamically quantized one: in a new module tree (`model` itself is left as it was), or
+    with `inplace` in `model` itself, so that no float32 copy stays in memory (a serving process: ~43 MiB
+    less per worker, docs/server.md)."""
     if mode == "none":
         return model
     if mode != "int8":
@@ -56,7 +58,7 @@ def quantize_model(model: nn.Module, mode: str) -> nn.Module:
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
     with warnings.catch_warnings():  # torch.ao's notice that eager quantization moves to torchao
         warnings.simplefilter("ignore")
-        return quantize_dynamic(model.eval(), {nn.Linear: per_channel_dynamic_qconfig}, inplace=False)
+        return quantize_dynamic(model.eval(), {nn.Linear: per_channel_dynamic_qconfig}, inplace=inplace)
 
 
 def is_quantized(model: nn.Module) -> bool:

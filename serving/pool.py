@@ -14,7 +14,8 @@ step is mostly Python op dispatch holding the GIL, so threads partly serialise; 
 Why one slot per worker by default: on 2 cores, 4 slots per worker (concurrent searches, steps batched)
 answered 27.4/s, better than 4 unbatched slots (16.7/s) but below one slot per worker. They are forked from
 a forkserver that imported torch once, so torch's pages are shared between workers (see PSS in the
-memory table) and a replacement starts in about a second.
+memory table); the forkserver is stopped once they run and the HTTP process adopts them (processes.py:
+~70 MiB less), so a replacement starts a new forkserver first (~3 s instead of ~1 s).
 
 Affinity. A request's key is its `X-Client-Id` header, else its TCP connection (an editor keeps one
 keep-alive connection while typing). crc32(key) picks a home worker and a home slot in it, so a
@@ -40,6 +41,7 @@ import time
 import zlib
 from dataclasses import dataclass
 
+from . import processes
 from .gate import ModelGate, SlotGate
 from .memory import proc_memory_kib
 
@@ -72,6 +74,7 @@ class PoolConfig:
     queue_size: int = 16           # requests that may wait for one worker's slots
     request_timeout_s: float = 60.0
     start_timeout_s: float = 300.0
+    release_forkserver: bool = True  # stop the forkserver while no worker is being started (processes.py)
 
 
 def client_slot(key: str, workers: int, slots: int) -> tuple[int, int]:
@@ -111,6 +114,9 @@ class WorkerPool:
         self._closed = False
         self.info: dict = {}
         self.deaths = 0
+        self._forking = 0  # spawns under way: the forkserver is stopped only when none is
+        self._fork_lock = threading.Lock()
+        self._adopts = processes.become_subreaper() if config.release_forkserver else False
         self._ctx = multiprocessing.get_context("forkserver")
         # Imported once in the forkserver; every worker forked from it shares these pages.
         self._ctx.set_forkserver_preload(["torch", "serving.worker", "serving.batching", "evaluate.predictor",
@@ -118,7 +124,9 @@ class WorkerPool:
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> dict:
-        threads = [threading.Thread(target=self._spawn, args=(w,), daemon=True) for w in self.workers]
+        with self._fork_lock:
+            self._forking += len(self.workers)
+        threads = [threading.Thread(target=self._spawn, args=(w, True), daemon=True) for w in self.workers]
         for t in threads:
             t.start()
         for t in threads:
@@ -127,7 +135,21 @@ class WorkerPool:
             raise RuntimeError(self.workers[0].info.get("error", "no engine worker started"))
         return self.info
 
-    def _spawn(self, w: _Worker) -> None:
+    def _spawn(self, w: _Worker, counted: bool = False) -> None:
+        """Start worker `w` and wait until it has loaded the model (or failed: `w.info["error"]`); then stop
+        the forkserver if no other spawn is under way (`counted`: start() has counted this one already)."""
+        if not counted:
+            with self._fork_lock:
+                self._forking += 1
+        try:
+            self._start_worker(w)
+        finally:
+            with self._fork_lock:
+                self._forking -= 1
+                if self._forking == 0 and self._adopts and not self._closed:
+                    processes.stop_forkserver()
+
+    def _start_worker(self, w: _Worker) -> None:
         from . import worker as worker_module
         parent, child = self._ctx.Pipe(duplex=True)
         cfg = self.config
@@ -169,14 +191,18 @@ class WorkerPool:
             self._closed = True
             workers = [w for w in self.workers if w.process is not None]
         for w in workers:
+            # A stop message, not only close(): the reader thread blocked in recv() on this connection keeps
+            # the socket open after close(), so the worker would see no EOF (and be killed 5 s later).
             try:
+                with w.send_lock:
+                    w.conn.send(None)
                 w.conn.close()
             except OSError:
                 pass
-            w.process.join(5)
-            if w.process.is_alive():
-                w.process.kill()
-                w.process.join(5)
+        for w in workers:
+            if not processes.reap(w.process.pid, 5):
+                processes.kill(w.process.pid)
+                processes.reap(w.process.pid, 5)
 
     @property
     def healthy(self) -> bool:
@@ -275,19 +301,20 @@ class WorkerPool:
         for entry in pending:
             entry["result"] = ("lost", f"engine worker {w.index} died; retry")
             entry["event"].set()
-        if kill and process.is_alive():
-            process.kill()
+        if kill:
+            processes.kill(process.pid)
         try:
             conn.close()
         except OSError:
             pass
         if closed:
             return
-        log.error("engine worker %d (pid %s) exited with %s; starting a replacement", w.index, process.pid,
-                  process.exitcode)
+        log.error("engine worker %d (pid %s) exited; starting a replacement", w.index, process.pid)
 
         def respawn():
-            process.join(10)
+            if not processes.reap(process.pid, 10):
+                processes.kill(process.pid)
+                processes.reap(process.pid, 5)
             while not self._closed:
                 self._spawn(w)
                 if w.ready or self._closed:

@@ -4,6 +4,7 @@ batching model (batching.py), answers requests from its pipe. The HTTP process i
 the forkserver preloads torch itself (pool.py)."""
 from __future__ import annotations
 
+import gc
 import math
 import os
 import queue
@@ -12,6 +13,7 @@ import time
 from dataclasses import asdict, is_dataclass
 
 from .memory import trim, tune_malloc
+from .processes import leave_forkserver
 
 IDLE_TRIM_S = 1.0  # a worker this long without a request gives its free heap back to the OS
 
@@ -90,6 +92,7 @@ def build_slots(model, tokenizer, slots: int, cache_mb: float, device: str, batc
 
 def main(conn, cfg: dict) -> None:
     import torch
+    leave_forkserver()  # the pool may stop the forkserver while this worker runs (processes.py)
     tune_malloc()
     torch.set_num_threads(cfg["torch_threads"])
     try:
@@ -100,6 +103,8 @@ def main(conn, cfg: dict) -> None:
     except BaseException as e:  # noqa: BLE001 - reported to the parent in one line
         conn.send(("error", f"cannot load model {cfg['model']}: {' '.join(str(e).split())[:300]}"))
         return
+    gc.collect()
+    trim()  # loading's transient copies (the checkpoint's tensors, quantization) back to the OS
     conn.send(("ready", info))
     send_lock = threading.Lock()
     queues = [queue.SimpleQueue() for _ in predictors]
@@ -176,7 +181,10 @@ def main(conn, cfg: dict) -> None:
                     trim_now()
                     served_since_trim = False
                 continue
-            rid, slot, args = conn.recv()
+            message = conn.recv()
+            if message is None:  # the pool is closing (pool.close)
+                os._exit(0)
+            rid, slot, args = message
             served_since_trim = True
         except (EOFError, OSError):
             os._exit(0)  # the server closed the pipe or died: nothing left to serve

@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -94,10 +95,33 @@ def test_concurrent_requests_give_the_sequential_answers(pool_srv, checkpoint):
         assert [c.text for c in local] == sequential[i][0]
 
 
+def children(pid: int) -> dict[int, str]:
+    """{child pid: its state letter (R, S, Z ...)} of process `pid`, from /proc."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out[int(stat.parent.name)] = fields[0]
+    return out
+
+
+def forkservers(srv) -> list[int]:
+    """Children of a server that are multiprocessing forkservers (not the workers forked from one)."""
+    workers = set(requests.get(srv.url + "/health", timeout=30).json()["workers"]["pids"])
+    return [p for p in children(srv.proc.pid) if p not in workers
+            and "multiprocessing.forkserver" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
+
+
 def test_health_and_metrics_show_workers(pool_srv):
     h = requests.get(pool_srv.url + "/health", timeout=30).json()
     assert h["workers"]["configured"] == 2 and h["workers"]["ready"] == 2 and h["workers"]["slots"] == 4
     assert len(set(h["workers"]["pids"])) == 2 and pool_srv.proc.pid not in h["workers"]["pids"]
+    # The forkserver is stopped once the workers run, and the HTTP process adopted them (serving/processes.py).
+    assert set(h["workers"]["pids"]) <= set(children(pool_srv.proc.pid))
+    assert not forkservers(pool_srv)
     text = requests.get(pool_srv.url + "/metrics", timeout=30).text
     assert 'autocomplete_worker_ready{worker="1"} 1.0' in text
     assert "# TYPE autocomplete_requests_total counter" in text  # prometheus_client's exposition
@@ -155,11 +179,24 @@ def test_killed_worker_is_replaced_and_no_request_hangs(checkpoint):
             time.sleep(0.2)
         workers = h.json()["workers"]
         assert workers["ready"] == 2 and workers["restarts"] == 1 and pids[0] not in workers["pids"]
+        # the dead worker was reaped (no zombie), the replacement adopted, its forkserver stopped again
+        deadline = time.monotonic() + 10
+        while forkservers(s) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not forkservers(s)
+        kids = children(s.proc.pid)
+        assert pids[0] not in kids and set(workers["pids"]) <= set(kids)
         assert metric(s.url, "autocomplete_worker_restarts_total") == 1
         for c in range(8):  # every client is served again, whichever worker is its home
             r = requests.post(s.url + "/autocomplete", json={"prompt": "x"}, headers={"X-Client-Id": f"k{c}"},
                               timeout=30)
             assert r.status_code == 200
+    # SIGTERM: the server stops its workers, none outlives it
+    assert s.proc.returncode == 0
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{p}").exists() for p in workers["pids"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{p}").exists() for p in workers["pids"])
 
 
 def test_all_workers_dead_means_unhealthy_until_replaced(checkpoint):
