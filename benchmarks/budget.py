@@ -5,7 +5,7 @@
 
 `time_budget_ms` counts from a request's arrival, its wait for a worker included (server.py,
 `with_remaining_budget`): under load a request that waited gets a shorter search instead of a later
-answer. That bounds the tail (server_load's `w2s1b250` row), but a search cut short may suggest less. This
+answer. That bounds the tail (server_load's `w2s1` row against `w2s1b0`: since 2026-11-24 evening 250 ms is `server.py`'s default), but a search cut short may suggest less. This
 measures how much less, paired: one real server (`--workers 2 --time-budget-ms B`); one typist
 (`python -m evaluate --server`, the 20-line protocol) types the same held-out files first alone, then while
 `--budget-load-clients` other clients send cold 20-line requests back to back (the 16-client load of

@@ -285,14 +285,16 @@ def metric_value(port: int, name: str) -> float:
 
 VARIANTS = {
     "before": ("single engine in the HTTP process, one request at a time, fp32 weights (before; "
-               "`--workers 0 --quantize none`)", ["--workers", "0", "--quantize", "none"]),
+               "`--workers 0 --quantize none --time-budget-ms 0`)", ["--workers", "0", "--quantize", "none",
+                                                                     "--time-budget-ms", "0"]),
     "w2s1fp32": ("2 worker processes x 1 slot, fp32 weights (`--quantize none`)",
                  ["--workers", "2", "--slots", "1", "--quantize", "none"]),
     "w1s2nb": ("1 worker process, 2 engine threads, no batching (`--workers 1 --slots 2 --no-batching`)",
                ["--workers", "1", "--slots", "2", "--no-batching"]),
-    "w2s1": ("2 worker processes x 1 slot, int8 weights (the default)", ["--workers", "2", "--slots", "1"]),
-    "w2s1b250": ("2 workers x 1 slot, 250 ms latency budget (`--time-budget-ms 250`)",
-                 ["--workers", "2", "--slots", "1", "--time-budget-ms", "250"]),
+    "w2s1": ("2 worker processes x 1 slot, int8 weights, 250 ms latency budget (the default)",
+             ["--workers", "2", "--slots", "1"]),
+    "w2s1b0": ("2 workers x 1 slot, no latency budget (`--time-budget-ms 0`)",
+               ["--workers", "2", "--slots", "1", "--time-budget-ms", "0"]),
     "w2s4nb": ("2 workers x 4 slots, no batching (`--no-batching`)",
                ["--workers", "2", "--slots", "4", "--no-batching"]),
     "w2s4": ("2 workers x 4 slots, batched (`--slots 4`)", ["--workers", "2", "--slots", "4"]),
@@ -312,7 +314,7 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--server-requests-per-client", type=int, default=20,
                         help="server_load: requests each concurrent client sends")
     parser.add_argument("--server-variants", nargs="+",
-                        default=["before", "w1s2nb", "w2s1", "w2s1b250", "w2s4nb", "w2s4"],
+                        default=["before", "w1s2nb", "w2s1", "w2s1b0", "w2s4nb", "w2s4"],
                         choices=list(VARIANTS),
                         help="server_load: server configurations to compare")
     parser.add_argument("--server-device", default="cpu", choices=("auto", "cpu", "cuda"),
@@ -326,7 +328,7 @@ def run(args) -> str:
     if isinstance(client_counts, int):
         client_counts = [client_counts]
     per_client = getattr(args, "server_requests_per_client", 20)
-    variants = getattr(args, "server_variants", ["before", "w1s2nb", "w2s1", "w2s1b250", "w2s4nb", "w2s4"])
+    variants = getattr(args, "server_variants", ["before", "w1s2nb", "w2s1", "w2s1b0", "w2s4nb", "w2s4"])
     data = getattr(args, "data", None)
     threads = getattr(args, "server_torch_threads", 1)
     device = getattr(args, "server_device", "cpu")

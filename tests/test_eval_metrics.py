@@ -154,7 +154,7 @@ def test_evaluate_through_a_running_server_matches_in_process(ckpt, tmp_path):
     common = ["--model", str(ckpt), "--files", str(f), str(other), "--max-chars", "300", "--line-samples", "10",
               "--protocol", "lines", "project"]
     assert main(common + ["--out", str(tmp_path / "local")]) == 0
-    with ServerProcess(ckpt, "--torch-threads", "1") as srv:
+    with ServerProcess(ckpt, "--torch-threads", "1", "--time-budget-ms", "0") as srv:  # searches as in process
         assert main(common + ["--server", srv.url, "--out", str(tmp_path / "remote")]) == 0
     local = json.loads((tmp_path / "local" / "eval.json").read_text())
     remote = json.loads((tmp_path / "remote" / "eval.json").read_text())

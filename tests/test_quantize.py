@@ -3,6 +3,8 @@ import pytest
 import torch
 from torch import nn
 
+import server
+
 from evaluate.metrics import token_stats
 from evaluate.predictor import Predictor
 from models.checkpoint import load_checkpoint
@@ -24,6 +26,19 @@ def test_every_linear_is_replaced_and_the_float_model_is_kept(ckpt):
     assert type(q.embed) is nn.Embedding  # the lookup table stays float
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     assert quantize_model(model, "none") is model
+
+
+def test_in_place_quantization_keeps_no_float_copy():
+    """What a serving worker loads (server.load_for_inference): the checkpoint's own model quantized, equal to
+    the copying quantization's answers, and no float nn.Linear left behind."""
+    path = make_tiny_checkpoint()
+    copied = quantize_model(load_checkpoint(path).model, "int8")
+    ckpt, model, info = server.load_for_inference(str(path), "cpu", "int8")
+    assert model is ckpt.model and is_quantized(model) and info["quantize"] == "int8"
+    assert not any(type(m) is nn.Linear for m in model.modules())
+    ids = torch.tensor([list(range(1, 40))])
+    with torch.inference_mode():
+        assert torch.equal(model(ids)[0], copied(ids)[0])
 
 
 def test_int8_stays_close_to_the_float_model(ckpt):

@@ -106,7 +106,8 @@ def test_help_lists_options():
 @pytest.mark.parametrize("args, words", [
     (("--workers", "-1"), ("--workers",)), (("--workers", "many"), ("--workers",)),
     (("--slots", "0"), ("--slots",)), (("--workers", "0", "--slots", "2"), ("--slots",)),
-    (("--cache-mb", "0"), ("--cache-mb",))])
+    (("--cache-mb", "0"), ("--cache-mb",)),
+    (("--time-budget-ms", "-5"), ("--time-budget-ms",))])
 def test_bad_pool_options(checkpoint, args, words):
     assert_one_line_error(run_server("--model", str(checkpoint), *args), *words)
 

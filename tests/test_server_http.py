@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from benchmarks.server_load import ServerProcess
 from server import ServerConfig
 
-SERVER_ARGS = ("--torch-threads", "1")
+SERVER_ARGS = ("--torch-threads", "1", "--time-budget-ms", "0")  # answers compared with the in-process engine
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,9 @@ from serving.caches import BytePrefixCache, bound_predictor, tensor_bytes
 torch.set_num_threads(1)
 # Float weights: batched = sequential is exact for a float model; int8 rows of one forward share their
 # activation scale (models/quantize.py), so that equality would hold only within quantization noise.
-POOL_ARGS = ("--torch-threads", "1", "--workers", "2", "--slots", "4", "--quantize", "none")
+# No latency budget (the server's default is 250 ms): a search cut short on a busy machine would answer
+# differently from the sequential one.
+POOL_ARGS = ("--torch-threads", "1", "--workers", "2", "--slots", "4", "--quantize", "none", "--time-budget-ms", "0")
 PROMPTS = ["import os\n", "def add(a, b):\n    return a", "class Stack:\n    def __init__(self", "for i in range(",
            "    def push(self, item):\n        self.items.", "import unittest\n\n\ndef mul(a, b):\n    return ",
            "class A:\n    def pop(self):\n        return self.", "x = add(1, 2)\nassert x == "]
@@ -363,7 +365,9 @@ def test_time_budget_counts_the_wait_for_a_worker(checkpoint):
         for j in range(10)]
     block = {"prompt": "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n",
              "kind": "block", "max_suggestions": 3}
-    with ServerProcess(checkpoint, "--torch-threads", "1", "--workers", "1", "--slots", "1") as s:
+    # no server-wide budget: only B sends one (A, with its large input_extra, must not be cut)
+    with ServerProcess(checkpoint, "--torch-threads", "1", "--workers", "1", "--slots", "1",
+                       "--time-budget-ms", "0") as s:
         requests.post(s.url + "/autocomplete", json=block, timeout=60)  # warm: B alone, no wait
         timeouts_before = metric(s.url, "autocomplete_engine_timeouts_total")
         answers = {}
