@@ -501,6 +501,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "worker included): the search stops there and answers its best so far; 0: no budget "
                         f"(default {DEFAULT_TIME_BUDGET_MS:g}: keeps 16 busy clients' p99 under 300 ms on 2 cores "
                         "at no measured cost to keystrokes saved, docs/server.md)")
+    p.add_argument("--allocator", choices=("auto", "jemalloc", "glibc"), default="auto",
+                   help="malloc of the engine workers: auto = jemalloc when libjemalloc.so.2 is installed "
+                        "(Debian: libjemalloc2; ~12 %% less memory under load, serving/memory.py), else glibc")
     p.add_argument("--threads", type=int, default=None, help="waitress threads (default queue-size + 4)")
     p.add_argument("--torch-threads", type=int, default=1,
                    help="torch intra-op threads per engine worker (default 1: one small forward gains little "
@@ -568,6 +571,13 @@ def main(argv=None) -> int:
     model = Path(args.model)
     if not model.is_file():
         return fail(f"model checkpoint not found: {model} (pass --model PATH)")
+    allocator = "glibc (in the server process)"
+    if args.workers > 0:
+        from serving.memory import engine_allocator
+        try:
+            allocator = engine_allocator(args.allocator)  # before the pool starts the workers' forkserver
+        except ValueError as e:
+            return fail(str(e))
     tune_malloc()  # before any thread starts
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -604,7 +614,7 @@ def main(argv=None) -> int:
                     batch_wait_ms=args.batch_wait_ms, queue_size=args.queue_size))
                 info = pool.start()
                 engine = pool
-                where = f"{args.workers} worker(s) x {args.slots} slot(s)"
+                where = f"{args.workers} worker(s) x {args.slots} slot(s), malloc: {allocator}"
             app_state(app).set_ready(engine, info)
             print(f"model ready: {model} ({info['arch']}, {info['params']:,} parameters, {info['device']}, "
                   f"{where}, {time.perf_counter() - t0:.1f} s)", flush=True)

@@ -16,6 +16,7 @@ import server
 from benchmarks.server_load import ServerProcess
 from serving.batching import BatchingModel, transformer_forward
 from serving.caches import BytePrefixCache, bound_predictor, tensor_bytes
+from serving.memory import find_jemalloc
 
 torch.set_num_threads(1)
 # Float weights: batched = sequential is exact for a float model; int8 rows of one forward share their
@@ -218,6 +219,18 @@ def test_all_workers_dead_means_unhealthy_until_replaced(checkpoint):
         assert {a for a in answers if a[0] != 200} <= {(502, "no_worker", "1"), (502, "worker_lost", "1")}
         assert (502, "no_worker", "1") in answers
         assert requests.post(s.url + "/autocomplete", json={"prompt": "x"}, timeout=30).status_code == 200
+
+
+@pytest.mark.skipif(find_jemalloc() is None, reason="libjemalloc.so.2 not installed (Debian: libjemalloc2)")
+def test_engine_workers_use_jemalloc_and_the_http_process_glibc(checkpoint):
+    for allocator, in_workers in (("auto", True), ("glibc", False)):
+        with ServerProcess(checkpoint, "--torch-threads", "1", "--workers", "1", "--allocator", allocator) as s:
+            pid = requests.get(s.url + "/health", timeout=30).json()["workers"]["pids"][0]
+            assert ("libjemalloc" in Path(f"/proc/{pid}/maps").read_text()) is in_workers, allocator
+            assert "libjemalloc" not in Path(f"/proc/{s.proc.pid}/maps").read_text()
+            assert ("malloc: jemalloc" in s.output()) is in_workers
+            r = requests.post(s.url + "/autocomplete", json={"prompt": "import os\n"}, timeout=30)
+            assert r.status_code == 200 and r.json()["prediction"]
 
 
 # ---- in process: the batched forward and the byte bounds ----
