@@ -249,8 +249,8 @@ def describe_statuses(statuses: list[int]) -> str:
     return ", ".join(f"{n} × {s}" for s, n in counts.items()) or "0"
 
 
-def tree_pids(pid: int) -> list[int]:
-    """`pid` and all its descendants (the server, its forkserver and engine workers)."""
+def children_by_parent() -> dict[int, list[int]]:
+    """{pid: its child pids} of every process, from /proc."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -258,6 +258,12 @@ def tree_pids(pid: int) -> list[int]:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return children
+
+
+def tree_pids(pid: int) -> list[int]:
+    """`pid` and all its descendants (the server and its engine workers, and a forkserver while one runs)."""
+    children = children_by_parent()
     out, todo = [], [pid]
     while todo:
         p = todo.pop()

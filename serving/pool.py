@@ -200,9 +200,7 @@ class WorkerPool:
             except OSError:
                 pass
         for w in workers:
-            if not processes.reap(w.process.pid, 5):
-                processes.kill(w.process.pid)
-                processes.reap(w.process.pid, 5)
+            processes.reap_or_kill(w.process.pid, 5)
 
     @property
     def healthy(self) -> bool:
@@ -312,9 +310,7 @@ class WorkerPool:
         log.error("engine worker %d (pid %s) exited; starting a replacement", w.index, process.pid)
 
         def respawn():
-            if not processes.reap(process.pid, 10):
-                processes.kill(process.pid)
-                processes.reap(process.pid, 5)
+            processes.reap_or_kill(process.pid, 10)
             while not self._closed:
                 self._spawn(w)
                 if w.ready or self._closed:

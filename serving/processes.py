@@ -20,27 +20,27 @@ How:
   replacement), which is stopped again once the replacement runs;
 - multiprocessing's `Process` object of a worker reads its exit status from the forkserver, so once the
   forkserver is gone it reports every worker as exited (code 255): the pool tracks workers by pid with
-  `alive`, `kill` and `reap` here instead.
+  `alive`, `kill`, `reap` and `reap_or_kill` here instead.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
-import sys
 import time
+
+from .memory import _glibc
 
 PR_SET_CHILD_SUBREAPER = 36
 
 
 def become_subreaper() -> bool:
     """Make orphaned descendants this process's children (Linux). False where it is not supported."""
-    if not sys.platform.startswith("linux"):
+    libc = _glibc()
+    if libc is None:
         return False
     try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
         return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
+    except AttributeError:
         return False
 
 
@@ -108,3 +108,10 @@ def reap(pid: int, timeout: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.02)
+
+
+def reap_or_kill(pid: int, grace: float) -> None:
+    """Give `pid` `grace` s to exit by itself, then kill it; collect it either way."""
+    if not reap(pid, grace):
+        kill(pid)
+        reap(pid, 5)

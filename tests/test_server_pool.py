@@ -13,7 +13,7 @@ import requests
 import torch
 
 import server
-from benchmarks.server_load import ServerProcess
+from benchmarks.server_load import ServerProcess, children_by_parent
 from serving.batching import BatchingModel, transformer_forward
 from serving.caches import BytePrefixCache, bound_predictor, tensor_bytes
 from serving.memory import find_jemalloc
@@ -98,17 +98,9 @@ def test_concurrent_requests_give_the_sequential_answers(pool_srv, checkpoint):
         assert [c.text for c in local] == sequential[i][0]
 
 
-def children(pid: int) -> dict[int, str]:
-    """{child pid: its state letter (R, S, Z ...)} of process `pid`, from /proc."""
-    out = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out[int(stat.parent.name)] = fields[0]
-    return out
+def children(pid: int) -> list[int]:
+    """The child pids of process `pid` (an unreaped zombie still counts)."""
+    return children_by_parent().get(pid, [])
 
 
 def forkservers(srv) -> list[int]:
