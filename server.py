@@ -26,7 +26,6 @@ it waited is dropped before it reaches the engine (a peek at its socket sees EOF
 from __future__ import annotations
 
 import argparse
-import hashlib
 import hmac
 import ipaddress
 import json
@@ -45,6 +44,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from serving.gate import ModelGate, QueueFull  # noqa: F401 - re-exported (tests, embedders)
+from serving.loading import load_for_inference, load_model, model_info, plain  # noqa: F401 - re-exported
 from serving.metrics import Metrics
 from serving.pool import EngineError, LocalEngine, NoWorker, PoolConfig, WorkerLost, WorkerPool
 
@@ -414,58 +414,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a host name other than localhost could resolve anywhere
-
-
-def load_for_inference(path: str, device: str = "auto", quantize: str = "auto"):
-    """(checkpoint, its model ready for inference, model info for /health): the device resolved (auto: cuda
-    when there is one), the weights quantized as `quantize` asks (models/quantize.py: auto = int8 on the CPU).
-    The in-process engine and every engine worker load through here. The weights are quantized in place:
-    `checkpoint.model` is the returned model, no float32 copy is kept."""
-    from models.checkpoint import load_checkpoint
-    from models.quantize import quantize_model, resolve_quantize
-    from serving.worker import resolve_device
-
-    device = resolve_device(device)
-    quantize = resolve_quantize(quantize, device)
-    ckpt = load_checkpoint(path, device=device)
-    info = model_info(path, ckpt)
-    info.update(device=device, quantize=quantize)
-    return ckpt, quantize_model(ckpt.model, quantize, inplace=True), info
-
-
-def load_model(path: str, device: str = "cpu", quantize: str = "none"):
-    """Load a checkpoint into a Predictor in this process; returns (predictor, model info for /health)."""
-    from evaluate.predictor import Predictor
-
-    ckpt, model, info = load_for_inference(path, device, quantize)
-    device = info["device"]
-    if device != "cpu":  # the engine builds its inputs on the CPU: the wrapper moves them
-        from serving.batching import BatchingModel
-        model = BatchingModel(model, device=device, batching=False)
-    return Predictor(model, ckpt.tokenizer), info
-
-
-def model_info(path: str, ckpt) -> dict:
-    """What /health shows about the loaded checkpoint."""
-    import torch
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    config = ckpt.config
-    info = {"name": Path(path).stem, "path": str(path), "sha256": digest[:16],
-            "arch": getattr(config, "arch", None), "step": getattr(ckpt, "step", None),
-            "params": sum(p.numel() for p in ckpt.model.parameters()),
-            "vocab_size": getattr(config, "vocab_size", None), "torch": str(torch.__version__),
-            "meta": {str(k): plain(v) for k, v in (getattr(ckpt, "meta", None) or {}).items()
-                     if isinstance(v, (str, int, float, bool)) or v is None}}
-    return info
-
-
-def plain(v):
-    """str/int/float/bool/None as the builtin type (not numpy's or torch's subclasses): what a worker sends
-    is unpickled in the HTTP process, which must not import torch or numpy to read it."""
-    for t in (bool, int, float, str):
-        if isinstance(v, t):
-            return t(v)
-    return v
 
 
 def make_wsgi_server(app: Flask, config: ServerConfig):

@@ -30,7 +30,10 @@ Reuse and bounds (typing must stay fast while 200 KB of chunks come with every r
   blocks but the last (rebuilt when a block of the file completes: every 1-4 KB typed, ~20K tokens at most),
   and `recent`, the prompt's last block (re-indexed when the text before the cursor line changes, i.e. once
   per line typed). Segments are kept in an LRU keyed by their block keys, bounded in bytes, and so are the
-  copy model's lookups (per set of segments). Typing inside a line reuses all of them.
+  copy model's lookups (per set of segments). Typing inside a line reuses all of them. `recent` segments
+  have their own LRU, bounded in count (`recent_segments`): one is dead once its line is done, and in the
+  byte-bounded LRU thousands of them (~11 KB each for a 20-line prompt) filled the bound after a 30-minute
+  16-client soak (50 MB of the server's 483 MiB), evicting the chunk and file segments that are reused.
 - blocks are cut before a newline, so each block's tokens equal the whole text's tokens (byte-level BPE
   splits whitespace runs from what follows them) except at most the first token of a block.
 """
@@ -74,6 +77,9 @@ class ContextConfig:
     # Bytes of cached token ids (blocks) and of built segment indexes; least recently used go first.
     max_block_bytes: int = 32 * 1024 * 1024
     max_segment_bytes: int = 96 * 1024 * 1024
+    # Segments of a prompt's last block ("recent") kept, a count: each serves the one line being typed
+    # (the next line makes a new one), so only the current lines of the clients sharing the store matter.
+    recent_segments: int = 16
     # Prompt blocks: cut before a newline once this long if the line's crc32 % 8 == 0, always at the max.
     block_min_chars: int = 1024
     block_max_chars: int = 4096
@@ -274,8 +280,9 @@ class ContextStore:
         self.ident_tokens = np.array([bool(b) and all(c in _IDENT for c in b) for b in tokenizer.token_bytes])
         self.blocks: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self.block_bytes = 0
-        self.segments: OrderedDict[tuple, Segment] = OrderedDict()
+        self.segments: OrderedDict[tuple, Segment] = OrderedDict()  # input_extra and file segments
         self.segment_bytes = 0
+        self.recent: OrderedDict[tuple, Segment] = OrderedDict()  # the prompts' last blocks
         self.memos: OrderedDict[tuple, OrderedDict] = OrderedDict()
         self._last: tuple | None = None  # (prompt_text, extra, Memory) of the last request
         self.stats = {"blocks_tokenised": 0, "chars_tokenised": 0, "segments_built": 0, "block_evictions": 0,
@@ -312,7 +319,7 @@ class ContextStore:
             # a block's key and whether it starts a text: the same blocks joined differently differ
             group_keys.append(tuple(zip(keys[start:start + len(g)], starts)))
             start += len(g)
-        segments = [self._segment(k) for k in group_keys if k]
+        segments = [self._segment(k, recent=i == 2) for i, k in enumerate(group_keys) if k]
         weights = [w for k, w in zip(group_keys, cfg.segment_weights) if k]
         memo_key = tuple(group_keys)  # the same segments predict the same: share the lookups
         memo = self.memos.get(memo_key)
@@ -325,12 +332,14 @@ class ContextStore:
 
     def usage(self) -> dict:
         return {"context_blocks": len(self.blocks), "context_block_bytes": self.block_bytes,
-                "context_segments": len(self.segments), "context_segment_bytes": self.segment_bytes,
+                "context_segments": len(self.segments) + len(self.recent),
+                "context_segment_bytes": self.segment_bytes + sum(s.nbytes for s in self.recent.values()),
                 **{f"context_{k}": v for k, v in self.stats.items()}}
 
     def clear(self) -> None:
         self.blocks.clear()
         self.segments.clear()
+        self.recent.clear()
         self.memos.clear()
         self._last = None
         self.block_bytes = self.segment_bytes = 0
@@ -357,16 +366,22 @@ class ContextStore:
                     size=lambda a: a.nbytes, stat="block_evictions")
         return keys
 
-    def _segment(self, keys: tuple[bytes, ...]) -> Segment:
-        seg = self.segments.get(keys)
+    def _segment(self, keys: tuple[bytes, ...], recent: bool = False) -> Segment:
+        lru = self.recent if recent else self.segments
+        seg = lru.get(keys)
         if seg is not None:
-            self.segments.move_to_end(keys)
+            lru.move_to_end(keys)
             return seg
         seg = Segment([self.blocks[k] for k, _ in keys], self.tokenizer.eot_id, self.token_len,
                       [start for _, start in keys])
-        self.segments[keys] = seg
-        self.segment_bytes += seg.nbytes
+        lru[keys] = seg
         self.stats["segments_built"] += 1
+        if recent:
+            while len(lru) > max(1, self.config.recent_segments):
+                lru.popitem(last=False)
+                self.stats["segment_evictions"] += 1
+            return seg
+        self.segment_bytes += seg.nbytes
         self._evict(self.segments, "segment_bytes", self.config.max_segment_bytes, keep={keys},
                     size=lambda s: s.nbytes, stat="segment_evictions")
         return seg

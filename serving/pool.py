@@ -33,6 +33,7 @@ replaced the same way.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import multiprocessing
 import os
@@ -50,6 +51,10 @@ log = logging.getLogger("autocomplete.pool")
 
 class NoWorker(Exception):
     """No engine worker is ready (all restarting)."""
+
+
+# What the forkserver preloads (preload.py): set in the environment it is started with.
+PRELOAD_ENV = "AUTOCOMPLETE_PRELOAD_MODEL"
 
 
 class WorkerLost(Exception):
@@ -75,6 +80,7 @@ class PoolConfig:
     request_timeout_s: float = 60.0
     start_timeout_s: float = 300.0
     release_forkserver: bool = True  # stop the forkserver while no worker is being started (processes.py)
+    preload_model: bool = True     # load the model in the forkserver: the workers share it (preload.py)
 
 
 def client_slot(key: str, workers: int, slots: int) -> tuple[int, int]:
@@ -118,9 +124,15 @@ class WorkerPool:
         self._fork_lock = threading.Lock()
         self._adopts = processes.become_subreaper() if config.release_forkserver else False
         self._ctx = multiprocessing.get_context("forkserver")
-        # Imported once in the forkserver; every worker forked from it shares these pages.
+        # Imported once in the forkserver; every worker forked from it shares these pages, and the model
+        # (preload.py) when it can be loaded there.
+        if config.preload_model:
+            os.environ[PRELOAD_ENV] = json.dumps(
+                {"model": str(config.model), "device": config.device, "quantize": config.quantize})
+        else:
+            os.environ.pop(PRELOAD_ENV, None)
         self._ctx.set_forkserver_preload(["torch", "serving.worker", "serving.batching", "evaluate.predictor",
-                                          "models.checkpoint", "serving.freeze"])
+                                          "models.checkpoint", "serving.preload", "serving.freeze"])
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> dict:

@@ -48,7 +48,7 @@ def engine_stats(predictor) -> dict[str, float]:
             continue
         name = "".join(c if c.isalnum() else "_" for c in str(key)).strip("_").lower()
         if name:
-            out[name] = int(value) if isinstance(value, int) else float(value)  # not numpy's: see server.plain
+            out[name] = int(value) if isinstance(value, int) else float(value)  # not numpy's: see loading.plain
     return out
 
 
@@ -96,8 +96,10 @@ def main(conn, cfg: dict) -> None:
     tune_malloc()
     torch.set_num_threads(cfg["torch_threads"])
     try:
-        import server
-        ckpt, model, info = server.load_for_inference(cfg["model"], cfg["device"], cfg["quantize"])
+        from .loading import load_for_inference
+        from .preload import take
+        loaded = take(cfg["model"], cfg["quantize"]) if resolve_device(cfg["device"]) == "cpu" else None
+        ckpt, model, info = loaded or load_for_inference(cfg["model"], cfg["device"], cfg["quantize"])
         shared, predictors = build_slots(model, ckpt.tokenizer, cfg["slots"], cfg["cache_mb"], info["device"],
                                          cfg["batching"], cfg["batch_wait_ms"])
     except BaseException as e:  # noqa: BLE001 - reported to the parent in one line

@@ -149,6 +149,28 @@ def test_the_store_stays_within_its_byte_bounds_under_many_distinct_chunks(ckpt)
     assert store.block_bytes <= block_limit + this_request_blocks
 
 
+def test_typing_many_lines_keeps_few_recent_segments_and_the_chunk_segment(ckpt):
+    """Each typed line makes a new segment of the prompt's last block, dead once the line is done: they
+    are kept by count, and never push the reused chunk segment out of the byte-bounded LRU."""
+    from models.checkpoint import load_checkpoint
+    tok = load_checkpoint(ckpt).tokenizer
+    chunk = [BILLING * 20]
+    probe = ContextStore(tok, ContextConfig())
+    probe.memory("", chunk)
+    chunk_bytes = probe.segment_bytes
+    config = ContextConfig(max_segment_bytes=chunk_bytes + 4096, recent_segments=4)
+    store = ContextStore(tok, config)
+    lines = ""
+    for i in range(15):  # < 1 KB: the whole prompt is its last block
+        lines += f"value_{i} = normalise_invoice_total(invoice_{i}, 'EUR')\n"
+        store.memory(lines, chunk)
+    assert len(store.recent) == 4
+    assert len(store.segments) == 1 and store.segment_bytes == chunk_bytes  # built once, never evicted
+    assert store.stats["segments_built"] == 1 + 15
+    assert store.usage()["context_segments"] == 5
+    assert store.usage()["context_segment_bytes"] == chunk_bytes + sum(s.nbytes for s in store.recent.values())
+
+
 def test_bad_extra_is_a_type_error(predictor):
     with pytest.raises(TypeError):
         predictor.complete("x = 1", extra="not a list")

@@ -117,6 +117,7 @@ def test_health_and_metrics_show_workers(pool_srv):
     # The forkserver is stopped once the workers run, and the HTTP process adopted them (serving/processes.py).
     assert set(h["workers"]["pids"]) <= set(children(pool_srv.proc.pid))
     assert not forkservers(pool_srv)
+    assert h["model"]["preloaded"] is True  # loaded once, in the forkserver: the workers share it (preload.py)
     text = requests.get(pool_srv.url + "/metrics", timeout=30).text
     assert 'autocomplete_worker_ready{worker="1"} 1.0' in text
     assert "# TYPE autocomplete_requests_total counter" in text  # prometheus_client's exposition
@@ -124,6 +125,35 @@ def test_health_and_metrics_show_workers(pool_srv):
     # even before it answered any request.
     for w in (0, 1):
         assert metric(pool_srv.url, f'autocomplete_worker_resident_bytes{{worker="{w}"}}') > 50e6
+
+
+def test_a_worker_takes_the_preloaded_model_only_if_it_is_the_one_asked_for(checkpoint, tmp_path, monkeypatch):
+    """What the forkserver preloaded (serving/preload.py) is used for the same file, unchanged, with the same
+    quantization; anything else is loaded by the worker itself."""
+    import importlib
+    import json
+    import shutil
+
+    from serving import pool, preload
+    copy = tmp_path / "copy.pt"
+    shutil.copy(checkpoint, copy)
+    monkeypatch.setenv(pool.PRELOAD_ENV, json.dumps({"model": str(copy), "device": "cpu", "quantize": "int8"}))
+    importlib.reload(preload)  # what the forkserver does on import
+    try:
+        ckpt, model, info = preload.take(str(copy), "int8")
+        assert info["preloaded"] is True and info["quantize"] == "int8" and ckpt.model is model
+        assert preload.take(str(copy), "int8")[1] is model  # one model, not a copy per worker
+        assert preload.take(str(copy), "none") is None
+        assert preload.take(str(checkpoint), "int8") is None
+        os.utime(copy, ns=(time.time_ns(), time.time_ns() + 10**9))  # the file changed since
+        assert preload.take(str(copy), "int8") is None
+        monkeypatch.setenv(pool.PRELOAD_ENV, json.dumps({"model": str(tmp_path / "gone.pt"), "device": "cpu",
+                                                         "quantize": "int8"}))
+        importlib.reload(preload)  # nothing to load: no error (the worker reports it when it loads)
+        assert preload.take(str(tmp_path / "gone.pt"), "int8") is None
+    finally:
+        monkeypatch.delenv(pool.PRELOAD_ENV)
+        importlib.reload(preload)
 
 
 def test_a_client_keeps_its_worker_slot(pool_srv):
@@ -174,6 +204,7 @@ def test_killed_worker_is_replaced_and_no_request_hangs(checkpoint):
             time.sleep(0.2)
         workers = h.json()["workers"]
         assert workers["ready"] == 2 and workers["restarts"] == 1 and pids[0] not in workers["pids"]
+        assert h.json()["model"]["preloaded"] is True  # the new forkserver preloaded the model again
         # the dead worker was reaped (no zombie), the replacement adopted, its forkserver stopped again
         deadline = time.monotonic() + 10
         while forkservers(s) and time.monotonic() < deadline:
