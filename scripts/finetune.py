@@ -58,6 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the replay corpus's valid loss may rise at most this much (relative) in best.pt; 0: no guard")
     p.add_argument("--valid-fraction", type=float, default=0.1, help="share of your files held out for validation")
     p.add_argument("--lr", type=float, default=RECIPE["lr"])
+    p.add_argument("--fim-rate", type=float, default=RECIPE["fim_rate"],
+                   help="share of windows in fill-in-the-middle order (only for a checkpoint with FIM tokens)")
     p.add_argument("--warmup", type=int, default=RECIPE["warmup"])
     p.add_argument("--batch-size", type=int, default=RECIPE["batch_size"])
     p.add_argument("--eval-every", type=int, default=RECIPE["eval_every"])
@@ -114,7 +116,7 @@ def main(argv=None) -> int:
         weight_decay=RECIPE["weight_decay"], eval_every=args.eval_every, eval_tokens=0, patience=args.patience,
         replay=replay, replay_fraction=args.replay_fraction if replay else 0.0, threads=args.threads,
         guard=replay if args.guard_rise > 0 else "", guard_rise=args.guard_rise,
-        fim_rate=RECIPE["fim_rate"] if init.tokenizer.fim_ids is not None else 0.0,
+        fim_rate=args.fim_rate if init.tokenizer.fim_ids is not None else 0.0,
         seed=args.seed, sample_tokens=0, track=False, checkpoint_minutes=1.0, progress_bar=not args.no_progress)
     try:
         train.train(cfg)

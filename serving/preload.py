@@ -2,16 +2,18 @@
 
 Why: each worker used to load the checkpoint itself, after the fork, so each held its own copy of what
 loading makes: the weights (int8 linear layers and their packed copies, float embeddings), the tokenizer and
-the engine's token tables, and the Python objects around them, 34 MiB private per worker. Loaded before the
-fork, those pages are shared by the workers (copy-on-write; inference only reads them): 10 MiB private per
-worker, and the PSS of two loaded workers falls by ~24 MiB (a fork test of the same imports and model,
-`Private_Dirty` from smaps_rollup). The forkserver itself is stopped once the workers run (processes.py);
-its pages stay shared by them.
+the Python objects around them (the engine's own tables are still built in each worker). Loaded before the
+fork, those pages are shared by the workers (copy-on-write; inference only reads them). Measured on the
+default server (2 workers, smaps_rollup once loaded): 58 -> 22 MiB private per worker, 318 -> 249 MiB summed
+PSS (with jemalloc's single arena, memory.py); after a 30-minute 16-client soak 483 -> 400 MiB
+(docs/server.md). The forkserver
+itself is stopped once the workers run (processes.py); its pages stay shared by them.
 
 How: pool.py puts what to load in the environment the forkserver is started with (`PRELOAD_ENV`: JSON of
 model, device, quantize) and imports this module there (its preload list, before serving.freeze, so these
-objects are frozen too); the HTTP process never imports it (it loads on import, and must not load torch). A worker takes the preloaded model when it is the one it was asked for (the same
-file, size and modification time, the same quantization) and loads its own otherwise.
+objects are frozen too); the HTTP process never imports it (it loads on import, and must not load torch).
+A worker takes the preloaded model when it is the one it was asked for (the same file, size and modification
+time, the same quantization) and loads its own otherwise.
 
 Only on the CPU: a process that has touched CUDA cannot fork children that use it, so with a CUDA build of
 torch and a device other than "cpu" nothing is preloaded (`torch.cuda.is_available()` itself would
