@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context-seed", type=int, default=0)
 
 
-def _chunks(target: Path, files: list[Path], budget: int, rng: random.Random) -> list[dict]:
+def extra_chunks(target: Path, files: list[Path], budget: int, rng: random.Random) -> list[dict]:
     """Other held-out files up to `budget` characters: the target's folder first, then random others."""
     same = sorted(p for p in files if p.parent == target.parent and p != target)
     others = [p for p in files if p.parent != target.parent]
@@ -62,7 +62,7 @@ def run(args) -> str:
             text = target.read_text(encoding="utf-8", errors="replace")
             starts = line_starts_of(text)
             cursor = rng.randrange(len(text) // 3, len(text) - args.context_run_chars)
-            extra = _chunks(target, files, budget, rng)
+            extra = extra_chunks(target, files, budget, rng)
             extra_sizes.append(sum(len(c["text"]) for c in extra))
             for k in range(args.context_run_chars):
                 i = cursor + k

@@ -4,6 +4,7 @@ the server and its workers is sampled all along.
     python -m benchmarks.soak --model checkpoints/default.pt --data data/default-model --minutes 30 \
         --out reports/soak.md          # (nohup ... & : it takes the whole time)
     python -m benchmarks --only soak --soak-minutes 30 ...                       # the same, inside make bench
+    python -m benchmarks.soak ... --minutes 10 --soak-extra-kb 128                # project-aware requests
 
 Each client types one character after another at random points of held-out files (the 20 lines before
 the cursor and the cursor line as the prompt, its own X-Client-Id and keep-alive connection, back to
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import requests
 
+from benchmarks.context import extra_chunks
 from benchmarks.server_load import (Client, ServerProcess, describe_statuses, percentile, prompt_files,
                                     tree_memory_mib, tree_pids)
 
@@ -31,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--soak-clients", type=int, default=16, help="soak: concurrent typing clients")
     parser.add_argument("--soak-server-args", default="", help="soak: extra server.py options (one string)")
     parser.add_argument("--soak-sample-s", type=float, default=15.0, help="soak: memory sample interval")
+    parser.add_argument("--soak-extra-kb", type=int, default=0,
+                        help="soak: project-aware requests with this much input_extra (the extension sends 128)")
 
 
 def process_roles(server_pid: int, pids: list[int], cmdlines: dict[int, str], workers: set) -> dict[int, str]:
@@ -50,13 +54,18 @@ def process_roles(server_pid: int, pids: list[int], cmdlines: dict[int, str], wo
     return roles
 
 
-def typing_requests(files: list[Path], rng: random.Random, jump_every: int = 40):
-    """Endless keystroke requests: 20 lines + the cursor line up to the cursor, the rest of the line."""
+def typing_requests(files: list[Path], rng: random.Random, jump_every: int = 40, extra_chars: int = 0,
+                    prompt_chars: int = 32768):
+    """Endless keystroke requests: 20 lines + the cursor line up to the cursor, the rest of the line. With
+    `extra_chars`, the project-aware request the extension sends: the last `prompt_chars` characters before
+    the cursor and `input_extra` of other held-out files (its folder first), new at every jump."""
     while True:
-        text = rng.choice(files).read_text(encoding="utf-8", errors="replace")
+        path = rng.choice(files)
+        text = path.read_text(encoding="utf-8", errors="replace")
         if len(text) < 400:
             continue
         cursor = rng.randrange(100, len(text) - jump_every)
+        extra = extra_chunks(path, files, extra_chars, rng) if extra_chars else None
         for pos in range(cursor, cursor + jump_every):
             line_start = text.rfind("\n", 0, pos) + 1
             start = line_start
@@ -65,7 +74,10 @@ def typing_requests(files: list[Path], rng: random.Random, jump_every: int = 40)
                     break
                 start = text.rfind("\n", 0, start - 1) + 1
             end = text.find("\n", pos)
-            yield {"prompt": text[start:pos], "suffix": text[pos:end if end >= 0 else len(text)]}
+            body = {"prompt": text[start:pos], "suffix": text[pos:end if end >= 0 else len(text)]}
+            if extra is not None:
+                body.update(prompt=text[max(0, pos - prompt_chars):pos], input_extra=extra)
+            yield body
 
 
 def run(args) -> str:
@@ -73,6 +85,7 @@ def run(args) -> str:
     clients = getattr(args, "soak_clients", 16)
     extra = (getattr(args, "soak_server_args", "") or "").split()
     every = getattr(args, "soak_sample_s", 15.0)
+    extra_chars = getattr(args, "soak_extra_kb", 0) * 1000
     out = getattr(args, "out", None)
     files, where = prompt_files(getattr(args, "data", None))
     samples = []  # (seconds, requests, rss MiB, pss MiB, processes)
@@ -89,7 +102,7 @@ def run(args) -> str:
         def client(i: int):
             rng = random.Random(1000 + i)
             c = Client(srv.port, client_id=f"soak-{i}")
-            for body in typing_requests(files, rng):
+            for body in typing_requests(files, rng, extra_chars=extra_chars):
                 if stop.is_set():
                     return
                 try:
@@ -141,7 +154,10 @@ def run(args) -> str:
     def row(name, s):
         return f"| {name} | {s[1]:,} | {s[2]:.0f} MiB | {s[3]:.0f} MiB |"
 
-    lines = [f"{clients} clients typing for {minutes:g} min against `server.py {' '.join(extra) or '(defaults)'}`: "
+    what = (f"project-aware requests (the last 32K characters before the cursor + {extra_chars // 1000} KB of "
+            "input_extra, new at every jump)" if extra_chars else "20-line requests")
+    lines = [f"{clients} clients typing ({what}) for {minutes:g} min against "
+             f"`server.py {' '.join(extra) or '(defaults)'}`: "
              f"{count[0]:,} requests ({count[0] / wall:.1f}/s), p50 {percentile(latencies, 50):.1f} ms, "
              f"p99 {percentile(latencies, 99):.1f} ms, not 200: {describe_statuses(failures)}.", "",
              "| when | requests so far | VmRSS, all processes | PSS, all processes |", "|---|---:|---:|---:|",

@@ -196,3 +196,28 @@ def test_files_per_project_and_project_protocol_on_a_split(ckpt, tmp_path):
         assert row["extra_chars"] == sum(len(f.read_text()) for f in others)
     assert set(report["projects"]) == {"alpha", "beta"}
     assert all({"saved_auto", "saved_auto_project"} <= set(p) for p in report["projects"].values())
+
+
+def test_soak_requests_are_what_the_editor_sends(tmp_path):
+    """benchmarks/soak.py's clients: 20-line requests by default; with extra_chars the project-aware request
+    (the text before the cursor, other files as input_extra within the budget, the same while typing on)."""
+    import itertools
+    import random
+
+    from benchmarks.soak import typing_requests
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    files = []
+    for i in range(4):
+        f = folder / f"m{i}.py"
+        f.write_text("".join(f"def f_{i}_{j}(x):\n    return x + {j}\n" for j in range(60)))
+        files.append(f)
+    plain = list(itertools.islice(typing_requests(files, random.Random(0)), 40))
+    assert all("input_extra" not in b and b["prompt"].count("\n") <= 20 for b in plain)
+    project = list(itertools.islice(typing_requests(files, random.Random(0), extra_chars=3000), 40))
+    for b, p in zip(project, plain):
+        assert b["suffix"] == p["suffix"] and b["prompt"].endswith(p["prompt"])
+        assert len(b["prompt"]) > len(p["prompt"]) or b["prompt"] == p["prompt"]
+        assert 0 < sum(len(c["text"]) for c in b["input_extra"]) <= 3000
+        assert all(c["text"] not in b["prompt"] for c in b["input_extra"])  # other files, not this one
+    assert all(b["input_extra"] == project[0]["input_extra"] for b in project)  # one jump: the same chunks
