@@ -6,8 +6,8 @@ the Python objects around them (the engine's own tables are still built in each 
 fork, those pages are shared by the workers (copy-on-write; inference only reads them). Measured on the
 default server (2 workers, smaps_rollup once loaded): 58 -> 22 MiB private per worker, 318 -> 249 MiB summed
 PSS (with jemalloc's single arena, memory.py); after a 30-minute 16-client soak 483 -> 400 MiB
-(docs/server.md). The forkserver
-itself is stopped once the workers run (processes.py); its pages stay shared by them.
+(docs/server.md). The forkserver itself is stopped once the workers run (processes.py); its pages stay
+shared by them.
 
 How: pool.py puts what to load in the environment the forkserver is started with (`PRELOAD_ENV`: JSON of
 model, device, quantize) and imports this module there (its preload list, before serving.freeze, so these
