@@ -70,10 +70,6 @@ class ContextConfig:
     # cannot know: `normalise_invoice_`) mixes with at least ident_weight.
     ident_weight: float = 0.9
     ident_bytes: int = 12
-    # Fitted gate (scripts/fit_context_gate.py): lam = sigmoid(gate . gate_features(match, max p_model)),
-    # weights in GATE_FEATURES order; None: the formula above.
-    gate: tuple | None = None
-    agree_power: float = 0.0
     # Weight of an occurrence by where it is: the input_extra chunks, the file, the file's last block.
     segment_weights: tuple = (1.0, 1.0, 1.0)
     # Occurrences counted per lookup (the most recent ones in memory order).
@@ -202,28 +198,6 @@ class Segment:
         return n_tok, n_bytes
 
 
-@dataclass
-class Match:
-    """What the copy model found for one history."""
-    ids: np.ndarray  # [K] int64: the tokens that followed the longest matches
-    probs: np.ndarray  # [K] float32: p_cache, their (weighted) shares
-    matched_tokens: int  # length of the longest match
-    matched_bytes: int  # its bytes (the longest among the occurrences of that length)
-    ident_bytes: int  # identifier bytes at the end of the matched history
-    occurrences: int  # how many occurrences the shares count
-
-
-GATE_FEATURES = ("bias", "1 - exp(-bytes/12)", "log1p(bytes)", "ident >= 12", "log1p(ident bytes)",
-                 "max p_cache", "log1p(occurrences)", "max p_model")
-
-
-def gate_features(match: Match, model_max: float) -> np.ndarray:
-    """[F] float64: what the gate weighs (GATE_FEATURES), from the match and the model's top probability."""
-    return np.array([1.0, 1 - math.exp(-match.matched_bytes / 12), math.log1p(match.matched_bytes),
-                     float(match.ident_bytes >= 12), math.log1p(match.ident_bytes), float(match.probs.max()),
-                     math.log1p(match.occurrences), model_max])
-
-
 class Memory:
     """The segments of one request's context; `predict(history)` is the copy model."""
 
@@ -238,27 +212,22 @@ class Memory:
         self.token_len = token_len  # [V] bytes per token
         self.memo: OrderedDict = OrderedDict() if memo is None else memo  # history -> (prediction,)
 
-    def predict(self, history: tuple[int, ...], model_max: float = 0.0) -> tuple[float, np.ndarray, np.ndarray] | None:
+    def predict(self, history: tuple[int, ...]) -> tuple[float, np.ndarray, np.ndarray] | None:
         """(lam, token ids [K], probabilities [K]) of the copy model after `history`, or None when no
-        suffix of it (min_order tokens at least) occurs in memory followed by a token. `model_max`: the
-        model's top next-token probability there (the fitted gate trusts the copy less when it is high)."""
+        suffix of it (min_order tokens at least) occurs in memory followed by a token."""
         cfg = self.config
         hist = tuple(history[-cfg.max_order:])
         hit = self.memo.get(hist)
         if hit is not None:
             self.memo.move_to_end(hist)
-            match = hit[0]
-        else:
-            match = self.match(hist)
-            self.memo[hist] = (match,)
-            if len(self.memo) > cfg.memo_size:
-                self.memo.popitem(last=False)
-        if match is None:
-            return None
-        return self.gate(match, model_max), match.ids, match.probs
+            return hit[0]
+        result = self._predict(hist)
+        self.memo[hist] = (result,)
+        if len(self.memo) > cfg.memo_size:
+            self.memo.popitem(last=False)
+        return result
 
-    def match(self, hist: tuple[int, ...]) -> Match | None:
-        """The longest-match occurrences of `hist`'s suffix and what follows them (no memo, no gate)."""
+    def _predict(self, hist: tuple[int, ...]):
         cfg = self.config
         if not hist:
             return None
@@ -288,27 +257,16 @@ class Memory:
                 matched_bytes = max(matched_bytes, int(n_bytes[sel].max()))
         ids, inverse = np.unique(np.concatenate(nexts), return_inverse=True)
         counts = np.bincount(inverse, weights=np.concatenate(weights))
-        ident = 0  # identifier bytes at the end of the matched history
-        if self.ident_tokens is not None:
+        lam = cfg.max_weight * (1 - math.exp(-matched_bytes / cfg.scale_bytes))
+        if cfg.ident_weight > lam and self.ident_tokens is not None:
+            ident = 0  # identifier bytes at the end of the matched history
             for tok in hist[::-1][:best]:
                 if not self.ident_tokens[tok]:
                     break
-                ident += int(self.token_len[tok])
-        return Match(ids.astype(np.int64), (counts / counts.sum()).astype(np.float32), best, matched_bytes,
-                     ident, int(sum(len(n) for n in nexts)))
-
-    def gate(self, match: Match, model_max: float = 0.0) -> float:
-        """lam, the copy model's mixing weight for this match: the fitted gate when the config has one."""
-        cfg = self.config
-        if cfg.gate is not None:
-            z = float(np.dot(cfg.gate, gate_features(match, model_max)))
-            return 1 / (1 + math.exp(-z))
-        lam = cfg.max_weight * (1 - math.exp(-match.matched_bytes / cfg.scale_bytes))
-        if match.ident_bytes >= cfg.ident_bytes:
-            lam = max(lam, cfg.ident_weight)
-        if cfg.agree_power:
-            lam *= float(match.probs.max()) ** cfg.agree_power
-        return lam
+                ident += self.token_len[tok]
+            if ident >= cfg.ident_bytes:
+                lam = cfg.ident_weight
+        return lam, ids.astype(np.int64), (counts / counts.sum()).astype(np.float32)
 
 
 class ContextStore:

@@ -39,7 +39,6 @@ from .encoder import LineMemoEncoder
 from .fim import FimConfig, fim_head, has_following_lines, trim_to_suffix
 from .healing import TokenIndex, back_off, token_offsets
 from .kinds import StopRule, check_kind
-from .retrieval import RetrievalConfig, Retriever
 from .search import Hypothesis, beam_search
 
 
@@ -108,9 +107,6 @@ class PredictorConfig:
     fim: FimConfig = field(default_factory=FimConfig)
     # The suffix's following lines also go into the copy model's memory (names used below the cursor).
     context_suffix: bool = True
-    # Retrieval into the window (retrieval.py): the lines most like the ones above the cursor, from the text
-    # before the window and the extra chunks, in front of the window. None disables it.
-    retrieval: RetrievalConfig | None = None
 
 
 class Predictor:
@@ -128,7 +124,6 @@ class Predictor:
         if self.config.context_prompt not in ("all", "before_window", "none"):
             raise ValueError(f"context_prompt must be all, before_window or none, got {self.config.context_prompt!r}")
         self.context = ContextStore(tokenizer, self.config.context) if self.config.context else None
-        self.retriever = Retriever(self.config.retrieval) if self.config.retrieval else None
         self.lock = threading.Lock()
         max_context = getattr(model, "max_context", None)
         budget = self.config.max_prompt_tokens
@@ -201,21 +196,7 @@ class Predictor:
     # ------------------------------------------------------------------ one request
     def _complete(self, prompt, suffix, kind, max_suggestions, deadline, extra) -> list[Completion]:
         head = fim_head(self.tokenizer, suffix, self.config.fim)
-        budget = max(self.prompt_budget - len(head), 16)
-        kept, ids = self.window(prompt, budget)
-        if self.retriever is not None:
-            snippet = self.retriever.snippet(prompt[:len(prompt) - len(kept)], kept, extra)
-            if snippet:
-                sids = self.encoder.encode(snippet + "\n")
-                limit = self.config.retrieval.max_tokens
-                if len(sids) > limit:  # its first lines that fit
-                    text = snippet + "\n"
-                    while len(sids) > limit and "\n" in text[:-1]:
-                        text = text[:text.rfind("\n", 0, len(text) - 1) + 1]
-                        sids = self.encoder.encode(text)
-                if len(sids) <= limit:
-                    kept, ids = self.window(prompt, max(budget - len(sids), 16))
-                    head = head + tuple(sids)
+        kept, ids = self.window(prompt, max(self.prompt_budget - len(head), 16))
         memory = None
         if self.context is not None:
             mode = self.config.context_prompt

@@ -208,7 +208,7 @@ def _step_logp(logits: torch.Tensor, alive: list[Hypothesis], index: TokenIndex,
     logp = torch.log_softmax(logits, dim=-1)
     if memory is not None:
         for b, h in enumerate(alive):
-            copy = memory.predict(context_key + h.tokens, math.exp(float(logp[b].max())))
+            copy = memory.predict(context_key + h.tokens)
             if copy is not None:
                 lam, ids, probs = copy
                 p = logp[b].exp() * (1 - lam)  # [V]

@@ -49,9 +49,6 @@ def run_variant(args_tuple):
     lines = variant.pop("context_lines", 0)
     use_extra = variant.pop("extra", True)
     budget = variant.pop("time_budget_ms", None)
-    if "retrieval" in variant:
-        from evaluate.retrieval import RetrievalConfig
-        config.retrieval = RetrievalConfig(**variant.pop("retrieval"))
     from dataclasses import fields
     for f in fields(PredictorConfig):  # PredictorConfig fields (auto_beam_width, max_tokens, ...)
         if f.name in variant and f.name != "context":
