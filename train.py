@@ -46,6 +46,7 @@ import torch.nn.functional as F
 
 from dataset.corpus import load_split, load_tokenizer
 from dataset.fim import fim_rows
+from dataset.prefetch import Prefetcher
 from models import ARCHS, ModelConfig, build_model, map_state
 from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -93,6 +94,7 @@ class TrainConfig:
     guard_tokens: int = 16384  # guard validation tokens per evaluation
     fim_rate: float = 0.0  # fraction of training documents (pieces of windows) rearranged for FIM
     fim_spm: float = 1.0  # fraction of those in SPM order (the rest PSM)
+    prefetch: int = -1  # batches made ahead in a thread (dataset/prefetch.py); -1: 2 on CUDA, 0 on the CPU
     progress_bar: bool = False  # a tqdm bar with ETA instead of a log line every log_every steps
     track: bool = True  # labml tracking (local sqlite)
 
@@ -476,13 +478,26 @@ def train(cfg: TrainConfig) -> Path:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
 
+    # ---- batches: random windows (or streams), FIM-rewritten, made ahead in a thread on CUDA
+    def generators() -> dict:  # what a resumed run needs to make the same batches next
+        return {"data": data.state_dict(), "fim_rng": [fim_rng.bit_generator.state]}
+
+    def make_batch():
+        batch, reset = data.next()
+        target_mask = None
+        if cfg.fim_rate > 0:
+            batch, target_mask = fim_rows(batch, tokenizer, fim_rng, cfg.fim_rate, cfg.fim_spm)
+        return (batch, target_mask, reset), generators()
+    prefetch = cfg.prefetch if cfg.prefetch >= 0 else (2 if device.type == "cuda" else 0)
+    batches = Prefetcher(make_batch, generators(), prefetch)
+
     tracker = Tracker(cfg, enabled=d.main and cfg.track)
     if d.main:
         budget = f"{cfg.steps} steps" if cfg.steps > 0 else f"{cfg.minutes:g} minutes"
         print(f"{model_config.arch}: {raw_model.num_params() / 1e6:.2f}M parameters, vocab {tokenizer.vocab_size}, "
               f"train {len(train_tokens):,} tokens, valid {validation.n_targets:,} tokens "
               f"({validation.chars / validation.n_targets:.2f} chars/token), device {device} x{d.world}, "
-              f"{precision}, threads {torch.get_num_threads()}, {'streams' if stream else 'random windows'}, "
+              f"{precision}, threads {torch.get_num_threads()}, prefetch {prefetch}, {'streams' if stream else 'random windows'}, "
               f"budget {budget}, from step {step}"
               + (f", init {cfg.init}" if init_ckpt is not None else "")
               + (f", replay {data.n_replay}/{cfg.batch_size * d.world} rows from {cfg.replay}"
@@ -504,8 +519,7 @@ def train(cfg: TrainConfig) -> Path:
             meta.update({f"valid_{k}": v for k, v in metrics.items()})
         resume_state = {"train_seconds": train_seconds, "tokens_seen": tokens_seen, "best_loss": best_loss,
                         "bad_evals": bad_evals, "guard_start": guard_start,
-                        "data": data.state_dict(), "torch_rng": [torch.get_rng_state()],
-                        "fim_rng": [fim_rng.bit_generator.state],
+                        **batches.state, "torch_rng": [torch.get_rng_state()],
                         "cuda_rng": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else []}
         save_checkpoint(path, raw_model, model_config, tokenizer, optimizer=optimizer, step=step,
                         train_config=asdict(cfg), meta=meta, resume=resume_state)
@@ -584,10 +598,7 @@ def train(cfg: TrainConfig) -> Path:
             for group in optimizer.param_groups:
                 group["lr"] = lr
 
-            batch, reset = data.next()
-            target_mask = None
-            if cfg.fim_rate > 0:
-                batch, target_mask = fim_rows(batch, tokenizer, fim_rng, cfg.fim_rate, cfg.fim_spm)
+            batch, target_mask, reset = batches.next()
             x, y = to_tensor(batch, device)
             if target_mask is not None and not target_mask.all():
                 y = y.masked_fill(~torch.from_numpy(target_mask).to(device), -1)  # padding: no loss
@@ -644,6 +655,7 @@ def train(cfg: TrainConfig) -> Path:
             print(f"saved {last_path} at step {step} (final train loss {final_loss:.6f})"
                   + (f" after signal {exit_signal}" if exit_signal else ""), flush=True)
     finally:
+        batches.close()
         for s, h in previous_handlers.items():
             signal.signal(s, h)
         if d.world > 1:
@@ -708,6 +720,8 @@ def parse_args(argv=None) -> TrainConfig:
                    help="fraction of training documents rearranged for fill-in-the-middle (adds the FIM tokens)")
     p.add_argument("--fim-spm", type=float, default=defaults.fim_spm,
                    help="fraction of the FIM documents in suffix-prefix-middle order (the rest prefix-suffix-middle)")
+    p.add_argument("--prefetch", type=int, default=defaults.prefetch,
+                   help="batches made ahead in a thread while a step runs (-1: 2 on CUDA, 0 on the CPU)")
     p.add_argument("--progress-bar", action="store_true", help="a progress bar with ETA instead of log lines")
     args = p.parse_args(argv)
     return TrainConfig(**{f.name: getattr(args, f.name, getattr(defaults, f.name)) for f in fields(TrainConfig)})

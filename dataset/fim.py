@@ -41,12 +41,24 @@ def fim_parts(tokenizer: Tokenizer, prefix: str, middle: str, suffix: str,
               spm: bool = True) -> tuple[list[int], list[int], list[int]]:
     """The FIM token sequence as (head, suffix ids, tail): head + suffix ids + tail is the whole
     sequence, without the final eot. Returned in parts so a caller can trim the suffix."""
+    texts = _texts_to_encode(prefix, middle, suffix, spm)
+    return _assemble(tokenizer, spm, [tokenizer.encode(t) for t in texts])
+
+
+def _texts_to_encode(prefix: str, middle: str, suffix: str, spm: bool) -> tuple[str, ...]:
+    # SPM: <PRE> <SUF> suffix <MID> prefix+middle (one text: encoded as left to right); PSM: <PRE> prefix
+    # <SUF> suffix <MID> middle
+    return (suffix, prefix + middle) if spm else (prefix, suffix, middle)
+
+
+def _assemble(tokenizer: Tokenizer, spm: bool, encoded: list[list[int]]) -> tuple[list[int], list[int], list[int]]:
+    """(head, suffix ids, tail) from the encodings of `_texts_to_encode`'s texts, in that order."""
     pre, suf, mid = _fim_ids(tokenizer)
-    suffix_ids = tokenizer.encode(suffix)
-    if spm:  # <PRE> <SUF> suffix <MID> prefix+middle
-        return [pre, suf], suffix_ids, [mid] + tokenizer.encode(prefix + middle)
-    # <PRE> prefix <SUF> suffix <MID> middle
-    return [pre] + tokenizer.encode(prefix) + [suf], suffix_ids, [mid] + tokenizer.encode(middle)
+    if spm:
+        suffix_ids, body = encoded
+        return [pre, suf], suffix_ids, [mid] + body
+    prefix_ids, suffix_ids, middle_ids = encoded
+    return [pre] + prefix_ids + [suf], suffix_ids, [mid] + middle_ids
 
 
 def fim_encode(tokenizer: Tokenizer, text: str, rng: np.random.Generator, spm: bool = True) -> list[int]:
@@ -73,31 +85,45 @@ def fim_rows(batch: np.ndarray, tokenizer: Tokenizer, rng: np.random.Generator, 
     """Context-level FIM on a batch of training windows.
 
     batch: [B, L] token ids (L = seq_len + 1). Returns (rows [B, L], target_mask [B, L - 1] bool):
-    every row keeps its length; target_mask is False for the padding targets (ignored in the loss)."""
+    every row keeps its length; target_mask is False for the padding targets (ignored in the loss).
+
+    Two passes: first every row's pieces and random splits are drawn (the rng in row order, so the rows
+    do not depend on how they are encoded), then all the texts are encoded in one `encode_batch` (Rust
+    threads on every core, the GIL released: on a GPU machine this runs beside the training step), then each
+    row is assembled and trimmed. One piece at a time it was 23 ms per 128-row batch on one core."""
     eot = tokenizer.eot_id
     B, L = batch.shape
-    rows = np.empty_like(batch)
-    mask = np.ones((B, L - 1), dtype=bool)
+    plans = []  # per row: per piece (ids) or (spm, index of its first text in `texts`, last piece?)
+    texts: list[str] = []
     for r in range(B):
-        row = batch[r].tolist()
+        row = batch[r].tolist()  # Python ints: decode looks each one up
+        cuts = np.flatnonzero(batch[r] == eot).tolist()
         # Pieces between eots; each eot stays where it was (a document boundary).
-        pieces: list[list[int]] = [[]]
-        for t in row:
-            if t == eot:
-                pieces.append([])
-            else:
-                pieces[-1].append(t)
-        out: list[list[int]] = []  # per piece: [head, suffix ids, tail] or [ids]
+        pieces = [row[a:b] for a, b in zip([0] + [c + 1 for c in cuts], cuts + [L])]
+        plan = []
         for i, piece in enumerate(pieces):
             if len(piece) >= 2 and rng.random() < rate:
                 text = tokenizer.decode(piece)  # a piece cut inside a character gets U+FFFD there
                 spm = bool(rng.random() < spm_fraction)
-                head, suffix_ids, tail = fim_parts(tokenizer, *split_text(text, rng), spm=spm)
-                # The middle ends with eot: the separator that follows, or one added at the row's end.
-                out.append([head, suffix_ids, tail + ([eot] if i == len(pieces) - 1 else [])])
+                plan.append((spm, len(texts), i == len(pieces) - 1))
+                texts.extend(_texts_to_encode(*split_text(text, rng), spm))
             else:
-                out.append([piece])
-        excess = sum(len(p) for parts in out for p in parts) + len(pieces) - 1 - L
+                plan.append(piece)
+        plans.append(plan)
+    encoded = tokenizer.encode_batch(texts) if texts else []
+    rows = np.empty_like(batch)
+    mask = np.ones((B, L - 1), dtype=bool)
+    for r, plan in enumerate(plans):
+        out: list[list[list[int]]] = []  # per piece: [head, suffix ids, tail] or [ids]
+        for item in plan:
+            if isinstance(item, tuple):
+                spm, at, last = item
+                head, suffix_ids, tail = _assemble(tokenizer, spm, encoded[at:at + (2 if spm else 3)])
+                # The middle ends with eot: the separator that follows, or one added at the row's end.
+                out.append([head, suffix_ids, tail + ([eot] if last else [])])
+            else:
+                out.append([item])
+        excess = sum(len(p) for parts in out for p in parts) + len(out) - 1 - L
         for parts in reversed(out):  # trim the ends of suffixes, last piece first
             if excess <= 0:
                 break

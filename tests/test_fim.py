@@ -78,6 +78,12 @@ def test_fim_rows_keep_the_length_and_mask_only_padding(fim_tokenizer):
         n_pad = int((~m).sum())
         if n_pad:  # padding is eot at the end of the row, and only its targets are masked
             assert (row[L - n_pad:] == tok.eot_id).all() and not m[L - n_pad - 1:].any() and m[:L - n_pad - 1].all()
+    # All the batch's texts are encoded at once: the same rows as one row at a time with the same generator.
+    together = fim_rows(batch, tok, np.random.Generator(np.random.PCG64(5)), 0.5, 0.5)
+    one_rng = np.random.Generator(np.random.PCG64(5))
+    alone = [fim_rows(batch[i:i + 1], tok, one_rng, 0.5, 0.5) for i in range(len(batch))]
+    assert (together[0] == np.concatenate([r for r, _ in alone])).all()
+    assert (together[1] == np.concatenate([m for _, m in alone])).all()
     # Only the ends of suffixes are trimmed (last piece first): a piece decodes to a prefix of its text
     # (prefix + middle + the start of the suffix), mostly to all of it.
     whole = 0

@@ -96,6 +96,21 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(data, tmp_path):
     assert final_loss(resumed.stdout) == pytest.approx(final_loss(reference.stdout), abs=1e-6)
 
 
+def test_batches_made_ahead_in_a_thread_train_and_resume_exactly_as_in_line(data, tmp_path):
+    """--prefetch 2 (what CUDA runs get), with the FIM rewrite: the same weights as batches made in line,
+    also after a SIGKILL and --resume (the checkpoint saves the generators after the last batch trained on)."""
+    args = [*RESUME_ARGS, "--fim-rate", "0.5"]
+    reference = run(train_cmd(data, tmp_path / "ref", *args, "--prefetch", "0"))
+    assert reference.returncode == 0, reference.stderr
+    assert "prefetch 0" in reference.stdout
+    resumed = kill_then_resume(data, tmp_path / "run", [*args, "--prefetch", "2"], ENV)
+    assert "prefetch 2" in resumed.stdout
+    ref = weights(tmp_path / "ref" / "last.pt")
+    for name, tensor in weights(tmp_path / "run" / "last.pt").items():
+        torch.testing.assert_close(tensor, ref[name], atol=1e-6, rtol=0)
+    assert final_loss(resumed.stdout) == pytest.approx(final_loss(reference.stdout), abs=1e-6)
+
+
 def max_difference(a: dict, b: dict) -> float:
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
 
