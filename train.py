@@ -389,6 +389,8 @@ def train(cfg: TrainConfig) -> Path:
     # ---- data and tokenizer
     if not 0.0 <= cfg.fim_rate <= 1.0 or not 0.0 <= cfg.fim_spm <= 1.0:
         raise ValueError("--fim-rate and --fim-spm must be in [0, 1]")
+    if cfg.prefetch < -1:
+        raise ValueError("--prefetch must be >= 0 (batches made ahead) or -1 (2 on CUDA, 0 on the CPU)")
     if cfg.fim_rate > 0 and stream:
         raise ValueError("--fim-rate needs random windows (not --stream): a FIM window breaks the carried state")
     tokenizer = load_tokenizer(cfg.data)

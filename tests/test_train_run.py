@@ -194,7 +194,11 @@ def test_other_architectures_train_and_improve(data, tmp_path, arch):
     assert ckpt.config.arch == arch and ckpt.meta["valid_accuracy"] > 0
 
 
-def test_bad_input_gives_a_clear_error(tmp_path):
+def test_bad_input_gives_a_clear_error(data, tmp_path):
     out = run([sys.executable, "train.py", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o"),
                "--steps", "1"])
     assert out.returncode == 2 and "no corpus" in out.stderr and "Traceback" not in out.stderr
+
+    for option, value, message in (("--prefetch", "-2", "--prefetch must be"), ("--fim-rate", "1.5", "--fim-rate")):
+        out = run(train_cmd(data, tmp_path / "o", "--steps", "1", option, value))
+        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
