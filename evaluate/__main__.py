@@ -276,7 +276,9 @@ def evaluate(args) -> dict:
         **{f"p50_ms_{c}": percentile(all_ms[c], 50) for c in totals},
         **{f"p90_ms_{c}": percentile(all_ms[c], 90) for c in totals},
         **{f"p99_ms_{c}": percentile(all_ms[c], 99) for c in totals},
-        "chars_typed": sum(n for n, _ in totals.values()) // max(len(totals), 1),
+        # as the file rows: the most any protocol typed (the middle protocols type only their regions)
+        "chars_typed": sum(row["chars_typed"] for row in report["files"]),
+        **{f"chars_typed_{c}": n for c, (n, _) in totals.items()},
         "bits_per_char": bits / max(chars, 1), "accuracy": correct / max(tokens, 1), "tokens": tokens,
         "line_completion": {p: line_scores(s) for p, s in line_results.items()},
         "seconds": time.time() - t_start,

@@ -118,6 +118,21 @@ def test_evaluate_command_on_files(ckpt, tmp_path, capsys):
     assert "span style='background:" in (out / "tiny.py.surprise.html").read_text()
 
 
+def test_evaluate_command_with_the_edit_in_the_middle_protocols(ckpt, tmp_path, capsys):
+    f = tmp_path / "tiny.py"
+    f.write_text(TINY_TEXT)
+    out = tmp_path / "report"
+    assert main(["--model", str(ckpt), "--files", str(f), "--max-chars", "400", "--line-samples", "0",
+                 "--protocol", "lines", "middle", "middle-nosuffix", "--regions", "2", "--out", str(out)]) == 0
+    o = json.loads((out / "eval.json").read_text())["overall"]
+    for column in ("auto", "auto_middle", "auto_middle-nosuffix"):
+        assert 0 < o[f"saved_{column}"] <= 1
+    # The middle protocols retype only their regions; the overall row counts what the file rows count.
+    assert 0 < o["chars_typed_auto_middle"] == o["chars_typed_auto_middle-nosuffix"] < o["chars_typed_auto"]
+    assert o["chars_typed"] == o["chars_typed_auto"]
+    assert f"| **overall (1 files)** | {o['chars_typed_auto']} |" in capsys.readouterr().out
+
+
 def test_evaluate_command_on_a_corpus_split(ckpt, tmp_path, capsys):
     corpus = tmp_path / "data" / "corpus"
     (corpus / "files" / "test" / "proj").mkdir(parents=True)
