@@ -9,6 +9,8 @@ Each argument is a JSON object of `ContextConfig` or `PredictorConfig` fields ({
 today's 20-line prompt, {"extra": false}: no other files); every variant types the same files with the project-aware
 protocol (whole text before the cursor + the other files of the project) and prints keystrokes saved and
 request latency. Variants run in parallel, one per core (`--jobs`), one torch thread each.
+`--projects DIR [DIR ...]` types files of local folders instead (each folder one project), a second validation
+set from projects outside the corpus, e.g. unpacked sdists (`pip download --no-binary :all: marshmallow==4.4.0`).
 """
 from __future__ import annotations
 
@@ -24,10 +26,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def files_of(data: str, split: str, n: int, seed: int, extra_chars: int):
+def files_of(data: str, split: str, n: int, seed: int, extra_chars: int, projects: list[str] | None = None):
+    """(name, text, input_extra) of n files sampled from the split's projects, or from `projects`: local
+    folders, each one project (its .py files cleaned as the corpus is: dataset/personal.py)."""
     from evaluate.project import neighbours, split_projects
-    members = {project: {rel: path.read_text(encoding="utf-8") for rel, path in files.items()}
-               for project, files in split_projects(data, split).items()}
+    if projects:
+        from dataset.personal import gather
+        members: dict[str, dict[str, str]] = {}
+        for r in gather(projects):
+            members.setdefault(r["project"], {})[r["path"]] = r["text"]
+    else:
+        members = {project: {rel: path.read_text(encoding="utf-8") for rel, path in files.items()}
+                   for project, files in split_projects(data, split).items()}
     # Files of projects with at least 3 files (a project context to use), at least 1500 characters long.
     pool = [(p, r) for p, m in sorted(members.items()) if len(m) >= 3 for r, t in sorted(m.items()) if len(t) > 1500]
     chosen = random.Random(seed).sample(pool, min(n, len(pool)))
@@ -83,6 +93,8 @@ def main() -> int:
     p.add_argument("--model", default="checkpoints/default.pt")
     p.add_argument("--data", default="data/default-model")
     p.add_argument("--split", default="valid")
+    p.add_argument("--projects", nargs="+", metavar="DIR",
+                   help="type files of these folders (each one project, e.g. unpacked sdists) instead of --data's split")
     p.add_argument("--files", type=int, default=8)
     p.add_argument("--chars", type=int, default=600)
     p.add_argument("--start-fraction", type=float, default=0.3)
@@ -90,12 +102,12 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2)
     args = p.parse_args()
-    files = files_of(args.data, args.split, args.files, args.seed, args.extra_chars)
+    files = files_of(args.data, args.split, args.files, args.seed, args.extra_chars, args.projects)
     variants = [json.loads(v) for v in args.variants]
     t0 = time.time()
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(run_variant, [(args.model, v, files, args.chars, args.start_fraction) for v in variants]))
-    print(f"{len(files)} files of the {args.split} split ({', '.join(n for n, _, _ in files)}), "
+    print(f"{len(files)} files of {' '.join(args.projects) if args.projects else f'the {args.split} split'} ({', '.join(n for n, _, _ in files)}), "
           f"{args.chars} chars each from {args.start_fraction:.0%} into the file, {time.time() - t0:.0f} s\n")
     print("| variant | keystrokes saved | p50 ms | p99 ms | per file |")
     print("|---|---:|---:|---:|---|")

@@ -1,0 +1,30 @@
+"""scripts/tune_context.py --projects: local folders as validation projects, each file typed with its own
+project's other files as input_extra."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+from tune_context import files_of  # noqa: E402
+
+
+def make_project(root: Path, name: str, n: int) -> Path:
+    folder = root / name
+    (folder / "pkg").mkdir(parents=True)
+    for i in range(n):
+        body = "".join(f"def {name}_function_{i}_{j}(value):\n    return value + {j}\n\n\n" for j in range(40))
+        (folder / "pkg" / f"module_{i}.py").write_text(body)
+    return folder
+
+
+def test_local_folders_are_projects_and_extra_comes_from_the_same_project(tmp_path):
+    alpha, beta = make_project(tmp_path, "alpha", 3), make_project(tmp_path, "beta", 4)
+    files = files_of("unused", "valid", n=50, seed=0, extra_chars=200_000, projects=[str(alpha), str(beta)])
+    assert len(files) == 7  # every file (all > 1,500 characters, both projects have >= 3 files)
+    for name, text, extra in files:
+        project = "alpha" if "/alpha/" in name else "beta"
+        assert name.startswith(f"local/{project}/pkg/module_") and text.startswith(f"def {project}_")
+        assert len(extra) == (2 if project == "alpha" else 3)  # the other files of its own project only
+        assert all(t.startswith(f"def {project}_") and t != text for t in extra)
