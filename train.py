@@ -499,7 +499,8 @@ def train(cfg: TrainConfig) -> Path:
         print(f"{model_config.arch}: {raw_model.num_params() / 1e6:.2f}M parameters, vocab {tokenizer.vocab_size}, "
               f"train {len(train_tokens):,} tokens, valid {validation.n_targets:,} tokens "
               f"({validation.chars / validation.n_targets:.2f} chars/token), device {device} x{d.world}, "
-              f"{precision}, threads {torch.get_num_threads()}, prefetch {prefetch}, {'streams' if stream else 'random windows'}, "
+              f"{precision}, threads {torch.get_num_threads()}, prefetch {prefetch}, "
+              f"{'streams' if stream else 'random windows'}, "
               f"budget {budget}, from step {step}"
               + (f", init {cfg.init}" if init_ckpt is not None else "")
               + (f", replay {data.n_replay}/{cfg.batch_size * d.world} rows from {cfg.replay}"

@@ -25,7 +25,7 @@ class Prefetcher:
     order. depth 0: `make` is called in `next()` itself (no thread), with the same results."""
 
     def __init__(self, make: Callable[[], tuple[Any, Any]], initial_state: Any, depth: int = 2):
-        self.make, self.state, self.depth = make, initial_state, depth
+        self.make, self.state = make, initial_state
         self._stop = threading.Event()
         self._thread = None
         if depth > 0:

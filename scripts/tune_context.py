@@ -107,7 +107,8 @@ def main() -> int:
     t0 = time.time()
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(run_variant, [(args.model, v, files, args.chars, args.start_fraction) for v in variants]))
-    print(f"{len(files)} files of {' '.join(args.projects) if args.projects else f'the {args.split} split'} ({', '.join(n for n, _, _ in files)}), "
+    source = " ".join(args.projects) if args.projects else f"the {args.split} split"
+    print(f"{len(files)} files of {source} ({', '.join(n for n, _, _ in files)}), "
           f"{args.chars} chars each from {args.start_fraction:.0%} into the file, {time.time() - t0:.0f} s\n")
     print("| variant | keystrokes saved | p50 ms | p99 ms | per file |")
     print("|---|---:|---:|---:|---|")
