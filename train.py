@@ -446,8 +446,10 @@ def train(cfg: TrainConfig) -> Path:
             # The checkpoint's architecture and weights; only dropout comes from this run's options.
             model_config = replace(init_ckpt.config, dropout=cfg.dropout,
                                    vocab_size=max(init_ckpt.config.vocab_size, tokenizer.vocab_size))
-            if model_config.arch in ("transformer",) and cfg.seq_len > model_config.max_len:
-                raise ValueError(f"--seq-len {cfg.seq_len} exceeds the checkpoint's window {model_config.max_len}")
+            if model_config.arch == "transformer" and cfg.seq_len > model_config.max_len:
+                # A longer window: RoPE has no position parameters (scores depend on distances only), so the
+                # same weights run with a wider window and this run teaches them the longer distances.
+                model_config = replace(model_config, max_len=cfg.seq_len, mem_len=cfg.seq_len)
             model = build_model(model_config)
             model.load_state_dict(grow_vocabulary(init_ckpt.model.state_dict(), model.state_dict()))
             model = model.float().to(device).train()

@@ -77,6 +77,18 @@ def test_init_starts_from_the_checkpoint_weights(tiny_ckpt, tmp_path, capsys):
     assert abs(fresh_loss - expected) > 1.0
 
 
+def test_init_with_a_longer_seq_len_widens_the_transformer_window(tiny_ckpt, tmp_path):
+    """RoPE has no position parameters: the same weights run in a wider window, which the run then trains."""
+    ckpt = load_checkpoint(tiny_ckpt)
+    build_personal_corpus([PROJECT], tmp_path / "data", ckpt.tokenizer, valid_fraction=0.2)
+    wider = 2 * ckpt.config.max_len
+    train.train(cfg(tmp_path / "data", tmp_path / "run", tiny_ckpt, seq_len=wider))
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert best.config.max_len == wider and best.model.max_context == wider
+    for name, t in ckpt.model.state_dict().items():  # lr 0: the checkpoint's weights in the wider window
+        torch.testing.assert_close(best.model.state_dict()[name], t)
+
+
 def test_a_corpus_encoded_with_another_tokenizer_is_refused(tiny_ckpt, tmp_path):
     other = train_tokenizer([(PROJECT / "inventory" / "widget.py").read_text()] * 3, vocab_size=300)
     build_personal_corpus([PROJECT], tmp_path / "data", other, valid_fraction=0.2)
