@@ -1,6 +1,6 @@
 """Adapt the shipped model to your own code: `make train SOURCES="DIR [DIR ...]"` runs this.
 
-    python scripts/finetune.py ~/code/proj1 ~/code/proj2 --out checkpoints/personal.pt --minutes 7
+    python scripts/finetune.py ~/code/proj1 ~/code/proj2 --out checkpoints/personal.pt [--steps 540 | --minutes M]
 
 1. corpus of the folders' .py files (cleaned like the default corpus), encoded with the starting
    checkpoint's tokenizer (no new BPE); a held-out slice of the files (--valid-fraction) is the validation
@@ -10,8 +10,10 @@
    built (half of every batch, against forgetting), validation on the held-out slice every --eval-every steps, early stopping
    and best.pt = the best held-out loss (never worse than the starting model) among the steps whose loss on
    the default corpus's validation rose at most --guard-rise (4.5 %) over the start's (train.py --guard);
-   7 minutes, so that the cosine decay ends inside the budget (at 10 minutes early stopping fired at ~60 %
-   of the peak rate and marshmallow forgot 1.4 points of the standard test projects; docs/training.md);
+   540 steps, so that the cosine decay ends inside the budget whatever the machine's speed (a wall-clock
+   budget ends it at a different step on every machine: at 10 minutes on one thread, or 7 minutes on two,
+   early stopping fired while the rate was still high and the model kept what it had shaken loose;
+   docs/training.md); about 3.5 minutes on this 2-core CPU with 2 threads, 7 on one;
 3. OUT = best.pt exported (fp16), written atomically: a failed or interrupted run leaves OUT untouched;
    `--resume` continues an interrupted run from WORK/run/last.pt.
 
@@ -36,7 +38,7 @@ from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint 
 # The recipe (measured: docs/training.md, "Train on your own code").
 RECIPE = {"lr": 2e-4, "warmup": 20, "min_lr_ratio": 0.1, "batch_size": 8, "seq_len": 256, "dropout": 0.1,
           "weight_decay": 0.1, "eval_every": 25, "patience": 4, "replay_fraction": 0.5,
-          "guard_rise": 0.045, "minutes": 7.0,
+          "guard_rise": 0.045, "steps": 540,
           # A checkpoint trained to fill in the middle keeps doing it on your code (its FIM rate)
           "fim_rate": 0.5}
 
@@ -48,9 +50,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--init", default="checkpoints/default.pt", help="checkpoint to start from")
     p.add_argument("--out", default="checkpoints/personal.pt", help="the fine-tuned model (for make serve MODEL=)")
     p.add_argument("--work", default="runs/personal", help="corpus and run folder (last.pt, best.pt)")
-    p.add_argument("--minutes", type=float, default=RECIPE["minutes"],
-                   help="training budget (wall clock; the learning rate decays over it)")
-    p.add_argument("--steps", type=int, default=0, help="exact step budget instead of --minutes")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"step budget, the learning rate decays over it (default {RECIPE['steps']}; ~3.5 minutes "
+                        f"on a 2-core CPU)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="a wall-clock budget instead of --steps (the decay then follows the time used)")
     p.add_argument("--replay", default="data/default-model",
                    help="corpus replayed against forgetting (same tokenizer); skipped when not built")
     p.add_argument("--replay-fraction", type=float, default=RECIPE["replay_fraction"])
@@ -71,7 +75,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue WORK/run/last.pt (corpus reused)")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.steps is not None and args.minutes is not None:
+        p.error("give --steps or --minutes, not both")
+    if args.steps is None and args.minutes is None:
+        args.steps = RECIPE["steps"]
+    args.steps, args.minutes = args.steps or 0, args.minutes or 0.0
+    if args.steps < 0 or args.minutes < 0 or not (args.steps or args.minutes):
+        p.error("the budget must be positive: --steps N or --minutes M")
+    return args
 
 
 def main(argv=None) -> int:

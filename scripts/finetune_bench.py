@@ -38,7 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 epilog="after --: extra scripts/finetune.py options, e.g. -- --lr 3e-4")
     p.add_argument("project", type=Path)
     p.add_argument("--work", required=True)
-    p.add_argument("--minutes", type=float, default=7, help="the recipe's budget (scripts/finetune.py)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="a wall-clock budget instead of the recipe's steps (scripts/finetune.py)")
     p.add_argument("--max-chars", type=int, default=1000)
     p.add_argument("--skip-base", action="store_true", help="the shipped model's held-out figures exist")
     p.add_argument("--skip-standard", action="store_true")
@@ -58,9 +59,9 @@ def main(argv=None) -> int:
     print(f"held out {len(held)} files: {', '.join(r['path'] for r in held)}", flush=True)
     py = sys.executable
     model = str(work / "personal.pt")
-    sh([py, "scripts/finetune.py", str(args.project), "--work", str(work), "--out", model, "--minutes",
-        str(args.minutes), "--threads", "1", "--no-progress", "--exclude", *[r["path"] for r in held],
-        *args.finetune_args])
+    budget = ["--minutes", str(args.minutes)] if args.minutes is not None else []
+    sh([py, "scripts/finetune.py", str(args.project), "--work", str(work), "--out", model, *budget,
+        "--threads", "1", "--no-progress", "--exclude", *[r["path"] for r in held], *args.finetune_args])
     evaluate = [py, "-m", "evaluate", "--threads", "1", "--line-samples", "0", "--max-chars", str(args.max_chars)]
     if not args.skip_base:
         sh([*evaluate, "--model", "checkpoints/default.pt", "--files", *files, "--protocol", "lines", "project",
