@@ -56,7 +56,7 @@ SOURCES ?=
 OUT ?= checkpoints/personal.pt
 THREADS ?= 2
 ifneq ($(strip $(SOURCES)),)
-# the recipe's budget is 540 steps (~3.5 minutes with 2 threads here); TRAIN_MINUTES= on the command line
+# the recipe's budget is 540 steps (3.4 minutes with 2 threads here); TRAIN_MINUTES= on the command line
 # gives a wall-clock budget instead
 FT_BUDGET = $(if $(filter command line environment,$(origin TRAIN_MINUTES)),--minutes $(TRAIN_MINUTES),\
 	$(if $(TRAIN_STEPS),--steps $(TRAIN_STEPS),))

@@ -13,7 +13,7 @@
    540 steps, so that the cosine decay ends inside the budget whatever the machine's speed (a wall-clock
    budget ends it at a different step on every machine: at 10 minutes on one thread, or 7 minutes on two,
    early stopping fired while the rate was still high and the model kept what it had shaken loose;
-   docs/training.md); about 3.5 minutes on this 2-core CPU with 2 threads, 7 on one;
+   docs/training.md); 3.4 minutes on this 2-core CPU with 2 threads, 5-7 on one;
 3. OUT = best.pt exported (fp16), written atomically: a failed or interrupted run leaves OUT untouched;
    `--resume` continues an interrupted run from WORK/run/last.pt.
 
