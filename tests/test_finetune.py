@@ -234,7 +234,8 @@ def test_bench_passes_options_after_double_dash():
 
 def test_the_recipe_budget_is_steps_unless_minutes_are_given():
     """Steps by default, so the learning rate's decay ends at the same step on any machine."""
-    assert (finetune.parse_args(["src"]).steps, finetune.parse_args(["src"]).minutes) == (finetune.RECIPE["steps"], 0)
+    args = finetune.parse_args(["src"])
+    assert (args.steps, args.minutes) == (finetune.RECIPE["steps"], 0)
     args = finetune.parse_args(["src", "--minutes", "3"])
     assert (args.steps, args.minutes) == (0, 3.0)
     for bad in (["--steps", "5", "--minutes", "3"], ["--steps", "0"], ["--minutes", "-1"]):
