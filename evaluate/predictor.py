@@ -229,12 +229,19 @@ class Predictor:
         self.counters["step_cache_hits"] += result.steps - result.forwards
         self.counters["forward_calls"] += result.forwards
         self.counters["timeouts"] += int(result.timed_out)
-        ranked = expected_saving_ranking(result.hypotheses, max_suggestions) if kind is None \
-            else probability_ranking(result.hypotheses, max_suggestions)
+        # With code below the cursor, rank a few more: a candidate that repeats the next line is dropped
+        # (trim_to_suffix), and the next one takes its place.
+        wanted = max_suggestions + (width if has_following_lines(suffix) else 0)
+        ranked = expected_saving_ranking(result.hypotheses, wanted) if kind is None \
+            else probability_ranking(result.hypotheses, wanted)
         if has_following_lines(suffix):
             cursor_line = prompt.rsplit("\n", 1)[-1]
-            ranked = [Completion(t, c.prob) for c in ranked if (t := trim_to_suffix(c.text, cursor_line, suffix))]
-        return [c for c in ranked if c.prob >= self.config.min_probability]
+            trimmed: dict[str, Completion] = {}
+            for c in ranked:
+                if (t := trim_to_suffix(c.text, cursor_line, suffix)) and t not in trimmed:
+                    trimmed[t] = Completion(t, c.prob)
+            ranked = list(trimmed.values())
+        return [c for c in ranked if c.prob >= self.config.min_probability][:max_suggestions]
 
     def window(self, prompt: str, budget: int | None = None) -> tuple[str, list[int]]:
         """(kept text, its token ids): the end of the prompt, cut at a line start to fit `prompt_budget`.

@@ -280,6 +280,20 @@ def test_default_kind_alternatives_are_not_cuts_of_one_another(ckpt):
     assert multi > 0  # alternatives exist at all
 
 
+def test_a_suggestion_that_repeats_the_next_line_gives_way_to_the_next_one(predictor):
+    """A candidate that would make the cursor line equal the line below is dropped (evaluate/fim.py
+    trim_to_suffix); the request still gets the suggestions it asked for, from the candidates after it."""
+    prompt = before("    def test_add(self):\n        self.assertEqual(")
+    following = "        self.assertEqual(add(1, 2), 3)"
+    cursor_line = prompt.rsplit("\n", 1)[-1]
+    assert predictor.complete(prompt)[0].text == "add(1, 2), 3)"  # the model's first choice: the line below
+    for n in (1, 3):
+        got = predictor.complete(prompt, suffix="\n" + following + "\n    def test_mul(self):\n", max_suggestions=n)
+        assert len(got) == n, got
+        assert all((cursor_line + c.text).strip() != following.strip() for c in got), got
+        assert len({c.text for c in got}) == n
+
+
 def test_min_probability_drops_unlikely_suggestions(ckpt):
     prompt = TINY_TEXT[:120]
     every = Predictor.from_checkpoint(ckpt).complete(prompt, kind="word", max_suggestions=5)
