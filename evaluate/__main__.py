@@ -63,9 +63,6 @@ def parse_args(argv=None):
                    help="in-process predictor without the context store (the n-gram copy model)")
     p.add_argument("--fim-suffix-tokens", type=int, default=None,
                    help="most suffix tokens in a FIM model's input (FimConfig.max_suffix_tokens; 0: no FIM prompt)")
-    p.add_argument("--fim-fill-lines", type=int, default=None,
-                   help="most lines of a FIM request's completion filled up to the suffix (FimConfig.fill_lines; 1: off)")
-    p.add_argument("--fim-fill-tokens", type=int, default=None, help="FimConfig.fill_tokens")
     p.add_argument("--no-context-suffix", action="store_true",
                    help="keep the suffix's lines out of the copy model's memory (PredictorConfig.context_suffix)")
     p.add_argument("--line-samples", type=int, default=200, help="random line cuts for line completion")
@@ -194,10 +191,6 @@ def evaluate(args) -> dict:
         config.context = None
     if args.fim_suffix_tokens is not None:
         config.fim.max_suffix_tokens = args.fim_suffix_tokens
-    if args.fim_fill_lines is not None:
-        config.fim.fill_lines = args.fim_fill_lines
-    if args.fim_fill_tokens is not None:
-        config.fim.fill_tokens = args.fim_fill_tokens
     config.context_suffix = not args.no_context_suffix
     predictor = Predictor.from_checkpoint(args.model, config=config, quantize=args.quantize)
     model, tokenizer = predictor.model, predictor.tokenizer

@@ -18,14 +18,6 @@ engine feeds, in the suffix-prefix-middle order the model was trained on,
 Requests whose suffix is only the rest of the line (or empty), and models without FIM tokens, are served
 left to right exactly as before.
 
-**Fill up to the suffix** (`fill_to_suffix`, default kind, cursor at the end of its line): the search
-proposes the rest of the cursor line, as left to right. When the best suggestion is that whole line, the
-line's path is continued greedily (copy model mixed in, as in the search) for at most `fill_lines` - 1 more
-lines and `fill_tokens` tokens; if the model's most likely next token is eot there (it says the middle
-meets the suffix), the suggestion becomes the line plus those lines, when that raises its expected saving
-(chars - 1) * P(text). The continuation stops as soon as even 4 characters per remaining token could not
-beat the line alone.
-
 **Never run into the suffix** (`trim_to_suffix`, for every model): a completion is cut before a generated
 line that equals the first non-blank line after the cursor line, and dropped when the line it completes
 would be that following line itself (the duplicate a left-to-right model typically proposes).
@@ -34,25 +26,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import math
-import time
-
-import torch
-
 from dataset.tokenizer import Tokenizer
-
-from .cache import CacheEntry
-from .search import CHARS_PER_TOKEN_BOUND, Hypothesis, _step_logp
 
 
 @dataclass
 class FimConfig:
     # Most suffix tokens in the model's input (the rest of the 256-token window holds the prompt).
     max_suffix_tokens: int = 64
-    # Fill up to the suffix: the default kind's line may grow to this many lines (1: off), continued
-    # greedily for at most `fill_tokens` tokens, when the model ends it there with eot.
-    fill_lines: int = 1
-    fill_tokens: int = 16
 
 
 def has_following_lines(suffix: str) -> bool:
@@ -93,45 +73,3 @@ def trim_to_suffix(completion: str, cursor_line: str, suffix: str) -> str:
         if lines[i].strip() == following:
             return "\n".join(lines[:i])
     return completion
-
-
-def at_line_end(suffix: str) -> bool:
-    """The cursor line has nothing after the cursor (the suffix starts with its line break)."""
-    return not suffix.split("\n", 1)[0].strip()
-
-
-@torch.inference_mode()
-def fill_to_suffix(model, state, logits: torch.Tensor, index, memory, key: tuple[int, ...], leftover: bytes,
-                   base_logp: float, base_chars: int, to_beat: float, config: FimConfig, eot_id: int,
-                   step_cache=None, deadline: float | None = None) -> tuple[bytes, float] | None:
-    """The lines that close the gap after a suggested line, or None (see the module docstring)."""
-    token_bytes = index.token_bytes
-    blocked = index.never_generated
-    gen, logp, tokens = leftover, base_logp, ()
-    for step in range(config.fill_tokens):
-        h = Hypothesis(logp=logp, remaining=b"", tokens=tokens)
-        step_logp = _step_logp(logits.reshape(1, -1), [h], index, blocked, [], memory, key)[0]  # [V]
-        tok = int(step_logp.argmax())
-        if tok == eot_id:
-            text = gen.decode("utf-8", errors="ignore")
-            chars = base_chars + len(text)
-            return (gen, logp) if text.strip() and (chars - 1) * math.exp(logp) > to_beat else None
-        logp += float(step_logp[tok])
-        gen += token_bytes[tok]
-        tokens += (tok,)
-        if gen.count(b"\n") >= config.fill_lines:
-            return None
-        left = config.fill_tokens - step - 1
-        if (base_chars + len(gen) + CHARS_PER_TOKEN_BOUND * left - 1) * math.exp(logp) <= to_beat:
-            return None
-        if left == 0 or (deadline is not None and time.perf_counter() >= deadline):
-            return None
-        cached = step_cache.get(key + tokens) if step_cache is not None else None
-        if cached is not None:
-            state, logits = cached.state, cached.logits
-            continue
-        out, state = model(torch.tensor([[tok]], dtype=torch.long), state)
-        logits = out[0, -1]
-        if step_cache is not None:
-            step_cache.put(key + tokens, CacheEntry(state, logits))
-    return None

@@ -36,7 +36,7 @@ from dataset.tokenizer import Tokenizer
 from .cache import CacheEntry, PrefixCache
 from .context import ContextConfig, ContextStore
 from .encoder import LineMemoEncoder
-from .fim import FimConfig, at_line_end, fill_to_suffix, fim_head, has_following_lines, trim_to_suffix
+from .fim import FimConfig, fim_head, has_following_lines, trim_to_suffix
 from .healing import TokenIndex, back_off, token_offsets
 from .kinds import StopRule, check_kind
 from .search import Hypothesis, beam_search
@@ -234,8 +234,6 @@ class Predictor:
         wanted = max_suggestions + (width if has_following_lines(suffix) else 0)
         ranked = expected_saving_ranking(result.hypotheses, wanted) if kind is None \
             else probability_ranking(result.hypotheses, wanted)
-        if head and kind is None and ranked and self.config.fim.fill_lines > 1 and at_line_end(suffix):
-            ranked[0] = self._fill_to_suffix(context, typed, result.hypotheses, ranked[0], memory, deadline)
         if has_following_lines(suffix):
             cursor_line = prompt.rsplit("\n", 1)[-1]
             trimmed: dict[str, Completion] = {}
@@ -244,29 +242,6 @@ class Predictor:
                     trimmed[t] = Completion(t, c.prob)
             ranked = list(trimmed.values())
         return [c for c in ranked if c.prob >= self.config.min_probability][:max_suggestions]
-
-    def _fill_to_suffix(self, context: tuple[int, ...], typed: bytes, hypotheses: list[Hypothesis], top: Completion,
-                        memory, deadline) -> Completion:
-        """`top`, or `top` + the lines that close the gap up to the suffix (fim.py `fill_to_suffix`) when
-        `top` is a whole line the search finished at its line end."""
-        eot = self.tokenizer.eot_id
-        h = next((h for h in hypotheses if h.finished and h.tokens and h.tokens[-1] != eot
-                  and len(h.gen) == len(h.prefix_logp) and _text(h.gen) == top.text), None)
-        if h is None:
-            return top
-        # The tokens re-type the typed bytes, then generate; the last one may run past the line end.
-        leftover = b"".join(self.index.token_bytes[t] for t in h.tokens)[len(typed) + len(h.gen):]
-        if not leftover.startswith(b"\n"):
-            return top  # not cut at its line end
-        key = context + h.tokens
-        state, logits = self.feed(key)
-        filled = fill_to_suffix(self.model, state, logits, self.index, memory, key, leftover, h.logp,
-                                len(top.text), (len(top.text) - 1) * top.prob, self.config.fim, eot,
-                                self.step_cache if self.step_cache.capacity else None, deadline)
-        if filled is None:
-            return top
-        gen, logp = filled
-        return Completion(top.text + _text(gen), math.exp(logp))
 
     def window(self, prompt: str, budget: int | None = None) -> tuple[str, list[int]]:
         """(kept text, its token ids): the end of the prompt, cut at a line start to fit `prompt_budget`.
