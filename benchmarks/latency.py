@@ -8,8 +8,9 @@ Two workloads on held-out files (the test split of --data; the valid or train sp
   (what a request costs when nothing is cached: the whole 20-line prompt is fed);
 - typed-through: runs of consecutive keystrokes at random points, one request per character (what
   typing costs: with the cache only the tokens after the longest cached prefix are fed);
-- typed-through with a suffix (default kind): the same, the rest of the line deleted and the next 20
-  lines sent as `suffix` (fill in the middle: a FIM model's input starts with the suffix, fixed while typing).
+- typed-through with a suffix (default kind): the same, the rest of the line deleted and the lines after it
+  sent as `suffix`, as the extension sends them (the rest of the file; the engine keeps 16K characters; fill
+  in the middle: a FIM model's input starts with the suffix, fixed while typing).
 The engine runs in this process with the torch threads of --latency-threads (the server's default: 1).
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from evaluate.metrics import following_lines, line_starts_of, percentile, prompt_at
+from evaluate.metrics import EDITOR_SUFFIX_LINES, following_lines, line_starts_of, percentile, prompt_at
 from evaluate.predictor import Predictor, PredictorConfig
 from models.checkpoint import load_checkpoint
 from models.quantize import QUANTIZE_CHOICES, quantize_model, resolve_quantize
@@ -89,7 +90,8 @@ def run(args) -> str:
 
     def typed_through(label, kind_name, kind, with_suffix: bool) -> list[str]:
         """Runs of consecutive keystrokes, cached and uncached; with_suffix: the rest of the line deleted
-        and the next 20 lines sent as `suffix` (typing stops at the line end)."""
+        and the lines after it sent as `suffix`, as the extension does (EDITOR_SUFFIX_LINES; typing stops at
+        the line end)."""
         typed = {"yes": [], "no": []}
         for _ in range(args.latency_runs):
             text, starts, i = cursor()
@@ -97,7 +99,7 @@ def run(args) -> str:
             if with_suffix:
                 end = text.find("\n", i)
                 end = len(text) if end < 0 else end
-                suffix = following_lines(text, end, 20)
+                suffix = following_lines(text, end, EDITOR_SUFFIX_LINES)
             cached.clear_cache()
             for j in range(i, min(i + args.latency_run_chars, end)):
                 prompt = prompt_at(text, starts, j, n_ctx)
@@ -122,7 +124,7 @@ def run(args) -> str:
         lines.append(_row("cold 20-line prompt", kind_name, "no", cold))
         lines += typed_through("typed-through", kind_name, kind, with_suffix=False)
         if kind is None:
-            lines += typed_through("typed-through + 20-line suffix", kind_name, kind, with_suffix=True)
+            lines += typed_through("typed-through + suffix (the rest of the file)", kind_name, kind, with_suffix=True)
         print(f"latency: {kind_name} done", file=sys.stderr, flush=True)
     s = cached.stats()
     lines += ["", f"Prefix cache over the typed-through runs: {s['cache_hits']} hits, {s['cache_misses']} misses, "

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from .metrics import (char_surprise, clip_text, following_lines, line_completion, line_scores, percentile,
-                      sample_regions, simulate_typing, token_stats)
+from .metrics import (EDITOR_SUFFIX_LINES, char_surprise, clip_text, following_lines, line_completion, line_scores,
+                      percentile, sample_regions, simulate_typing, token_stats)
 from models.quantize import QUANTIZE_CHOICES
 
 from .predictor import Predictor, PredictorConfig
@@ -53,8 +53,9 @@ def parse_args(argv=None):
                         "lines after the region as the suffix; middle-nosuffix: the same regions without it")
     p.add_argument("--regions", type=int, default=4, help="middle protocols: regions retyped per file")
     p.add_argument("--region-lines", type=int, default=5, help="middle protocols: lines per region")
-    p.add_argument("--suffix-lines", type=int, default=20,
-                   help="middle protocol: lines after the cursor line sent as the suffix")
+    p.add_argument("--suffix-lines", type=int, default=EDITOR_SUFFIX_LINES,
+                   help="middle protocol: lines after the cursor line sent as the suffix (default: the editor's, of "
+                        "which the engine keeps 16K characters; 20 until 2026-12-05)")
     p.add_argument("--extra-chars", type=int, default=200_000,
                    help="project protocol: characters of other files sent with each request")
     p.add_argument("--start-fraction", type=float, default=0.0,

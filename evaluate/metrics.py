@@ -64,6 +64,12 @@ class TypingResult:
         return 1 - self.keystrokes / self.chars if self.chars else 0.0
 
 
+# The extension's default suffix (`pythonAutocomplete.suffixLines`): the lines after the cursor's line, of
+# which the engine keeps the first 16K characters (PredictorConfig.max_suffix_chars): in effect the rest of
+# the file. 20 until 2026-12-05 (docs/evaluation.md "How much of the code below").
+EDITOR_SUFFIX_LINES = 1000
+
+
 def following_lines(text: str, pos: int, n: int) -> str:
     """text[pos:] up to the end of its n-th line break (the suffix the editor sends: rest of the line + n lines)."""
     end = pos - 1

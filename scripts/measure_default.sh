@@ -6,7 +6,8 @@
 #   project  {"prompt": the whole text before the cursor, "input_extra": other files of the same project
 #            (200 KB at most, imported modules first; evaluate/project.py)}
 #   middle / middle-nosuffix  edit in the middle: 4 regions of 5 lines per file deleted and retyped with
-#            the rest of the file present; {"prompt": 20 lines, "suffix": the next 20 lines} or no suffix
+#            the rest of the file present; {"prompt": 20 lines, "suffix": the rest of the file (1000 lines,
+#            16K characters: the extension's default; SUFFIX_LINES=20 for the protocol before 2026-12-05)} or none
 # Usage: [PROTOCOLS="lines middle"] [OUT=DIR] scripts/measure_default.sh [MODEL] [FILES] [CHARS] [START_FRACTION]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,4 +28,4 @@ for _ in $(seq 1 300); do
 done
 .venv/bin/python -m evaluate --model "$MODEL" --data "$DATA" --split test --max-files "$FILES" \
   --max-chars "$CHARS" --start-fraction "$START" --protocol $PROTOCOLS --line-samples 200 --threads 1 \
-  --server "http://127.0.0.1:$PORT" --out "$OUT"
+  ${SUFFIX_LINES:+--suffix-lines "$SUFFIX_LINES"} --server "http://127.0.0.1:$PORT" --out "$OUT"

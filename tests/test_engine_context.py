@@ -84,6 +84,23 @@ def test_a_name_defined_200_lines_above_is_completed(predictor):
     assert not any(t.startswith("oice") for t in texts(blind.complete(prompt, max_suggestions=3)))
 
 
+def test_a_name_defined_200_lines_below_in_the_suffix_is_completed_within_its_bound(predictor):
+    """The editor sends the rest of the file as the suffix: a name used only far below the cursor is in the
+    copy model's memory. The engine keeps the suffix's first `max_suffix_chars` characters, so the same name
+    past that bound is not."""
+    filler = "".join(f"    value_{i} = {i}\n" for i in range(200))
+    prompt = "def main():\n    total = normalise_inv"
+    below = "\n" + filler + "\n\n" + BILLING
+    assert len(below) < predictor.config.max_suffix_chars
+    assert predictor.complete(prompt, suffix=below)[0].text.startswith("oice_total")
+    assert not any(t.startswith("oice") for t in texts(predictor.complete(prompt, max_suggestions=3)))
+    far = "\n" + filler * (predictor.config.max_suffix_chars // len(filler) + 1) + "\n\n" + BILLING
+    assert not any(t.startswith("oice") for t in texts(predictor.complete(prompt, suffix=far, max_suggestions=3)))
+    cut = far[:predictor.config.max_suffix_chars]
+    assert texts(predictor.complete(prompt, suffix=far, max_suggestions=3)) == \
+        texts(predictor.complete(prompt, suffix=cut, max_suggestions=3))
+
+
 @pytest.mark.parametrize("kind", [None, "word", "line", "block"])
 def test_no_extra_context_gives_the_same_completions_as_before(ckpt, kind):
     """With nothing to remember the context store changes nothing: no input_extra (or empty chunks) and no

@@ -2,7 +2,7 @@
 // All logic worth testing lives in the vscode-free modules (context, filters, cache, debounce, client, engine).
 import * as vscode from 'vscode';
 import { AutocompleteClient } from './client';
-import { buildContext } from './context';
+import { buildContext, DEFAULT_LIMITS } from './context';
 import { CompletionEngine, EngineSettings } from './engine';
 import { DocumentLike, ExtraContext } from './extraContext';
 import { Suggestion } from './filters';
@@ -62,9 +62,9 @@ function readSettings(): Settings {
     enabled: c.get<boolean>('enabled', true),
     mode: mode === 'list' || mode === 'both' ? mode : 'inline',
     debounceMs: num('debounceMs', 150, 0),
-    promptMaxChars: Math.floor(num('promptMaxChars', 32768, 1)),
-    suffixLines: Math.floor(num('suffixLines', 20, 0)),
-    suffixMaxChars: Math.min(SUFFIX_MAX, Math.floor(num('suffixMaxChars', 4096, 0))),
+    promptMaxChars: Math.floor(num('promptMaxChars', DEFAULT_LIMITS.promptMaxChars, 1)),
+    suffixLines: Math.floor(num('suffixLines', DEFAULT_LIMITS.suffixLines, 0)),
+    suffixMaxChars: Math.min(SUFFIX_MAX, Math.floor(num('suffixMaxChars', DEFAULT_LIMITS.suffixMaxChars, 0))),
     extraContextMaxChars: Math.min(EXTRA_MAX, Math.floor(num('extraContextMaxChars', 131072, 0))),
     maxSuggestionLength: Math.floor(num('maxSuggestionLength', 256, 1)),
     requestTimeoutMs: num('requestTimeoutMs', 5000, 100),

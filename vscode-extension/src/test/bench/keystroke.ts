@@ -5,15 +5,12 @@
 //   body (client.ts's requestBody: the prompt serialised, the prepared input_extra's JSON reused; in the
 //   extension only after the debounce, counted here anyway).
 // Documents mimic vscode.TextDocument: lineAt() makes a new object per call, as VS Code's extension host does.
-// Second table: the suffix (the rest of the line + the next 20 lines, issue #11) with the cursor in the middle
+// Second table: the suffix (the rest of the line + the next lines, by default up to 1,000 lines / 16K characters, issue #11) with the cursor in the middle
 // of documents of 1,000 to 100,000 lines: building it must not grow with the document.
 import * as os from 'os';
 import { CompletionCache } from '../../cache';
 import { requestBody } from '../../client';
-import { buildContext, ContextLimits } from '../../context';
-
-/** The extension's defaults (package.json). */
-const DEFAULTS: ContextLimits = { promptMaxChars: 32768, suffixLines: 20, suffixMaxChars: 4096 };
+import { buildContext, DEFAULT_LIMITS as DEFAULTS } from '../../context';
 import { DocumentLike, ExtraContext } from '../../extraContext';
 
 /** A deterministic Python-looking file of `lines` lines (~30 characters a line). */
@@ -152,9 +149,9 @@ const MID_KEYS = 2000;
 for (const n of [1000, 5000]) runMiddle(n, 200); // warm up
 const mid = [1000, 5000, 100000].map((n) => runMiddle(n, MID_KEYS));
 console.log('');
-console.log(`Cursor in the middle of the middle line, µs (p50 / p99 of ${MID_KEYS} keystrokes); defaults: prompt 32K, suffix 20 lines / 4,096 chars`);
+console.log(`Cursor in the middle of the middle line, µs (p50 / p99 of ${MID_KEYS} keystrokes); defaults: prompt 32K, suffix ${DEFAULTS.suffixLines} lines / ${DEFAULTS.suffixMaxChars} chars`);
 console.log('');
-console.log('| document lines | suffix sent | suffix: rest of the line only | suffix: + 20 lines (default) | whole context (prompt 32K + suffix) | cache look-up | JSON body |');
+console.log('| document lines | suffix sent | suffix: rest of the line only | suffix: + the next lines (default) | whole context (prompt 32K + suffix) | cache look-up | JSON body |');
 console.log('|---:|---:|---|---|---|---|---|');
 for (const r of mid) {
   const c = (k: keyof typeof r.parts) => { const s = stats(r.parts[k]); return `${f(s.p50)} / ${f(s.p99)}`; };
