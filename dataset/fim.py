@@ -31,13 +31,9 @@ import numpy as np
 from dataset.tokenizer import Tokenizer
 
 
-def split_text(text: str, rng: np.random.Generator, line_end: float = 0.0) -> tuple[str, str, str]:
-    """(prefix, middle, suffix) of `text`, cut at two uniform random character positions; with probability
-    `line_end` the middle then ends at the end of its line instead (the suffix starts with the newline)."""
+def split_text(text: str, rng: np.random.Generator) -> tuple[str, str, str]:
+    """(prefix, middle, suffix) of `text`, cut at two uniform random character positions."""
     a, b = sorted(int(x) for x in rng.integers(0, len(text) + 1, size=2))
-    if line_end > 0 and rng.random() < line_end:  # no draw at 0: the old streams stay as they were
-        nl = text.find("\n", b)
-        b = nl if nl >= 0 else len(text)
     return text[:a], text[a:b], text[b:]
 
 
@@ -65,10 +61,9 @@ def _assemble(tokenizer: Tokenizer, spm: bool, encoded: list[list[int]]) -> tupl
     return [pre] + prefix_ids + [suf], suffix_ids, [mid] + middle_ids
 
 
-def fim_encode(tokenizer: Tokenizer, text: str, rng: np.random.Generator, spm: bool = True,
-               line_end: float = 0.0) -> list[int]:
+def fim_encode(tokenizer: Tokenizer, text: str, rng: np.random.Generator, spm: bool = True) -> list[int]:
     """One text as a FIM sequence ending with eot (random split)."""
-    head, suffix_ids, tail = fim_parts(tokenizer, *split_text(text, rng, line_end), spm=spm)
+    head, suffix_ids, tail = fim_parts(tokenizer, *split_text(text, rng), spm=spm)
     return head + suffix_ids + tail + [tokenizer.eot_id]
 
 
@@ -86,7 +81,7 @@ def fim_decode(tokenizer: Tokenizer, ids) -> str:
 
 
 def fim_rows(batch: np.ndarray, tokenizer: Tokenizer, rng: np.random.Generator, rate: float,
-             spm_fraction: float = 1.0, line_end: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+             spm_fraction: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Context-level FIM on a batch of training windows.
 
     batch: [B, L] token ids (L = seq_len + 1). Returns (rows [B, L], target_mask [B, L - 1] bool):
@@ -112,7 +107,7 @@ def fim_rows(batch: np.ndarray, tokenizer: Tokenizer, rng: np.random.Generator, 
                 text = tokenizer.decode(piece)  # a piece cut inside a character gets U+FFFD there
                 spm = bool(rng.random() < spm_fraction)
                 plan.append((spm, len(texts), i == len(pieces) - 1))
-                texts.extend(_texts_to_encode(*split_text(text, rng, line_end), spm))
+                texts.extend(_texts_to_encode(*split_text(text, rng), spm))
             else:
                 plan.append(piece)
         plans.append(plan)

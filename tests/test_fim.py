@@ -61,30 +61,6 @@ def test_split_points_are_uniform_characters():
     assert min(lengths) == 0 and max(lengths) == 10 and 3.2 < np.mean(lengths) < 4.2
 
 
-def test_line_end_splits_end_the_middle_where_its_line_ends(fim_tokenizer):
-    text = "def f(x):\n    y = x + 1\n    return y\n\nprint(f(2))"
-    rng = np.random.Generator(np.random.PCG64(3))
-    splits = [split_text(text, rng, line_end=1.0) for _ in range(300)]
-    for prefix, middle, suffix in splits:
-        assert prefix + middle + suffix == text
-        assert suffix == "" or suffix.startswith("\n")  # the code below starts on the next line
-    # The prefix still ends anywhere (the cursor), and the middle may span lines.
-    assert len({len(p) for p, _, _ in splits}) > 30
-    assert any("\n" in m for _, m, _ in splits)
-    # Half: about half of the middles end at a line end (plus the uniform ones that happen to).
-    rng = np.random.Generator(np.random.PCG64(4))
-    half = [split_text(text, rng, line_end=0.5) for _ in range(1000)]
-    at_line_end = np.mean([s == "" or s.startswith("\n") for _, _, s in half])
-    assert 0.45 < at_line_end < 0.65
-    # At 0 no extra random number is drawn: the splits are the old ones, draw for draw.
-    a, b = np.random.Generator(np.random.PCG64(5)), np.random.Generator(np.random.PCG64(5))
-    assert [split_text(text, a) for _ in range(50)] == [split_text(text, b, line_end=0.0) for _ in range(50)]
-    # The FIM sequence of such a split still decodes to the text.
-    rng = np.random.Generator(np.random.PCG64(6))
-    for _ in range(20):
-        assert fim_decode(fim_tokenizer, fim_encode(fim_tokenizer, text, rng, line_end=1.0)) == text
-
-
 def test_fim_rows_keep_the_length_and_mask_only_padding(fim_tokenizer):
     tok = fim_tokenizer
     doc = tok.encode(TINY_TEXT)

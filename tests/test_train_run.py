@@ -199,7 +199,6 @@ def test_bad_input_gives_a_clear_error(data, tmp_path):
                "--steps", "1"])
     assert out.returncode == 2 and "no corpus" in out.stderr and "Traceback" not in out.stderr
 
-    for option, value, message in (("--prefetch", "-2", "--prefetch must be"), ("--fim-rate", "1.5", "--fim-rate"),
-                                   ("--fim-line-end", "-0.1", "--fim-line-end")):
+    for option, value, message in (("--prefetch", "-2", "--prefetch must be"), ("--fim-rate", "1.5", "--fim-rate")):
         out = run(train_cmd(data, tmp_path / "o", "--steps", "1", option, value))
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
