@@ -38,8 +38,9 @@ const MIN_ACCEPTED = 2;
 // Project context: billing.py (defines normalise_invoice_total) is open in another tab; typing a prefix of
 // the name in main.py must be completed from it: the extension sends billing.py as input_extra.
 const PROJECT = { name: 'project-context', typed: 'total = normalise_inv', want: 'oice_total', autoClosed: '' };
-// Fill in the middle: typed on a new line 2, above `import sys`; `lines` is pythonAutocomplete.suffixLines' default.
-const FIM = { name: 'fill-in-the-middle', typed: 'import s', lines: 20 };
+// Fill in the middle: typed on a new line 2, above `import sys`; `lines` is pythonAutocomplete.suffixLines' default
+// (the document is far shorter than its 16K characters: the suffix is the rest of the file).
+const FIM = { name: 'fill-in-the-middle', typed: 'import s', lines: 1000 };
 
 const t0 = Date.now();
 const lap = (m) => console.log(`  [e2e.js ${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}`);
