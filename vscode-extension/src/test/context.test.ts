@@ -1,11 +1,26 @@
 import * as assert from 'assert';
-import { buildContext, ContextLimits, LineSource, linesOf, NEXT_LINE_SCAN } from '../context';
+import * as fs from 'fs';
+import * as path from 'path';
+import { buildContext, ContextLimits, DEFAULT_LIMITS, LineSource, linesOf, NEXT_LINE_SCAN } from '../context';
 
 /** Limits with the prompt budget `promptMaxChars` and, unless given, a suffix of the rest of the line only. */
 const limits = (promptMaxChars: number, over: Partial<ContextLimits> = {}): ContextLimits =>
   ({ promptMaxChars, suffixLines: 0, suffixMaxChars: 4096, ...over });
 
 describe('context', () => {
+  it("uses package.json's setting defaults, and by default sends the rest of the file as the suffix", () => {
+    const props = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8'))
+      .contributes.configuration.properties;
+    for (const key of ['promptMaxChars', 'suffixLines', 'suffixMaxChars'] as const) {
+      assert.strictEqual(props[`pythonAutocomplete.${key}`].default, DEFAULT_LIMITS[key], key);
+    }
+    // the suffix's default is all the server keeps
+    assert.strictEqual(DEFAULT_LIMITS.suffixMaxChars, props['pythonAutocomplete.suffixMaxChars'].maximum);
+    const lines = Array.from({ length: 300 }, (_, i) => `value_${i} = ${i}`);
+    const c = buildContext(linesOf(lines.join('\n')), 10, 3, DEFAULT_LIMITS);
+    assert.strictEqual(c.suffix, [lines[10].slice(3), ...lines.slice(11)].join('\n'));
+  });
+
   const text = ['import os', '', 'def f(x):', '    return os.path.join(x)', 'print(f(1))'].join('\n');
   const doc = linesOf(text);
 

@@ -5,8 +5,8 @@
 //   body (client.ts's requestBody: the prompt serialised, the prepared input_extra's JSON reused; in the
 //   extension only after the debounce, counted here anyway).
 // Documents mimic vscode.TextDocument: lineAt() makes a new object per call, as VS Code's extension host does.
-// Second table: the suffix (the rest of the line + the next lines, by default up to 1,000 lines / 16K characters, issue #11) with the cursor in the middle
-// of documents of 1,000 to 100,000 lines: building it must not grow with the document.
+// Second table: the suffix (the rest of the line + the next lines, by default up to 1,000 lines / 16K
+// characters, issue #11) with the cursor in the middle of documents of 1,000 to 100,000 lines: building it must not grow with the document.
 import * as os from 'os';
 import { CompletionCache } from '../../cache';
 import { requestBody } from '../../client';
