@@ -39,7 +39,7 @@ export interface CompletionContext {
 /** The settings' defaults. The suffix is the rest of the file up to what the server keeps (16K characters):
  *  its first lines feed the fill-in-the-middle prompt and all of it the copy model's memory, so names used
  *  further down are completed too (retyping regions of validation files: 20 lines 57.6 %, 64 59.6 %, 200
- *  60.5 %, the whole rest 60.8 %, no suffix 54.3 %; docs/evaluation.md). */
+ *  60.5 %, the rest of the file up to 16K characters 60.5 %, no suffix 54.3 %; docs/evaluation.md). */
 export const DEFAULT_LIMITS: ContextLimits = { promptMaxChars: 32768, suffixLines: 1000, suffixMaxChars: 16384 };
 
 /** How many lines after the cursor's line are searched for the next non-blank line. */
