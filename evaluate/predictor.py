@@ -204,6 +204,8 @@ class Predictor:
     # ------------------------------------------------------------------ one request
     def _complete(self, prompt, suffix, kind, max_suggestions, deadline, extra) -> list[Completion]:
         head = fim_head(self.tokenizer, suffix, self.config.fim)
+        below = has_following_lines(suffix)  # code after the cursor line (a 16K-character suffix: scan it once)
+        cursor_line = prompt.rsplit("\n", 1)[-1]
         kept, ids = self.window(prompt, max(self.prompt_budget - len(head), 16))
         memory = None
         if self.context is not None:
@@ -214,7 +216,7 @@ class Predictor:
                 remembered = prompt[:len(prompt) - len(kept)]
             else:
                 remembered = ""
-            if self.config.context_suffix and has_following_lines(suffix):
+            if self.config.context_suffix and below:
                 extra = [*extra, suffix]
             if remembered.strip() or any(t.strip() for t in extra):
                 memory = self.context.memory(remembered, extra)
@@ -224,7 +226,7 @@ class Predictor:
             context = [self.tokenizer.eot_id]
         context = head + tuple(context)
         state, logits = self.feed(context)
-        rule = StopRule(kind, cursor_line=prompt.rsplit("\n", 1)[-1], suffix=suffix)
+        rule = StopRule(kind, cursor_line=cursor_line, suffix=suffix)
         limits = self.config.max_tokens
         max_steps = (limits[kind] if kind else limits.get("auto", limits["line"])) + n_back
         width = self.config.auto_beam_width if kind is None else max(self.config.beam_width, max_suggestions)
@@ -238,11 +240,10 @@ class Predictor:
         self.counters["timeouts"] += int(result.timed_out)
         # With code below the cursor, rank a few more: a candidate that repeats the next line is dropped
         # (trim_to_suffix), and the next one takes its place.
-        wanted = max_suggestions + (width if has_following_lines(suffix) else 0)
+        wanted = max_suggestions + (width if below else 0)
         ranked = expected_saving_ranking(result.hypotheses, wanted) if kind is None \
             else probability_ranking(result.hypotheses, wanted)
-        if has_following_lines(suffix):
-            cursor_line = prompt.rsplit("\n", 1)[-1]
+        if below:
             trimmed: dict[str, Completion] = {}
             for c in ranked:
                 if (t := trim_to_suffix(c.text, cursor_line, suffix)) and t not in trimmed:

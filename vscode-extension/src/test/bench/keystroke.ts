@@ -6,7 +6,8 @@
 //   extension only after the debounce, counted here anyway).
 // Documents mimic vscode.TextDocument: lineAt() makes a new object per call, as VS Code's extension host does.
 // Second table: the suffix (the rest of the line + the next lines, by default up to 1,000 lines / 16K
-// characters, issue #11) with the cursor in the middle of documents of 1,000 to 100,000 lines: building it must not grow with the document.
+// characters, issue #11) with the cursor in the middle of documents of 1,000 to 100,000 lines: building it
+// must not grow with the document.
 import * as os from 'os';
 import { CompletionCache } from '../../cache';
 import { requestBody } from '../../client';
