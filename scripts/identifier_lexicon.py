@@ -42,7 +42,8 @@ class LexiconOverride:
         return self.memo[key]
 
     def complete(self, prompt, kind=None, max_suggestions=1, extra=None, suffix=""):
-        out = self.predictor.complete(prompt, kind=kind, max_suggestions=max_suggestions, extra=extra, suffix=suffix)
+        out = self.predictor.complete(prompt, kind=kind, max_suggestions=max_suggestions, extra=list(extra or []),
+                                       suffix=suffix)
         m = TAIL.search(prompt[-200:])
         if not self.rule or not m or len(m.group()) < self.rule.get("min", 2):
             return out
