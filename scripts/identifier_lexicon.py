@@ -7,7 +7,8 @@ When the text before the cursor ends in an identifier prefix p (at least `min` c
 suggestion does not complete p into an identifier that occurs in the memory (the text before p, the
 input_extra chunks, the suffix), offer the rest of the most frequent memory identifier that extends p, if it has
 at least `share` of the occurrences of all such identifiers (and `count` occurrences). '{}' = the engine alone.
-Modes: `project` (the project-aware protocol) or `middle` (edit in the middle, the rest of the file as suffix).
+Modes: `project` (the project-aware protocol), `middle` (edit in the middle, the rest of the file as suffix) or
+`middle-nosuffix` (the same regions without it).
 """
 import collections
 import json
@@ -77,7 +78,8 @@ def main():
             r = simulate_typing(lex, text, None, 0, extra=extras.get(name), start=start, end=end)
         else:
             regions = sample_regions(text, args.regions, args.region_lines, random.Random(f"{args.seed}/{name}"))
-            r = _retype_regions(lex, text, regions, None, args, suffix_lines=args.suffix_lines)
+            r = _retype_regions(lex, text, regions, None, args,
+                                suffix_lines=args.suffix_lines if mode == "middle" else None)
             if r is None:
                 continue
         chars, keystrokes = chars + r.chars, keystrokes + r.keystrokes
