@@ -62,6 +62,8 @@ def parse_args(argv=None):
                    help="type each file from this fraction of it (0: from the top; the text before is there)")
     p.add_argument("--no-context", action="store_true",
                    help="in-process predictor without the context store (the n-gram copy model)")
+    p.add_argument("--no-names", action="store_true",
+                   help="in-process predictor without completing names of the project (PredictorConfig.names)")
     p.add_argument("--fim-suffix-tokens", type=int, default=None,
                    help="most suffix tokens in a FIM model's input (FimConfig.max_suffix_tokens; 0: no FIM prompt)")
     p.add_argument("--no-context-suffix", action="store_true",
@@ -193,6 +195,8 @@ def evaluate(args) -> dict:
     if args.fim_suffix_tokens is not None:
         config.fim.max_suffix_tokens = args.fim_suffix_tokens
     config.context_suffix = not args.no_context_suffix
+    if args.no_names:
+        config.names = None
     predictor = Predictor.from_checkpoint(args.model, config=config, quantize=args.quantize)
     model, tokenizer = predictor.model, predictor.tokenizer
     # What the typing simulation and line completion ask: this process's predictor, or the server.

@@ -89,7 +89,8 @@ class ContextConfig:
     memos: int = 4
 
 
-def _hash_text(text: str) -> bytes:
+def text_key(text: str) -> bytes:
+    """The cache key of a text: its blake2b digest (16 bytes)."""
     return hashlib.blake2b(text.encode("utf-8", errors="surrogatepass"), digest_size=16).digest()
 
 
@@ -347,7 +348,7 @@ class ContextStore:
     # ---------------------------------------------------------------- caches
     def _ensure_blocks(self, texts: list[str]) -> list[bytes]:
         """Keys of `texts`, tokenising (in one parallel batch) the ones not cached."""
-        keys = [_hash_text(t) for t in texts]
+        keys = [text_key(t) for t in texts]
         missing = {}
         for key, text in zip(keys, texts):
             if key in self.blocks:

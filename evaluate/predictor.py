@@ -35,6 +35,7 @@ from dataset.tokenizer import Tokenizer
 
 from .cache import CacheEntry, PrefixCache
 from .context import ContextConfig, ContextStore
+from .names import NamesConfig, ProjectNames, typed_prefix
 from .encoder import LineMemoEncoder
 from .fim import FimConfig, fim_head, has_following_lines, trim_to_suffix
 from .healing import TokenIndex, back_off, token_offsets
@@ -114,6 +115,10 @@ class PredictorConfig:
     fim: FimConfig = field(default_factory=FimConfig)
     # The suffix's following lines also go into the copy model's memory (names used below the cursor).
     context_suffix: bool = True
+    # Names of the project (names.py): the default kind's top suggestion completes the identifier being
+    # typed with the memory's most frequent name that extends it, where the search offers none of them.
+    # None disables it; so does context=None (no project context at all).
+    names: NamesConfig | None = field(default_factory=NamesConfig)
 
 
 class Predictor:
@@ -131,6 +136,7 @@ class Predictor:
         if self.config.context_prompt not in ("all", "before_window", "none"):
             raise ValueError(f"context_prompt must be all, before_window or none, got {self.config.context_prompt!r}")
         self.context = ContextStore(tokenizer, self.config.context) if self.config.context else None
+        self.names = ProjectNames(self.config.names) if self.config.names and self.context else None
         self.lock = threading.Lock()
         max_context = getattr(model, "max_context", None)
         budget = self.config.max_prompt_tokens
@@ -191,6 +197,8 @@ class Predictor:
             c["mean_ms"] = c["total_ms"] / c["requests"] if c["requests"] else 0.0
             if self.context is not None:
                 c.update(self.context.usage())
+            if self.names is not None:
+                c.update(self.names.usage())
             return c
 
     def clear_cache(self) -> None:
@@ -200,6 +208,8 @@ class Predictor:
             self.encoder.memo.clear()
             if self.context is not None:
                 self.context.clear()
+            if self.names is not None:
+                self.names.clear()
 
     # ------------------------------------------------------------------ one request
     def _complete(self, prompt, suffix, kind, max_suggestions, deadline, extra) -> list[Completion]:
@@ -207,15 +217,13 @@ class Predictor:
         below = has_following_lines(suffix)  # code after the cursor line (a 16K-character suffix: scan it once)
         cursor_line = prompt.rsplit("\n", 1)[-1]
         kept, ids = self.window(prompt, max(self.prompt_budget - len(head), 16))
-        memory = None
+        memory, remembered = None, ""
         if self.context is not None:
             mode = self.config.context_prompt
             if mode == "all":
                 remembered = prompt[:prompt.rfind("\n") + 1]  # up to the cursor line
             elif mode == "before_window":
                 remembered = prompt[:len(prompt) - len(kept)]
-            else:
-                remembered = ""
             if self.config.context_suffix and below:
                 extra = [*extra, suffix]
             if remembered.strip() or any(t.strip() for t in extra):
@@ -249,7 +257,22 @@ class Predictor:
                 if (t := trim_to_suffix(c.text, cursor_line, suffix)) and t not in trimmed:
                     trimmed[t] = Completion(t, c.prob)
             ranked = list(trimmed.values())
+        if kind is None and self.names is not None:
+            ranked = self._offer_name(prompt, suffix, cursor_line, remembered, extra, ranked)
         return [c for c in ranked if c.prob >= self.config.min_probability][:max_suggestions]
+
+    def _offer_name(self, prompt, suffix, cursor_line, remembered, extra, ranked) -> list[Completion]:
+        """`ranked` with the project's name for the identifier being typed first, where names.py offers one."""
+        prefix = typed_prefix(prompt, suffix, self.names.config.min_prefix)
+        if prefix is None:
+            return ranked
+        before = cursor_line[:len(cursor_line) - len(prefix)] if self.config.context_prompt != "none" else ""
+        found = self.names.extending(prefix, remembered, before, extra)
+        offer = self.names.complete(prefix, ranked[0].text if ranked else None, found)
+        if offer is None:
+            return ranked
+        rest, share = offer
+        return [Completion(rest, share)] + [c for c in ranked if c.text != rest]
 
     def window(self, prompt: str, budget: int | None = None) -> tuple[str, list[int]]:
         """(kept text, its token ids): the end of the prompt, cut at a line start to fit `prompt_budget`.
