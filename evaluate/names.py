@@ -13,7 +13,8 @@ after the search:
              the cursor line before the prefix, the input_extra chunks, the suffix's following lines) that
              extend the prefix, each with its number of occurrences
     rule     the search's top suggestion stays if it completes the prefix into one of those names (the
-             model and the copy model agree with the code); otherwise the most frequent extending name, if it
+             model and the copy model agree with the code) or into one of Python's (keywords, builtins);
+             otherwise the most frequent extending name, if it
              holds at least `min_share` of their occurrences, is put first: the rest of the name, with that
              share as its probability
 
@@ -27,6 +28,8 @@ of its names and their counts (an LRU bounded in bytes); a request binary-search
 from __future__ import annotations
 
 import bisect
+import builtins
+import keyword
 import re
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
@@ -35,6 +38,8 @@ from .context import prompt_blocks, text_key
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# Names every Python file may use without defining them: the search completing one of these is kept too.
+PYTHON_NAMES = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
 _NAME_OVERHEAD = 90  # bytes of a name in a table besides its characters: str object, list slots, count
 _IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
@@ -111,8 +116,8 @@ class ProjectNames:
         if not found:
             return None
         head = re.match(r"[A-Za-z0-9_]*", top or "").group()
-        if head and prefix + head in found:
-            return None  # the search completes the prefix into one of the project's names: keep it
+        if head and (prefix + head in found or prefix + head in PYTHON_NAMES):
+            return None  # the search completes the prefix into one of the project's names, or Python's: keep it
         name, count = max(found.items(), key=lambda kv: kv[1])  # the first of equals
         share = count / sum(found.values())
         if share < self.config.min_share:

@@ -43,6 +43,10 @@ def test_the_search_keeps_its_suggestion_when_it_completes_a_known_name():
     assert names.complete("par", None, found) == ("se_date", 0.75)  # no suggestion at all
     assert names.complete("par", "tial(", {"parse_date": 1, "parser": 1, "parsed": 1, "parses": 1}) is None
     assert names.complete("par", "tial(", {}) is None
+    # Python's own names need no definition in the project: `print(`, `return x` stay
+    assert names.complete("pr", "int(x)", {"process": 3}) is None
+    assert names.complete("re", "turn x", {"result": 2}) is None
+    assert names.complete("pr", "ocessor", {"process": 3}) == ("ocess", 1.0)
 
 
 def test_name_tables_are_built_once_per_block_and_stay_within_their_bound():
