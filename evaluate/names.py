@@ -14,12 +14,11 @@ after the search:
              extend the prefix, each with its number of occurrences
     rule     the search's top suggestion stays if it completes the prefix into one of those names (the
              model and the copy model agree with the code) or into one of Python's (keywords, builtins);
-             otherwise the most frequent extending name, if it
-             holds at least `min_share` of their occurrences, is put first: the rest of the name, with that
-             share as its probability
+             otherwise the most frequent extending name, if it holds at least `min_share` of their
+             occurrences, is put first: the rest of the name, with that share as its probability
 
 Chosen by measurement on the validation files (docs/evaluation.md, "Names of the project"), where it adds
-0.4-0.9 points of keystrokes saved on every protocol. Only the default kind uses it (the one measured).
+0.3-1.2 points of keystrokes saved on every protocol. Only the default kind uses it (the one measured).
 
 Cost: each text block (an input_extra chunk, the suffix, the prompt cut by `prompt_blocks` as the context
 store cuts it, so typing changes only the last block) is scanned once and kept, by content, as a sorted list
