@@ -270,6 +270,14 @@ class Memory:
         return lam, ids.astype(np.int64), (counts / counts.sum()).astype(np.float32)
 
 
+@dataclass
+class CutText:
+    """One request's texts in blocks, each as (text_key(block), block): the prompt's and the chunks'."""
+    prompt: list[tuple[bytes, str]]
+    chunks: list[tuple[bytes, str]]
+    chunk_starts: list[bool]  # [len(chunks)]: the block starts a chunk
+
+
 class ContextStore:
     """Builds `Memory`s for requests, reusing tokenised blocks and built segments across requests (both
     LRUs bounded in bytes). Not thread-safe: the predictor calls it under its lock."""
@@ -285,23 +293,19 @@ class ContextStore:
         self.segment_bytes = 0
         self.recent: OrderedDict[tuple, Segment] = OrderedDict()  # the prompts' last blocks
         self.memos: OrderedDict[tuple, OrderedDict] = OrderedDict()
-        self._last: tuple | None = None  # (prompt_text, extra, Memory) of the last request
+        self._last_cut: tuple | None = None  # (prompt_text, extra, CutText) of the last request
+        self._last: tuple | None = None  # (CutText, Memory) of the last request
         self.stats = {"blocks_tokenised": 0, "chars_tokenised": 0, "segments_built": 0, "block_evictions": 0,
                       "segment_evictions": 0}
 
     # ---------------------------------------------------------------- requests
-    def memory(self, prompt_text: str, extra: list[str]) -> Memory:
-        """The memory of one request: `prompt_text` (what precedes the cursor line) and the extra chunks."""
-        last = self._last
-        # Typing inside a line sends the same text before it and the same chunks: the same memory (string
-        # equality is a memcmp, ~20 us for 200 KB, against ~1 ms to cut and hash the blocks again).
+    def cut(self, prompt_text: str, extra: list[str]) -> CutText:
+        """The blocks of `prompt_text` and of the extra chunks with their keys (names.py reads them too).
+        Typing inside a line sends the same text before it and the same chunks: the same cut (string equality
+        is a memcmp, ~20 us for 200 KB, against ~1 ms to cut and hash the blocks again)."""
+        last = self._last_cut
         if last is not None and last[0] == prompt_text and last[1] == extra:
             return last[2]
-        memory = self._build_memory(prompt_text, extra)
-        self._last = (prompt_text, list(extra), memory)
-        return memory
-
-    def _build_memory(self, prompt_text: str, extra: list[str]) -> Memory:
         cfg = self.config
         prompt_parts = prompt_blocks(prompt_text, cfg.block_min_chars, cfg.block_max_chars)
         # Chunks are cut into blocks too: an edited file re-tokenises one block, and a batch of similar
@@ -311,10 +315,27 @@ class ContextStore:
             parts = prompt_blocks(text, cfg.block_min_chars, cfg.block_max_chars)
             chunk_blocks += parts
             chunk_starts += [True] + [False] * (len(parts) - 1)
-        groups = [(chunk_blocks, chunk_starts),  # input_extra
+        cut = CutText(list(zip(map(text_key, prompt_parts), prompt_parts)),
+                      list(zip(map(text_key, chunk_blocks), chunk_blocks)), chunk_starts)
+        self._last_cut = (prompt_text, list(extra), cut)
+        return cut
+
+    def memory(self, prompt_text: str, extra: list[str]) -> Memory:
+        """The memory of one request: `prompt_text` (what precedes the cursor line) and the extra chunks."""
+        cut = self.cut(prompt_text, extra)
+        if self._last is not None and self._last[0] is cut:  # the same texts as the last request
+            return self._last[1]
+        memory = self._build_memory(cut)
+        self._last = (cut, memory)
+        return memory
+
+    def _build_memory(self, cut: CutText) -> Memory:
+        cfg = self.config
+        prompt_parts = cut.prompt
+        groups = [(cut.chunks, cut.chunk_starts),  # input_extra
                   (prompt_parts[:-1], [True] + [False] * (len(prompt_parts) - 2)),  # the file
                   (prompt_parts[-1:], [True])]  # its last block
-        keys = self._ensure_blocks([t for g, _ in groups for t in g])
+        keys = self._ensure_blocks([block for g, _ in groups for block in g])
         group_keys, start = [], 0
         for g, starts in groups:
             # a block's key and whether it starts a text: the same blocks joined differently differ
@@ -342,15 +363,15 @@ class ContextStore:
         self.segments.clear()
         self.recent.clear()
         self.memos.clear()
-        self._last = None
+        self._last_cut = self._last = None
         self.block_bytes = self.segment_bytes = 0
 
     # ---------------------------------------------------------------- caches
-    def _ensure_blocks(self, texts: list[str]) -> list[bytes]:
-        """Keys of `texts`, tokenising (in one parallel batch) the ones not cached."""
-        keys = [text_key(t) for t in texts]
+    def _ensure_blocks(self, blocks: list[tuple[bytes, str]]) -> list[bytes]:
+        """Keys of the (key, text) blocks, tokenising (in one parallel batch) the ones not cached."""
+        keys = [key for key, _ in blocks]
         missing = {}
-        for key, text in zip(keys, texts):
+        for key, text in blocks:
             if key in self.blocks:
                 self.blocks.move_to_end(key)
             else:

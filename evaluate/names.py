@@ -20,9 +20,9 @@ after the search:
 Chosen by measurement on the validation files (docs/evaluation.md, "Names of the project"), where it adds
 0.3-1.2 points of keystrokes saved on every protocol. Only the default kind uses it (the one measured).
 
-Cost: each text block (an input_extra chunk, the suffix, the prompt cut by `prompt_blocks` as the context
-store cuts it, so typing changes only the last block) is scanned once and kept, by content, as a sorted list
-of its names and their counts (an LRU bounded in bytes); a request binary-searches the prefix in each.
+Cost: each block of text, as the context store cuts and keys it (`ContextStore.cut`, reused while typing on
+a line; a new line changes only the prompt's last block), is scanned once and kept, by its key, as a sorted
+list of its names and their counts (an LRU bounded in bytes); a request binary-searches the prefix in each.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import re
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
-from .context import prompt_blocks, text_key
+from .context import CutText
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -52,9 +52,6 @@ class NamesConfig:
     # Bytes of name tables kept (one per block of text, ~90 bytes a name in Python objects; 200 KB of chunks
     # make ~1 MB of tables); least recently used go first.
     max_bytes: int = 16 * 1024 * 1024
-    # Prompt blocks: as the context store cuts them (ContextConfig.block_min_chars / block_max_chars).
-    block_min_chars: int = 1024
-    block_max_chars: int = 4096
 
 
 def typed_prefix(prompt: str, suffix: str, min_prefix: int) -> str | None:
@@ -76,9 +73,9 @@ class ProjectNames:
         self.bytes = 0
         self.stats = Counter()  # tables_built, names_offered
 
-    def _table(self, text: str, cache: bool = True) -> tuple[list[str], list[int]]:
-        """(sorted names, their counts) of one block of text, from the LRU when seen before."""
-        key = text_key(text) if cache else None
+    def _table(self, key: bytes | None, text: str) -> tuple[list[str], list[int]]:
+        """(sorted names, their counts) of one block of text, from the LRU by its key when seen before
+        (key None: not kept)."""
         if key is not None and key in self.tables:
             self.tables.move_to_end(key)
             return self.tables[key][:2]
@@ -94,14 +91,14 @@ class ProjectNames:
                 self.bytes -= self.tables.popitem(last=False)[1][2]
         return table
 
-    def extending(self, prefix: str, remembered: str, cursor_line: str, extra: list[str]) -> dict[str, int]:
-        """Names longer than `prefix` that start with it -> occurrences, over the prompt's lines
-        (`remembered`, cut into blocks), the cursor line before the prefix (not cached: it changes with every
-        keystroke) and the chunks; in order of first appearance (ties go to the earliest)."""
-        c = self.config
-        tables = [self._table(b) for b in prompt_blocks(remembered, c.block_min_chars, c.block_max_chars)]
-        tables.append(self._table(cursor_line, cache=False))
-        tables += [self._table(t) for t in extra]
+    def extending(self, prefix: str, cut: CutText, cursor_line: str) -> dict[str, int]:
+        """Names longer than `prefix` that start with it -> occurrences, over the prompt's blocks and the
+        chunks' (as the context store cut and keyed them: ContextStore.cut) and the cursor line before the
+        prefix (not kept: it changes with every keystroke); in order of first appearance (ties go to the
+        earliest): the prompt, the cursor line, the chunks."""
+        tables = [self._table(key, text) for key, text in cut.prompt]
+        tables.append(self._table(None, cursor_line))
+        tables += [self._table(key, text) for key, text in cut.chunks]
         found: dict[str, int] = {}
         for names, counts in tables:
             i = bisect.bisect_right(names, prefix)  # names > prefix: the longer ones that start with it first

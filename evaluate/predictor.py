@@ -267,7 +267,7 @@ class Predictor:
         if prefix is None:
             return ranked
         before = cursor_line[:len(cursor_line) - len(prefix)] if self.config.context_prompt != "none" else ""
-        found = self.names.extending(prefix, remembered, before, extra)
+        found = self.names.extending(prefix, self.context.cut(remembered, extra), before)
         offer = self.names.complete(prefix, ranked[0].text if ranked else None, found)
         if offer is None:
             return ranked

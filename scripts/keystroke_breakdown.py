@@ -4,8 +4,7 @@
         --split valid --max-files 16 --max-chars 1000 --seed 2 --protocol project
     .venv/bin/python scripts/keystroke_breakdown.py ... --max-files 15 --protocol middle middle-nosuffix
 
-Takes `python -m evaluate`'s file and protocol options (one or two protocols: the second is compared with
-the first) and prints two tables for each protocol:
+Takes `python -m evaluate`'s file and protocol options and prints two tables for each protocol:
 
 - characters by where they are (code / string / comment, by Python's tokenizer) and what they are
   (identifier characters, punctuation, spaces, a line's indentation, newlines): how many were typed by
@@ -81,10 +80,10 @@ class Breakdown:
         self.idents = collections.defaultdict(lambda: [0, 0, 0])  # where -> [identifiers, chars, keystrokes]
         self.accepts = self.keystrokes = self.total = 0
 
-    def add(self, text: str, a: int, b: int, accepted: list[tuple[int, int]], keystrokes: int,
+    def add(self, text: str, places: list[str], a: int, b: int, accepted: list[tuple[int, int]], keystrokes: int,
             prompt_text: str, extra: str, suffix: str) -> None:
-        """One typed span text[a:b] (accepted: absolute ranges); what the requests could see besides it."""
-        places = char_places(text)
+        """One typed span text[a:b] (places: char_places(text); accepted: absolute ranges); what the requests
+        could see besides it."""
         covered = set()
         for s, e in accepted:
             covered.update(range(s, e))
@@ -142,13 +141,13 @@ def main(argv=None) -> int:
             else:
                 spans = [_region(text, args)]
             lines = 0 if protocol == "project" else args.context_lines
-            starts = line_starts_of(text)
+            starts, places = line_starts_of(text), char_places(text)
             for a, b in spans:
                 suffix = following_lines(text, b, args.suffix_lines) if protocol == "middle" else ""
                 predictor.clear_cache()
                 r = simulate_typing(predictor, text, None, lines, extra=extra, start=a, end=b, suffix=suffix)
                 accepted = [(s + a, e + a) for s, e in r.accepted]
-                result.add(text, a, b, accepted, r.keystrokes, prompt_at(text, starts, a, lines),
+                result.add(text, places, a, b, accepted, r.keystrokes, prompt_at(text, starts, a, lines),
                            "\n".join(extra or []), suffix)
             print(f"{protocol} {name}", file=sys.stderr, flush=True)
         print(f"### {protocol}\n\n{result.tables()}\n", flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from evaluate.context import ContextStore
 from evaluate.names import NamesConfig, ProjectNames, typed_prefix
 from evaluate.predictor import Predictor, PredictorConfig
 from tests.tiny_model import make_tiny_checkpoint
@@ -18,6 +19,13 @@ def ckpt():
     return make_tiny_checkpoint()
 
 
+@pytest.fixture(scope="module")
+def store(ckpt):
+    """Cuts and keys the texts into blocks, as for a request (ContextStore.cut)."""
+    from models.checkpoint import load_checkpoint
+    return ContextStore(load_checkpoint(ckpt).tokenizer)
+
+
 def test_the_typed_prefix_is_the_identifier_before_the_cursor_outside_names_and_numbers():
     assert typed_prefix("x = normalise_inv", "", 2) == "normalise_inv"
     assert typed_prefix("x = normalise_inv", ")\n    return x", 2) == "normalise_inv"
@@ -27,10 +35,11 @@ def test_the_typed_prefix_is_the_identifier_before_the_cursor_outside_names_and_
     assert typed_prefix("x = (", "", 2) is None
 
 
-def test_extending_names_are_counted_over_blocks_chunks_and_the_cursor_line():
+def test_extending_names_are_counted_over_blocks_chunks_and_the_cursor_line(store):
     names = ProjectNames()
-    found = names.extending("par", "parse_date(x)\nparse_date(y)\nparser = 1\n", "z = parse_time(",
-                            ["def parse_time(s):\n    return par\n", "partial = 2\n"])
+    found = names.extending("par", store.cut("parse_date(x)\nparse_date(y)\nparser = 1\n",
+                                             ["def parse_time(s):\n    return par\n", "partial = 2\n"]),
+                            "z = parse_time(")
     # `par` itself is no completion; the rest in order of first appearance
     assert found == {"parse_date": 2, "parser": 1, "parse_time": 2, "partial": 1}
 
@@ -49,18 +58,18 @@ def test_the_search_keeps_its_suggestion_when_it_completes_a_known_name():
     assert names.complete("pr", "ocessor", {"process": 3}) == ("ocess", 1.0)
 
 
-def test_name_tables_are_built_once_per_block_and_stay_within_their_bound():
+def test_name_tables_are_built_once_per_block_and_stay_within_their_bound(store):
     names = ProjectNames(NamesConfig(max_bytes=2000))
     chunk = "alpha_one = 1\nalpha_two = 2\n"
     for typed in ("al", "alp", "alph"):
-        names.extending(typed, "", "x = " + typed, [chunk])
+        names.extending(typed, store.cut("", [chunk]), "x = " + typed)
     assert names.usage()["names_tables_built"] == 1  # the chunk, once; the cursor line is not kept
     for i in range(1000):
-        names.extending("al", "", "", [f"alpha_{i} = {i}\n"])
+        names.extending("al", store.cut("", [f"alpha_{i} = {i}\n"]), "")
     usage = names.usage()
     assert usage["names_tables_built"] == 1001 and 0 < usage["names_table_bytes"] <= 2000
     assert usage["names_tables"] == usage["names_table_bytes"] // (len("alpha_100") + 90)  # one name each
-    assert names.extending("alpha_99", "", "", ["alpha_999 = 1\n"]) == {"alpha_999": 1}  # the latest stay
+    assert names.extending("alpha_99", store.cut("", ["alpha_999 = 1\n"]), "") == {"alpha_999": 1}  # the latest stay
 
 
 def test_a_name_used_only_below_the_cursor_is_offered(ckpt):
