@@ -44,7 +44,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dataset.copy_targets import copy_targets_path, mixture_loss
 from dataset.corpus import load_split, load_tokenizer
 from dataset.fim import fim_rows
 from dataset.prefetch import Prefetcher
@@ -95,7 +94,6 @@ class TrainConfig:
     guard_tokens: int = 16384  # guard validation tokens per evaluation
     fim_rate: float = 0.0  # fraction of training documents (pieces of windows) rearranged for FIM
     fim_spm: float = 1.0  # fraction of those in SPM order (the rest PSM)
-    copy_aware: bool = False  # loss of the mixture with the copy model (dataset/copy_targets.py, train.copy.npy)
     prefetch: int = -1  # batches made ahead in a thread (dataset/prefetch.py); -1: 2 on CUDA, 0 on the CPU
     progress_bar: bool = False  # a tqdm bar with ETA instead of a log line every log_every steps
     track: bool = True  # labml tracking (local sqlite)
@@ -177,7 +175,6 @@ class RandomWindows:
         """[batch_size, seq_len + 1] token ids for this rank; the bool says "reset the carried state"."""
         offsets = self.rng.integers(0, len(self.tokens) - self.seq_len - 1, size=self.batch_size * self.d.world)
         mine = offsets[self.d.rank * self.batch_size:(self.d.rank + 1) * self.batch_size]
-        self.offsets = mine  # where this rank's rows start in `tokens` (copy-aware targets are read there)
         return np.stack([self.tokens[o:o + self.seq_len + 1] for o in mine]), True
 
     def state_dict(self) -> dict:
@@ -206,9 +203,7 @@ class MixedWindows(RandomWindows):
         rep = self.rng.integers(0, len(self.replay) - self.seq_len - 1, size=self.n_replay)
         rows = [self.tokens[o:o + self.seq_len + 1] for o in own] + \
                [self.replay[o:o + self.seq_len + 1] for o in rep]
-        mine = slice(self.d.rank * self.batch_size, (self.d.rank + 1) * self.batch_size)
-        self.offsets = np.concatenate([own, np.full(self.n_replay, -1)])[mine]  # -1: a replayed row
-        return np.stack(rows[mine]), True
+        return np.stack(rows[self.d.rank * self.batch_size:(self.d.rank + 1) * self.batch_size]), True
 
 
 class Streams:
@@ -420,16 +415,6 @@ def train(cfg: TrainConfig) -> Path:
                             cfg.batch_size, d, cfg.seed)
     else:
         data = (Streams if stream else RandomWindows)(train_tokens, cfg.seq_len, cfg.batch_size, d, cfg.seed)
-    copy_targets = None
-    if cfg.copy_aware:
-        if stream:
-            raise ValueError("--copy-aware works with random windows only (not --stream)")
-        path = copy_targets_path(cfg.data)
-        if not path.is_file():
-            raise ValueError(f"--copy-aware needs {path}: python -m dataset.copy_targets {cfg.data}")
-        copy_targets = np.load(path, mmap_mode="r")  # [N, 2] (lam, c) per token of the train split
-        if len(copy_targets) != len(train_tokens):
-            raise ValueError(f"{path} has {len(copy_targets)} rows for {len(train_tokens)} train tokens: rebuild it")
 
     # ---- model and optimizer, fresh, from --init CKPT or from RUNDIR/last.pt
     resume = None
@@ -503,18 +488,10 @@ def train(cfg: TrainConfig) -> Path:
 
     def make_batch():
         batch, reset = data.next()
-        target_mask = copy = None
-        if copy_targets is not None:  # [B, seq_len, 2]: (lam, c) of each target; 0 for replayed rows
-            copy = np.zeros((batch.shape[0], batch.shape[1] - 1, 2), dtype=np.float32)
-            for r, o in enumerate(data.offsets):
-                if o >= 0:
-                    copy[r] = copy_targets[o + 1:o + batch.shape[1]]
+        target_mask = None
         if cfg.fim_rate > 0:
-            plain = batch
             batch, target_mask = fim_rows(batch, tokenizer, fim_rng, cfg.fim_rate, cfg.fim_spm)
-            if copy is not None:  # a rearranged row's targets are no longer where the copy targets were
-                copy[(batch != plain).any(axis=1)] = 0
-        return (batch, target_mask, copy, reset), generators()
+        return (batch, target_mask, reset), generators()
     prefetch = cfg.prefetch if cfg.prefetch >= 0 else (2 if device.type == "cuda" else 0)
     batches = Prefetcher(make_batch, generators(), prefetch)
 
@@ -626,7 +603,7 @@ def train(cfg: TrainConfig) -> Path:
             for group in optimizer.param_groups:
                 group["lr"] = lr
 
-            batch, target_mask, copy, reset = batches.next()
+            batch, target_mask, reset = batches.next()
             x, y = to_tensor(batch, device)
             if target_mask is not None and not target_mask.all():
                 y = y.masked_fill(~torch.from_numpy(target_mask).to(device), -1)  # padding: no loss
@@ -634,7 +611,7 @@ def train(cfg: TrainConfig) -> Path:
                 state = None
             with autocast_context(device, precision):
                 logits, state = model(x, state)
-                loss = mixture_loss(logits, y, None if copy is None else torch.from_numpy(copy).to(device))
+                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-1)
             state = map_state(torch.Tensor.detach, state) if carry_state else None
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -748,9 +725,6 @@ def parse_args(argv=None) -> TrainConfig:
                    help="fraction of training documents rearranged for fill-in-the-middle (adds the FIM tokens)")
     p.add_argument("--fim-spm", type=float, default=defaults.fim_spm,
                    help="fraction of the FIM documents in suffix-prefix-middle order (the rest prefix-suffix-middle)")
-    p.add_argument("--copy-aware", action="store_true",
-                   help="loss of the mixture with the engine's copy model (needs corpus/train.copy.npy: "
-                        "python -m dataset.copy_targets DATA; scripts/finetune.py --copy-aware builds it)")
     p.add_argument("--prefetch", type=int, default=defaults.prefetch,
                    help="batches made ahead in a thread while a step runs (-1: 2 on CUDA, 0 on the CPU)")
     p.add_argument("--progress-bar", action="store_true", help="a progress bar with ETA instead of log lines")

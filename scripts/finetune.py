@@ -31,9 +31,6 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-
-from dataset.copy_targets import copy_targets_path  # noqa: E402
 from dataset.corpus import corpus_dir  # noqa: E402
 from dataset.personal import SourceError, build_personal_corpus  # noqa: E402
 from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
@@ -74,9 +71,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dropout", type=float, default=RECIPE["dropout"])
     p.add_argument("--exclude", nargs="*", default=[], metavar="PATH",
                    help="relative paths left out of the corpus (benchmarks hold files out this way)")
-    p.add_argument("--copy-aware", action="store_true",
-                   help="train with the loss of the mixture with the engine's copy model over your other files "
-                        "(dataset/copy_targets.py)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue WORK/run/last.pt (corpus reused)")
@@ -118,9 +112,6 @@ def main(argv=None) -> int:
         print(f"corpus: {sp['train']['files']} train files ({sp['train']['tokens']:,} tokens), "
               f"{sp['valid']['files']} held-out files ({sp['valid']['tokens']:,} tokens) for early stopping, "
               f"tokenizer of {args.init}", flush=True)
-    if args.copy_aware and not copy_targets_path(data).is_file():
-        from dataset.copy_targets import build_copy_targets
-        np.save(copy_targets_path(data), build_copy_targets(data))
     replay = ""
     if args.replay and args.replay_fraction > 0:
         try:
@@ -139,7 +130,7 @@ def main(argv=None) -> int:
         replay=replay, replay_fraction=args.replay_fraction if replay else 0.0, threads=args.threads,
         guard=replay if args.guard_rise > 0 else "", guard_rise=args.guard_rise,
         fim_rate=args.fim_rate if init.tokenizer.fim_ids is not None else 0.0,
-        copy_aware=args.copy_aware, seed=args.seed, sample_tokens=0, track=False, checkpoint_minutes=1.0, progress_bar=not args.no_progress)
+        seed=args.seed, sample_tokens=0, track=False, checkpoint_minutes=1.0, progress_bar=not args.no_progress)
     try:
         train.train(cfg)
     except (FileNotFoundError, ValueError, CheckpointError) as e:
