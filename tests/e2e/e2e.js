@@ -12,6 +12,7 @@ const path = require('path');
 const { CS_PORT, API, PROXY_PORT, WS, UD, CHROME, SHOTS } = process.env;
 const FILE = path.join(WS, 'main.py');
 const BILLING = fs.readFileSync(path.join(WS, 'billing.py'), 'utf8');
+const BILLING_EDIT = 'UNSAVED_LIMIT = 3'; // typed into billing.py's tab (1b) and never saved
 const GHOST = '.editor-instance .ghost-text-decoration, .editor-instance .ghost-text-decoration-preview, .editor-instance .ghost-text';
 
 // Candidate lines, typed at the start of a new last line. What the model suggests is the model's business:
@@ -35,8 +36,9 @@ const LIST = [{ typed: 'y = os.', autoClosed: '' }, { typed: 'z = sys.', autoClo
   .filter((c) => '.([, '.includes(c.typed.slice(-1)));
 const WANT_ACCEPTED = 3;
 const MIN_ACCEPTED = 2;
-// Project context: billing.py (defines normalise_invoice_total) is open in another tab; typing a prefix of
-// the name in main.py must be completed from it: the extension sends billing.py as input_extra.
+// Project context: billing.py (defines normalise_invoice_total) is in the workspace (1a, read from disk) and then
+// open in another tab (1b, its editor's text); typing a prefix of the name in main.py must be completed from it:
+// the extension sends billing.py as input_extra.
 const PROJECT = { name: 'project-context', typed: 'total = normalise_inv', want: 'oice_total', autoClosed: '' };
 // Fill in the middle: typed on a new line 2, above `import sys`; `lines` is pythonAutocomplete.suffixLines' default
 // (the document is far shorter than its 16K characters: the suffix is the rest of the file).
@@ -289,6 +291,35 @@ async function clearLine(page) {
     }
     if (accepted < MIN_ACCEPTED && !failures.length) failures.push(`only ${accepted} line(s) got ghost text; need ${MIN_ACCEPTED}`);
 
+    // 1a) workspace context: billing.py is in main.py's folder but not open; the extension reads it from disk
+    //     (pythonAutocomplete.workspaceContext, on by default) and sends it: the name completes with no tab open.
+    //     The line is removed again (its name in the prompt would let 1b's control complete it without input_extra).
+    if (!failures.length) {
+      const name = 'workspace-context';
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('Control+End');
+      const logFrom = await settledLogLength();
+      const exFrom = exchanges.length;
+      await page.keyboard.type(PROJECT.typed, { delay: 60 });
+      const docText = doc + PROJECT.typed;
+      const lines = docText.split('\n');
+      const where = `${lines.length}:${lines[lines.length - 1].length + 1}`;
+      const answer = await logLine(new RegExp(`inline at ${where} shown=(.*) replace=(\\d+)$`), 30000, logFrom);
+      const shown = answer ? JSON.parse(answer[1]) : undefined;
+      const got = answeredExchange(exFrom, docText, PROJECT.autoClosed);
+      const sent = got ? got.ex.request.input_extra || [] : [];
+      const tabs = await page.evaluate(() => [...document.querySelectorAll('.tabs-container .tab')].map((t) => t.getAttribute('aria-label')));
+      lap(`${name}: tabs ${JSON.stringify(tabs)}; typed ${JSON.stringify(PROJECT.typed)} -> ghost ${JSON.stringify(shown)}; input_extra ${JSON.stringify(sent.map((c) => `${c.filename} (${c.text.length} chars)`))}`);
+      await shot(`${name}_ghost`);
+      if (tabs.some((t) => (t || '').includes('billing.py'))) failures.push(`${name}: billing.py is open already: ${JSON.stringify(tabs)}`);
+      if (!got) failures.push(`${name}: no answered request for the typed text (${exchanges.length - exFrom} recorded)`);
+      else if (!sent.some((c) => c.filename === 'billing.py' && c.text === BILLING)) failures.push(`${name}: input_extra does not carry billing.py from disk: ${JSON.stringify(sent.map((c) => c.filename))}`);
+      if (typeof shown !== 'string' || !shown.startsWith(PROJECT.want)) failures.push(`${name}: expected ghost text starting with ${JSON.stringify(PROJECT.want)}, the extension showed ${JSON.stringify(shown ?? 'nothing')}`);
+      await clearLine(page);
+      const back = await saveAndCheck(page, doc);
+      if (back !== doc) failures.push(`${name}: the file did not go back to what it was: ends ${JSON.stringify(back.slice(-60))}`);
+    }
+
     // 1b) project context: open billing.py in a second tab, go back to main.py, type a prefix of the name
     //     billing.py defines; the ghost text must complete it (only possible from input_extra), Tab, save
     if (!failures.length) {
@@ -308,6 +339,11 @@ async function clearLine(page) {
         }
       };
       await openFile('billing.py', 'def normalise_invoice_total');
+      // an unsaved line at its end: the request must carry the editor's text, not the file on disk
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('Control+End');
+      await page.keyboard.type(BILLING_EDIT, { delay: 20 });
+      await page.keyboard.press('Escape');
       await shot('project_billing_open');
       await openFile('main.py', 'def list_python_files');
       const tabs = await page.evaluate(() => [...document.querySelectorAll('.tabs-container .tab')].map((t) => t.getAttribute('aria-label')));
@@ -328,7 +364,8 @@ async function clearLine(page) {
       lap(`${PROJECT.name}: typed ${JSON.stringify(PROJECT.typed)} -> ghost ${JSON.stringify(shown?.text)}; the request carried a ${got ? got.ex.request.prompt.length : '?'}-char prompt and input_extra ${JSON.stringify(sent.map((c) => `${c.filename} (${c.text.length} chars)`))}`);
       if (!got) failures.push(`${PROJECT.name}: no answered request for the typed text (${exchanges.length - exFrom} recorded)`);
       else {
-        if (!sent.some((c) => c.filename === 'billing.py' && c.text === BILLING)) failures.push(`${PROJECT.name}: input_extra does not carry billing.py's text: ${JSON.stringify(sent.map((c) => c.filename))}`);
+        if (!sent.some((c) => c.filename === 'billing.py' && c.text === BILLING + BILLING_EDIT)) failures.push(`${PROJECT.name}: input_extra does not carry billing.py's text as edited in its tab: ${JSON.stringify(sent.map((c) => `${c.filename}: ...${c.text.slice(-40)}`))}`);
+        if (sent.some((c) => c.text === BILLING)) failures.push(`${PROJECT.name}: billing.py's text on disk was sent beside its open tab`);
         if (sent.some((c) => c.filename === 'main.py' && c.text.includes(PROJECT.typed))) failures.push(`${PROJECT.name}: the current file's live text was sent as input_extra`);
         // the control: without input_extra the server does not know the name (else this scenario proves nothing)
         const plain = await askServer(got.ex.request.prompt, PROJECT.autoClosed);

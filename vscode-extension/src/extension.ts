@@ -5,6 +5,8 @@ import { AutocompleteClient } from './client';
 import { buildContext, DEFAULT_LIMITS } from './context';
 import { CompletionEngine, EngineSettings } from './engine';
 import { DocumentLike, ExtraContext } from './extraContext';
+import { ExtraChunk } from './ring';
+import { isNotProject, neighbourOrder, NOT_PROJECT_GLOB } from './workspaceContext';
 import { Suggestion } from './filters';
 import { ServerMonitor, ServerState } from './monitor';
 
@@ -17,6 +19,9 @@ const SUFFIX_MAX = 16384;
 /** Documents worth sending as extra context: Python in real files, untitled editors and notebook cells. */
 const EXTRA_SCHEMES = new Set(['file', 'untitled', 'vscode-remote', 'vscode-notebook-cell']);
 const isPython = (d: vscode.TextDocument | undefined): d is vscode.TextDocument => !!d && d.languageId === 'python' && EXTRA_SCHEMES.has(d.uri.scheme);
+/** Workspace context: at most this many .py files listed, none read above this size (generated, data). */
+const WORKSPACE_MAX_FILES = 5000;
+const WORKSPACE_MAX_FILE_BYTES = 1_000_000;
 
 /** A vscode document as the extra-context store sees it (one wrapper per document: change events are per keystroke). */
 const wrappers = new WeakMap<vscode.TextDocument, DocumentLike>();
@@ -45,6 +50,7 @@ interface Settings extends EngineSettings {
   suffixLines: number;
   suffixMaxChars: number;
   extraContextMaxChars: number;
+  workspaceContext: boolean;
   requestTimeoutMs: number;
   timeBudgetMs: number;
 }
@@ -66,6 +72,7 @@ function readSettings(): Settings {
     suffixLines: Math.floor(num('suffixLines', DEFAULT_LIMITS.suffixLines, 0)),
     suffixMaxChars: Math.min(SUFFIX_MAX, Math.floor(num('suffixMaxChars', DEFAULT_LIMITS.suffixMaxChars, 0))),
     extraContextMaxChars: Math.min(EXTRA_MAX, Math.floor(num('extraContextMaxChars', 131072, 0))),
+    workspaceContext: c.get<boolean>('workspaceContext', true),
     maxSuggestionLength: Math.floor(num('maxSuggestionLength', 256, 1)),
     requestTimeoutMs: num('requestTimeoutMs', 5000, 100),
     timeBudgetMs: Math.min(5000, num('timeBudgetMs', 300, 0)),
@@ -139,9 +146,62 @@ export function activate(context: vscode.ExtensionContext): void {
       if (key !== undefined && extra.needsBuild(key)) extra.chunksFor(key);
     }, 50);
   };
+
+  // Workspace context (workspaceContext.ts): the project's .py files nobody opened — the current file's imports,
+  // its folder, the rest — read on editor switch and save (cached until they change on disk), never per keystroke.
+  const wsFiles = new Map<string, vscode.Uri>(); // workspace-relative path -> file
+  const wsTexts = new Map<string, string>(); // uri -> text, dropped when the file changes on disk
+  let wsListed: Promise<void> | undefined;
+  let wsSeq = 0;
+  const relative = (u: vscode.Uri) => vscode.workspace.asRelativePath(u, false);
+  const listWorkspace = () => (wsListed ??= (async () => {
+    for (const u of await vscode.workspace.findFiles('**/*.py', NOT_PROJECT_GLOB, WORKSPACE_MAX_FILES)) wsFiles.set(relative(u), u);
+  })());
+  const readWorkspaceFile = async (u: vscode.Uri): Promise<string | undefined> => {
+    let text = wsTexts.get(u.toString());
+    if (text !== undefined) return text;
+    try {
+      if ((await vscode.workspace.fs.stat(u)).size > WORKSPACE_MAX_FILE_BYTES) return undefined;
+      text = new TextDecoder().decode(await vscode.workspace.fs.readFile(u));
+    } catch {
+      return undefined; // deleted meanwhile, unreadable: not sent
+    }
+    wsTexts.set(u.toString(), text);
+    return text;
+  };
+  const refreshWorkspace = async (doc: vscode.TextDocument | undefined) => {
+    if (!isPython(doc) || doc.uri.scheme !== 'file' || !vscode.workspace.getWorkspaceFolder(doc.uri)) return;
+    const seq = ++wsSeq;
+    const key = doc.uri.toString();
+    const files: ExtraChunk[] = [];
+    if (settings.workspaceContext && settings.extraContextMaxChars > 0) {
+      await listWorkspace();
+      const open = new Set(vscode.workspace.textDocuments.map((d) => d.uri.toString()));
+      let chars = 0;
+      for (const rel of neighbourOrder(relative(doc.uri), doc.getText(), [...wsFiles.keys()])) {
+        if (chars >= settings.extraContextMaxChars) break;
+        const u = wsFiles.get(rel)!;
+        if (open.has(u.toString())) continue; // sent as an open document
+        const text = await readWorkspaceFile(u);
+        if (seq !== wsSeq) return; // another editor became active meanwhile: its refresh wins
+        if (text === undefined) continue;
+        files.push({ filename: rel, text });
+        chars += Math.min(text.length, extra.options.perFileMaxChars);
+      }
+    }
+    if (seq !== wsSeq) return;
+    extra.setWorkspace(key, files);
+    prepareSoon();
+  };
+  const watcher = vscode.workspace.createFileSystemWatcher('**/*.py');
+  watcher.onDidCreate((u) => { if (wsListed && !isNotProject(relative(u))) wsFiles.set(relative(u), u); });
+  watcher.onDidDelete((u) => { wsFiles.delete(relative(u)); wsTexts.delete(u.toString()); });
+  watcher.onDidChange((u) => wsTexts.delete(u.toString()));
+
   const editorChanged = (editor: vscode.TextEditor | undefined) => {
     if (editor && isPython(editor.document)) extra.activated(documentLike(editor.document));
     prepareSoon();
+    void refreshWorkspace(editor?.document);
   };
   for (const d of vscode.workspace.textDocuments) if (isPython(d)) extra.opened(documentLike(d));
   editorChanged(vscode.window.activeTextEditor);
@@ -223,13 +283,21 @@ export function activate(context: vscode.ExtensionContext): void {
     status,
     { dispose: () => { monitor.dispose(); engine.cancel(); if (prepareTimer) clearTimeout(prepareTimer); } },
     vscode.workspace.onDidOpenTextDocument((d) => { if (isPython(d)) { extra.opened(documentLike(d)); prepareSoon(); } }),
-    vscode.workspace.onDidCloseTextDocument((d) => { if (isPython(d)) { extra.closed(documentLike(d)); prepareSoon(); } }),
+    vscode.workspace.onDidCloseTextDocument((d) => {
+      if (!isPython(d)) return;
+      extra.closed(documentLike(d));
+      prepareSoon();
+      void refreshWorkspace(vscode.window.activeTextEditor?.document); // a closed project file is sent from disk now
+    }),
     vscode.workspace.onDidChangeTextDocument((e) => {
       if (!isPython(e.document) || e.contentChanges.length === 0) return;
       extra.changed(documentLike(e.document), Math.min(...e.contentChanges.map((c) => c.range.start.line)));
       prepareSoon();
     }),
     vscode.window.onDidChangeActiveTextEditor(editorChanged),
+    watcher,
+    // a save may change the imports (and so the order), and closing a file makes it a workspace file again
+    vscode.workspace.onDidSaveTextDocument((d) => { if (d === vscode.window.activeTextEditor?.document) void refreshWorkspace(d); }),
     vscode.languages.registerInlineCompletionItemProvider(SELECTOR, inline),
     { dispose: () => listRegistration?.dispose() },
     vscode.commands.registerCommand(`${SECTION}.toggle`, async () => {
@@ -261,6 +329,7 @@ export function activate(context: vscode.ExtensionContext): void {
       client = undefined; // url, token or timeout may have changed
       engine.cache.clear();
       extra.setMaxChars(settings.extraContextMaxChars);
+      void refreshWorkspace(vscode.window.activeTextEditor?.document);
       applyMode();
       log(`settings changed: ${JSON.stringify({ ...settings, apiToken: settings.apiToken ? '***' : '' })}`);
       applyEnabled();

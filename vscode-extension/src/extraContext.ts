@@ -78,6 +78,8 @@ export class ExtraContext {
   private openSeq = 0;
   private prepared: { forKey: string; extra: PreparedExtra } | undefined;
   private builds = 0;
+  /** Files of the workspace not open in an editor, for requests from `forKey` (workspaceContext.ts order). */
+  private workspace: { forKey: string; files: readonly { filename: string; text: string; hash: string }[] } | undefined;
 
   private opts: ExtraContextOptions;
 
@@ -160,8 +162,27 @@ export class ExtraContext {
     return extra;
   }
 
+  /**
+   * Project files to send after the open documents and the ring, for requests from the document `forKey`, in
+   * the order given (workspaceContext.ts: its imports, its folder, the rest), each at most `perFileMaxChars`
+   * (its start). Files open in an editor are skipped here: they go in as open documents. Replaces what was set.
+   */
+  setWorkspace(forKey: string, files: readonly ExtraChunk[]): void {
+    const max = this.opts.perFileMaxChars;
+    const kept = files.filter((f) => f.text.trim() !== '').map((f) => {
+      const text = f.text.length > max ? f.text.slice(0, max) : f.text;
+      return { filename: f.filename, text, hash: hashOf(text) };
+    });
+    const old = this.workspace;
+    if (old && old.forKey === forKey && old.files.length === kept.length
+      && old.files.every((f, i) => f.filename === kept[i].filename && f.hash === kept[i].hash)) return;
+    this.workspace = { forKey, files: kept };
+    if (this.prepared?.forKey === forKey) this.invalidate();
+  }
+
   clear(): void {
     this.ring.clear();
+    this.workspace = undefined;
     this.invalidate();
   }
 
@@ -197,6 +218,17 @@ export class ExtraContext {
         chunks.push({ filename: r.filename, text: r.text });
         hashes.push(hashOf(r.text));
         left -= r.text.length;
+      }
+    }
+    // then the project's files nobody opened (workspaceContext.ts), while the budget lasts
+    if (this.workspace?.forKey === forKey) {
+      const open = new Set([...this.docs.values()].map((st) => st.doc.filename));
+      for (const f of this.workspace.files) {
+        if (chunks.length >= o.maxChunks || left <= 0) break;
+        if (open.has(f.filename) || f.text.length > left) continue;
+        chunks.push({ filename: f.filename, text: f.text });
+        hashes.push(f.hash);
+        left -= f.text.length;
       }
     }
     const key = chunks.length ? hashOf(chunks.map((c, i) => `${c.filename}\u0000${hashes[i]}`).join('\u0001')) : '';
