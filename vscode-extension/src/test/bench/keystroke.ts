@@ -8,11 +8,15 @@
 // Second table: the suffix (the rest of the line + the next lines, by default up to 1,000 lines / 16K
 // characters, issue #11) with the cursor in the middle of documents of 1,000 to 100,000 lines: building it
 // must not grow with the document.
+// Third table: the project's unopened files (workspaceContext.ts): what an editor switch costs with 100 to
+// 5,000 .py files in the workspace (the order computed, the files that fit handed to ExtraContext, the list
+// built; reading them from disk is extension.ts's, asynchronous and cached), and a keystroke after it.
 import * as os from 'os';
 import { CompletionCache } from '../../cache';
 import { requestBody } from '../../client';
 import { buildContext, DEFAULT_LIMITS as DEFAULTS } from '../../context';
 import { DocumentLike, ExtraContext } from '../../extraContext';
+import { neighbourOrder } from '../../workspaceContext';
 
 /** A deterministic Python-looking file of `lines` lines (~30 characters a line). */
 function pythonFile(seed: number, lines: number): string {
@@ -157,4 +161,57 @@ console.log('|---:|---:|---|---|---|---|---|');
 for (const r of mid) {
   const c = (k: keyof typeof r.parts) => { const s = stats(r.parts[k]); return `${f(s.p50)} / ${f(s.p99)}`; };
   console.log(`| ${r.lines.toLocaleString('en')} | ${r.suffixChars} chars | ${c('lineOnly')} | **${c('withLines')}** | ${c('context')} | ${c('cache')} | ${c('body')} |`);
+}
+
+/** An editor switch to main.py in a workspace of `files` .py files (none open but main.py), then keystrokes. */
+function runWorkspace(files: number, keystrokes: number) {
+  const paths = Array.from({ length: files }, (_, i) => `pkg${i % 40}/sub${i % 7}/module_${i}.py`);
+  const texts = new Map<string, string>();
+  const textOf = (p: string) => { let t = texts.get(p); if (!t) texts.set(p, (t = pythonFile(paths.indexOf(p), 300))); return t; };
+  const head = Array.from({ length: 20 }, (_, i) => `from pkg${i}.sub${i % 7} import module_${i * 7}`).join('\n');
+  const cur = new BenchDoc('pkg1/sub1/main.py', head + '\n' + pythonFile(9999, 2000) + '\n');
+  const x = new ExtraContext();
+  x.opened(cur);
+  x.activated(cur);
+  const t0 = process.hrtime.bigint();
+  const order = neighbourOrder(cur.filename, cur.getText(), paths);
+  const t1 = process.hrtime.bigint();
+  const chosen: { filename: string; text: string }[] = [];
+  let chars = 0;
+  for (const p of order) {
+    if (chars >= x.options.maxChars) break;
+    const text = textOf(p); // in the extension: workspace.fs.readFile, cached until the file changes
+    chosen.push({ filename: p, text });
+    chars += Math.min(text.length, x.options.perFileMaxChars);
+  }
+  const t2 = process.hrtime.bigint();
+  x.setWorkspace(cur.key, chosen);
+  const extra0 = x.chunksFor(cur.key);
+  const t3 = process.hrtime.bigint();
+  const builds0 = x.buildCount;
+  const line = cur.lineCount - 1;
+  const total: number[] = [];
+  for (let k = 0; k < keystrokes; k++) {
+    cur.type(line, 'abcdefghij'[k % 10]);
+    const a = process.hrtime.bigint();
+    x.changed(cur, line);
+    const ctx = buildContext(cur, line, cur.lineText(line).length, DEFAULTS);
+    const extra = x.chunksFor(cur.key);
+    requestBody({ prompt: ctx.prompt, suffix: ctx.suffix, max_suggestions: 3, input_extra: extra.chunks });
+    total.push(us(process.hrtime.bigint() - a));
+  }
+  if (x.buildCount !== builds0) throw new Error('a keystroke rebuilt the chunk list');
+  return { files, orderMs: Number(t1 - t0) / 1e6, readFiles: chosen.length, handMs: Number(t3 - t2) / 1e6,
+    chunks: extra0.chunks.length, extraChars: extra0.chars, total: stats(total) };
+}
+
+for (const n of [100, 1000]) runWorkspace(n, 200); // warm up
+const ws = [100, 1000, 5000].map((n) => runWorkspace(n, KEYS));
+console.log('');
+console.log(`The project's unopened files: an editor switch to main.py (20 imports) and ${KEYS} keystrokes after it`);
+console.log('');
+console.log('| workspace .py files | order (neighbourOrder) | files that fit the budget | setWorkspace + build | input_extra sent | keystroke total p50 / p99 µs |');
+console.log('|---:|---:|---:|---:|---|---|');
+for (const r of ws) {
+  console.log(`| ${r.files.toLocaleString('en')} | ${r.orderMs.toFixed(2)} ms | ${r.readFiles} | ${r.handMs.toFixed(2)} ms | ${r.chunks} chunks, ${r.extraChars.toLocaleString('en')} chars | ${f(r.total.p50)} / ${f(r.total.p99)} |`);
 }
