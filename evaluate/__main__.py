@@ -45,7 +45,8 @@ def parse_args(argv=None):
                    help="sample this many files from every project of the split instead of --max-files overall")
     p.add_argument("--max-chars", type=int, default=2000, help="characters typed per file (cut at a line end)")
     p.add_argument("--context-lines", type=int, default=20,
-                   help="lines before the cursor sent as the prompt (the 'lines' protocol)")
+                   help="lines before the cursor sent as the prompt (the 'lines' and 'middle' protocols); 0: the "
+                        "whole text before the cursor, as the editor sends it")
     p.add_argument("--protocol", nargs="+", default=["lines"], choices=PROTOCOLS,
                    help="lines: the last --context-lines lines as the prompt (today's editor); project: the whole "
                         "text before the cursor + other files of the same project as input_extra; middle: retype "
@@ -88,7 +89,7 @@ def parse_args(argv=None):
         p.error("--start-fraction must be in [0, 1)")
     for name in ("max_files", "max_chars", "context_lines", "line_samples", "cache_size", "beam_width",
                  "auto_beam_width", "extra_chars", "files_per_project", "regions", "region_lines", "suffix_lines"):
-        if getattr(args, name) < 0 or (name in ("context_lines", "beam_width", "auto_beam_width", "region_lines")
+        if getattr(args, name) < 0 or (name in ("beam_width", "auto_beam_width", "region_lines")
                                        and getattr(args, name) < 1):
             p.error(f"--{name.replace('_', '-')} must be positive")
     return args

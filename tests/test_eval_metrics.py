@@ -133,6 +133,21 @@ def test_evaluate_command_with_the_edit_in_the_middle_protocols(ckpt, tmp_path, 
     assert f"| **overall (1 files)** | {o['chars_typed_auto']} |" in capsys.readouterr().out
 
 
+def test_context_lines_zero_sends_the_whole_text_before_the_cursor(ckpt, tmp_path):
+    """--context-lines 0: the prompt is the whole text before the cursor, the project protocol's prompt (with
+    no other file there: --extra-chars 0), so the two type the file alike."""
+    f = tmp_path / "long.py"
+    f.write_text(TINY_TEXT * 4)
+    reports = {}
+    for name, extra in (("whole", ["--protocol", "lines", "--context-lines", "0"]),
+                        ("project", ["--protocol", "project", "--extra-chars", "0"])):
+        assert main(["--model", str(ckpt), "--files", str(f), "--max-chars", "300", "--start-fraction", "0.6",
+                     "--line-samples", "0", *extra, "--out", str(tmp_path / name)]) == 0
+        reports[name] = json.loads((tmp_path / name / "eval.json").read_text())
+    assert reports["whole"]["context_lines"] == 0
+    assert reports["whole"]["overall"]["saved_auto"] == reports["project"]["overall"]["saved_auto_project"]
+
+
 def test_evaluate_command_on_a_corpus_split(ckpt, tmp_path, capsys):
     corpus = tmp_path / "data" / "corpus"
     (corpus / "files" / "test" / "proj").mkdir(parents=True)
