@@ -63,7 +63,11 @@ def run_variant(args_tuple):
     for f in fields(PredictorConfig):  # PredictorConfig fields (auto_beam_width, max_tokens, ...)
         if f.name in variant and f.name != "context":
             value = variant.pop(f.name)
-            setattr(config, f.name, {**config.max_tokens, **value} if f.name == "max_tokens" else value)
+            if f.name == "max_tokens":
+                value = {**config.max_tokens, **value}
+            elif f.name == "names" and isinstance(value, dict):  # {"names": {"min_share": 0.5}}
+                value = replace(config.names, **value)
+            setattr(config, f.name, value)
     if config.context is not None:
         if "segment_weights" in variant:
             variant["segment_weights"] = tuple(variant["segment_weights"])
