@@ -15,8 +15,9 @@ lines repeated with small changes. This module remembers that text and predicts 
     mix      p(t) = (1 - lam) * p_model(t) + lam * p_cache(t),   lam = max_weight * (1 - exp(-b / scale))
              with b the matched length in bytes: "normalise_inv" (13 bytes in 4 tokens) is strong evidence,
              a match of "\\n" + indentation is not; lam = ident_weight (0.9) once the match ends in 12+
-             identifier bytes (a project name the model cannot know: `normalise_invoice_`). Chosen by measurement
-             (docs/evaluation.md).
+             identifier bytes (a project name the model cannot know: `normalise_invoice_`) while the copy
+             model's most likely next token goes on with the name (`total`, not the ` as` or `(` after a
+             complete one). Chosen by measurement (docs/evaluation.md).
 
 The search (search.py) mixes each beam's next-token distribution before healing masks it, so healing,
 beam scores and the expected-saving cut all see the mixed probabilities.
@@ -70,6 +71,10 @@ class ContextConfig:
     # cannot know: `normalise_invoice_`) mixes with at least ident_weight.
     ident_weight: float = 0.9
     ident_bytes: int = 12
+    # ... only where the copy model's most likely next token goes on with the name (identifier bytes only):
+    # once the name is complete (`BadArgumentUsage` + ` as`), what follows is no project name the model
+    # cannot know, and a single occurrence in memory must not decide it with 0.9.
+    ident_next_only: bool = True
     # Weight of an occurrence by where it is: the input_extra chunks, the file, the file's last block.
     segment_weights: tuple = (1.0, 1.0, 1.0)
     # Occurrences counted per lookup (the most recent ones in memory order).
@@ -265,7 +270,7 @@ class Memory:
                 if not self.ident_tokens[tok]:
                     break
                 ident += self.token_len[tok]
-            if ident >= cfg.ident_bytes:
+            if ident >= cfg.ident_bytes and (not cfg.ident_next_only or self.ident_tokens[ids[counts.argmax()]]):
                 lam = cfg.ident_weight
         return lam, ids.astype(np.int64), (counts / counts.sum()).astype(np.float32)
 

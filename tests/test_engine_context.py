@@ -66,6 +66,23 @@ def test_copy_model_counts_the_longest_match(ckpt):
     assert ContextStore(tok).memory("", ["only_once"]).predict(tuple(tok.encode("only_once"))) is None
 
 
+def test_the_identifier_weight_applies_while_the_name_goes_on(ckpt):
+    """After 12+ matched identifier bytes the copy model weighs ident_weight (0.9) while its next token
+    continues the name (`normalise_invoice_` + `total`); once the name is complete (`normalise_invoice_total`
+    + `(`), what follows gets the weight of its matched bytes only (ident_next_only)."""
+    from models.checkpoint import load_checkpoint
+    tok = load_checkpoint(ckpt).tokenizer
+    cfg = ContextConfig()
+    memory = ContextStore(tok, cfg).memory("", [BILLING])
+    inside = memory.predict(tuple(tok.encode("x = normalise_invoice_")))
+    after = memory.predict(tuple(tok.encode("x = normalise_invoice_total")))
+    assert inside[0] == cfg.ident_weight
+    assert tok.decode([int(after[1][after[2].argmax()])]) == "("
+    assert 0.4 < after[0] <= cfg.max_weight < cfg.ident_weight  # 0.6 (1 - exp(-24 / 12)): " normalise_invoice_total"
+    old = ContextStore(tok, ContextConfig(ident_next_only=False)).memory("", [BILLING])
+    assert old.predict(tuple(tok.encode("x = normalise_invoice_total")))[0] == cfg.ident_weight
+
+
 def test_a_name_defined_only_in_extra_is_completed(predictor):
     prompt = "def main():\n    total = normalise_inv"
     without = texts(predictor.complete(prompt, max_suggestions=3))
