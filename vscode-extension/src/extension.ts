@@ -22,6 +22,8 @@ const isPython = (d: vscode.TextDocument | undefined): d is vscode.TextDocument 
 /** Workspace context: at most this many .py files listed, none read above this size (generated, data). */
 const WORKSPACE_MAX_FILES = 5000;
 const WORKSPACE_MAX_FILE_BYTES = 1_000_000;
+/** Texts of workspace files kept between editor switches (least recently used go first), in characters. */
+const WORKSPACE_CACHE_CHARS = 4 * 1024 * 1024;
 
 /** A vscode document as the extra-context store sees it (one wrapper per document: change events are per keystroke). */
 const wrappers = new WeakMap<vscode.TextDocument, DocumentLike>();
@@ -150,7 +152,14 @@ export function activate(context: vscode.ExtensionContext): void {
   // Workspace context (workspaceContext.ts): the project's .py files nobody opened — the current file's imports,
   // its folder, the rest — read on editor switch and save (cached until they change on disk), never per keystroke.
   const wsFiles = new Map<string, vscode.Uri>(); // workspace-relative path -> file
-  const wsTexts = new Map<string, string>(); // uri -> text, dropped when the file changes on disk
+  const wsTexts = new Map<string, string>(); // uri -> text, dropped when the file changes on disk; LRU order
+  let wsTextChars = 0;
+  const forgetText = (key: string) => {
+    const t = wsTexts.get(key);
+    if (t === undefined) return;
+    wsTexts.delete(key);
+    wsTextChars -= t.length;
+  };
   let wsListed: Promise<void> | undefined;
   let wsSeq = 0;
   const relative = (u: vscode.Uri) => vscode.workspace.asRelativePath(u, false);
@@ -158,15 +167,23 @@ export function activate(context: vscode.ExtensionContext): void {
     for (const u of await vscode.workspace.findFiles('**/*.py', NOT_PROJECT_GLOB, WORKSPACE_MAX_FILES)) wsFiles.set(relative(u), u);
   })());
   const readWorkspaceFile = async (u: vscode.Uri): Promise<string | undefined> => {
-    let text = wsTexts.get(u.toString());
-    if (text !== undefined) return text;
-    try {
-      if ((await vscode.workspace.fs.stat(u)).size > WORKSPACE_MAX_FILE_BYTES) return undefined;
-      text = new TextDecoder().decode(await vscode.workspace.fs.readFile(u));
-    } catch {
-      return undefined; // deleted meanwhile, unreadable: not sent
+    const key = u.toString();
+    let text = wsTexts.get(key);
+    if (text === undefined) {
+      try {
+        if ((await vscode.workspace.fs.stat(u)).size > WORKSPACE_MAX_FILE_BYTES) return undefined;
+        text = new TextDecoder().decode(await vscode.workspace.fs.readFile(u));
+      } catch {
+        return undefined; // deleted meanwhile, unreadable: not sent
+      }
     }
-    wsTexts.set(u.toString(), text);
+    forgetText(key); // (re)inserted as the most recently used
+    wsTexts.set(key, text);
+    wsTextChars += text.length;
+    for (const old of wsTexts.keys()) {
+      if (wsTextChars <= WORKSPACE_CACHE_CHARS || old === key) break;
+      forgetText(old);
+    }
     return text;
   };
   const refreshWorkspace = async (doc: vscode.TextDocument | undefined) => {
@@ -195,8 +212,8 @@ export function activate(context: vscode.ExtensionContext): void {
   };
   const watcher = vscode.workspace.createFileSystemWatcher('**/*.py');
   watcher.onDidCreate((u) => { if (wsListed && !isNotProject(relative(u))) wsFiles.set(relative(u), u); });
-  watcher.onDidDelete((u) => { wsFiles.delete(relative(u)); wsTexts.delete(u.toString()); });
-  watcher.onDidChange((u) => wsTexts.delete(u.toString()));
+  watcher.onDidDelete((u) => { wsFiles.delete(relative(u)); forgetText(u.toString()); });
+  watcher.onDidChange((u) => forgetText(u.toString()));
 
   const editorChanged = (editor: vscode.TextEditor | undefined) => {
     if (editor && isPython(editor.document)) extra.activated(documentLike(editor.document));
