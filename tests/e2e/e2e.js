@@ -294,20 +294,27 @@ async function clearLine(page) {
     // 1a) workspace context: billing.py is in main.py's folder but not open; the extension reads it from disk
     //     (pythonAutocomplete.workspaceContext, on by default) and sends it: the name completes with no tab open.
     //     The line is removed again (its name in the prompt would let 1b's control complete it without input_extra).
+    /** Type `typed` at the end of main.py (whose text is `before`); the extension's answer for that position
+     *  ({text, replace}, or null when none was logged), the server exchange behind it and its input_extra. */
+    const typeAtEnd = async (before, typed, autoClosed) => {
+      const logFrom = await settledLogLength();
+      const exFrom = exchanges.length;
+      await page.keyboard.type(typed, { delay: 60 });
+      const docText = before + typed;
+      const lines = docText.split('\n');
+      const where = `${lines.length}:${lines[lines.length - 1].length + 1}`;
+      const answer = await logLine(new RegExp(`inline at ${where} shown=(.*) replace=(\\d+)$`), 30000, logFrom);
+      const shown = answer ? { text: JSON.parse(answer[1]), replace: Number(answer[2]) } : null;
+      const got = answeredExchange(exFrom, docText, autoClosed);
+      return { docText, logFrom, exFrom, shown, got, sent: got ? got.ex.request.input_extra || [] : [] };
+    };
+
     if (!failures.length) {
       const name = 'workspace-context';
       await page.keyboard.press('Escape');
       await page.keyboard.press('Control+End');
-      const logFrom = await settledLogLength();
-      const exFrom = exchanges.length;
-      await page.keyboard.type(PROJECT.typed, { delay: 60 });
-      const docText = doc + PROJECT.typed;
-      const lines = docText.split('\n');
-      const where = `${lines.length}:${lines[lines.length - 1].length + 1}`;
-      const answer = await logLine(new RegExp(`inline at ${where} shown=(.*) replace=(\\d+)$`), 30000, logFrom);
-      const shown = answer ? JSON.parse(answer[1]) : undefined;
-      const got = answeredExchange(exFrom, docText, PROJECT.autoClosed);
-      const sent = got ? got.ex.request.input_extra || [] : [];
+      const { exFrom, shown: answer, got, sent } = await typeAtEnd(doc, PROJECT.typed, PROJECT.autoClosed);
+      const shown = answer?.text;
       const tabs = await page.evaluate(() => [...document.querySelectorAll('.tabs-container .tab')].map((t) => t.getAttribute('aria-label')));
       lap(`${name}: tabs ${JSON.stringify(tabs)}; typed ${JSON.stringify(PROJECT.typed)} -> ghost ${JSON.stringify(shown)}; input_extra ${JSON.stringify(sent.map((c) => `${c.filename} (${c.text.length} chars)`))}`);
       await shot(`${name}_ghost`);
@@ -351,16 +358,7 @@ async function clearLine(page) {
       await page.keyboard.press('Escape');
       await page.keyboard.press('Control+End');
       const before = doc;
-      const logFrom = await settledLogLength();
-      const exFrom = exchanges.length;
-      await page.keyboard.type(PROJECT.typed, { delay: 60 });
-      const docText = before + PROJECT.typed;
-      const lines = docText.split('\n');
-      const where = `${lines.length}:${lines[lines.length - 1].length + 1}`;
-      const answer = await logLine(new RegExp(`inline at ${where} shown=(.*) replace=(\\d+)$`), 30000, logFrom);
-      const shown = answer ? { text: JSON.parse(answer[1]), replace: Number(answer[2]) } : null;
-      const got = answeredExchange(exFrom, docText, PROJECT.autoClosed);
-      const sent = got ? got.ex.request.input_extra || [] : [];
+      const { docText, logFrom, exFrom, shown, got, sent } = await typeAtEnd(before, PROJECT.typed, PROJECT.autoClosed);
       lap(`${PROJECT.name}: typed ${JSON.stringify(PROJECT.typed)} -> ghost ${JSON.stringify(shown?.text)}; the request carried a ${got ? got.ex.request.prompt.length : '?'}-char prompt and input_extra ${JSON.stringify(sent.map((c) => `${c.filename} (${c.text.length} chars)`))}`);
       if (!got) failures.push(`${PROJECT.name}: no answered request for the typed text (${exchanges.length - exFrom} recorded)`);
       else {
