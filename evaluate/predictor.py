@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from dataset.clean import normalise_newlines
 from dataset.tokenizer import Tokenizer
 
 from .cache import CacheEntry, PrefixCache
@@ -176,8 +177,8 @@ class Predictor:
         if time_budget_ms is not None and not (isinstance(time_budget_ms, (int, float))
                                                and math.isfinite(time_budget_ms) and time_budget_ms > 0):
             raise ValueError(f"time_budget_ms must be a positive number or None, got {time_budget_ms!r}")
-        prompt = _encodable(prompt[-self.config.max_prompt_chars:])
-        suffix, extra = _encodable(suffix[:self.config.max_suffix_chars]), [_encodable(t) for t in extra]
+        prompt = _as_trained(prompt[-self.config.max_prompt_chars:])
+        suffix, extra = _as_trained(suffix[:self.config.max_suffix_chars]), [_as_trained(t) for t in extra]
         with self.lock:
             t0 = time.perf_counter()
             deadline = None if time_budget_ms is None else t0 + time_budget_ms / 1000
@@ -352,6 +353,13 @@ class Predictor:
         self.counters["forward_calls"] += 1
         self.cache.put(context, CacheEntry(state, logits))
         return state, logits
+
+
+def _as_trained(text: str) -> str:
+    """`text` as the training corpus has it (dataset/clean.py): LF line ends, so that a Windows (CRLF) file's text
+    looks like the model's and the memory's (a CRLF chunk's lines never matched the prompt's), and encodable
+    as UTF-8. The completions are LF text; editors insert them with the document's own line ends."""
+    return _encodable(normalise_newlines(text))
 
 
 def _encodable(text: str) -> str:

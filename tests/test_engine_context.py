@@ -118,6 +118,24 @@ def test_a_name_defined_200_lines_below_in_the_suffix_is_completed_within_its_bo
         texts(predictor.complete(prompt, suffix=cut, max_suggestions=3))
 
 
+
+def test_windows_line_ends_are_read_as_the_model_was_trained(predictor):
+    """A project in CRLF (an editor's getText, files read from disk) is the same code: its chunks, prompt and
+    suffix give the completions their LF text gives, and a name after a CRLF line is still found in them."""
+    billing = "import math\n\n" + BILLING + "\n\ndef pay(invoice):\n    return normalise_invoice_total(invoice, 'EUR')\n"
+    prompt = "def main(invoice):\n    x = 1\n    total = normalise_inv"
+    suffix = "\n    return total\n"
+    crlf = [t.replace("\n", "\r\n") for t in (billing, prompt, suffix)]
+
+    def answer(p, s, extra):
+        return [(c.text, round(c.prob, 6)) for c in predictor.complete(p, suffix=s, extra=extra, max_suggestions=3)]
+
+    lf = answer(prompt, suffix, [billing])
+    assert lf[0][0].startswith("oice_total")
+    assert answer(crlf[1], crlf[2], [crlf[0]]) == lf
+    assert answer(prompt, suffix, [crlf[0]]) == lf  # the editor's CRLF chunk beside an LF prompt
+    assert all("\r" not in text for text, _ in lf)
+
 @pytest.mark.parametrize("kind", [None, "word", "line", "block"])
 def test_no_extra_context_gives_the_same_completions_as_before(ckpt, kind):
     """With nothing to remember the context store changes nothing: no input_extra (or empty chunks) and no
