@@ -118,7 +118,6 @@ def test_a_name_defined_200_lines_below_in_the_suffix_is_completed_within_its_bo
         texts(predictor.complete(prompt, suffix=cut, max_suggestions=3))
 
 
-
 def test_windows_line_ends_are_read_as_the_model_was_trained(predictor):
     """A project in CRLF (an editor's getText, files read from disk) is the same code: its chunks, prompt and
     suffix give the completions their LF text gives, and a name after a CRLF line is still found in them."""
@@ -135,6 +134,7 @@ def test_windows_line_ends_are_read_as_the_model_was_trained(predictor):
     assert answer(crlf[1], crlf[2], [crlf[0]]) == lf
     assert answer(prompt, suffix, [crlf[0]]) == lf  # the editor's CRLF chunk beside an LF prompt
     assert all("\r" not in text for text, _ in lf)
+
 
 @pytest.mark.parametrize("kind", [None, "word", "line", "block"])
 def test_no_extra_context_gives_the_same_completions_as_before(ckpt, kind):
