@@ -200,9 +200,9 @@ def with_remaining_budget(args: dict, waited_ms: float) -> dict:
     return {**args, "time_budget_ms": max(budget - waited_ms, 0.001)}
 
 
-def parse_input_extra(chunks, config: ServerConfig) -> list[str]:
-    """The texts of `input_extra` ([{"filename": str, "text": str}, ...], llama.cpp's convention; absent or
-    null: none). Wrong shapes or types: 400; too many chunks or characters: 413 (nothing is cut silently:
+def parse_input_extra(chunks, config: ServerConfig) -> list[tuple[str, str]]:
+    """(filename, text) of each `input_extra` chunk ([{"filename": str, "text": str}, ...], llama.cpp's
+    convention; absent or null: none; the filename may be left out). Wrong shapes or types: 400; too many chunks or characters: 413 (nothing is cut silently:
     the client chose those chunks and should choose fewer)."""
     if chunks is None:
         return []
@@ -211,7 +211,7 @@ def parse_input_extra(chunks, config: ServerConfig) -> list[str]:
     if len(chunks) > config.max_extra_chunks:
         raise ApiError(413, f'"input_extra" has {len(chunks)} chunks; at most {config.max_extra_chunks} are '
                             "accepted", "too_large")
-    texts, total = [], 0
+    chunks_out, total = [], 0
     for i, chunk in enumerate(chunks):
         if not isinstance(chunk, dict):
             raise ApiError(400, f'"input_extra"[{i}] must be an object {{"filename": str, "text": str}}',
@@ -228,8 +228,8 @@ def parse_input_extra(chunks, config: ServerConfig) -> list[str]:
         if total > config.max_extra_chars:
             raise ApiError(413, f'"input_extra" holds more than {config.max_extra_chars} characters of text '
                                 "in all; send fewer or smaller chunks", "too_large")
-        texts.append(text)
-    return texts
+        chunks_out.append((filename or "", text))
+    return chunks_out
 
 
 def create_app(predictor, config: ServerConfig | None = None) -> Flask:

@@ -95,8 +95,8 @@ def parse_args(argv=None):
     return args
 
 
-def load_texts(args) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """(name -> text of the files to evaluate, name -> texts of the other files of its project for the
+def load_texts(args) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]]]:
+    """(name -> text of the files to evaluate, name -> (path, text) of the other files of its project for the
     project-aware protocol, chosen by `project.neighbours` within --extra-chars)."""
     if args.files:
         paths = [(Path(f).name, Path(f)) for f in args.files]
@@ -132,7 +132,7 @@ def load_texts(args) -> tuple[dict[str, str], dict[str, list[str]]]:
             texts[name] = text
     if not texts:
         raise SystemExit("error: no non-empty UTF-8 files to evaluate")
-    extras: dict[str, list[str]] = {}
+    extras: dict[str, list[tuple[str, str]]] = {}
     if "project" in args.protocol:
         project_texts: dict[str, dict[str, str]] = {}  # each project's files read once
         for name in texts:
@@ -218,7 +218,7 @@ def evaluate(args) -> dict:
     t_start = time.time()
     for name, text in texts.items():
         row = {"file": name, "project": name.rsplit("/", 1)[0] if "/" in name else "files",
-               "extra_chars": sum(map(len, extras.get(name, []))), "chars_typed": 0}
+               "extra_chars": sum(len(t) for _, t in extras.get(name, [])), "chars_typed": 0}
         start, end = _region(text, args)
         regions = sample_regions(text, args.regions, args.region_lines, random.Random(f"{args.seed}/{name}"))
         for i, (kind, protocol) in enumerate(cols):

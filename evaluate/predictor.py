@@ -28,6 +28,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import torch
 
@@ -36,6 +37,7 @@ from dataset.tokenizer import Tokenizer
 
 from .cache import CacheEntry, PrefixCache
 from .context import ContextConfig, ContextStore
+from .imports import ImportsConfig, ProjectImports, import_site
 from .names import NamesConfig, ProjectNames, typed_prefix
 from .encoder import LineMemoEncoder
 from .fim import FimConfig, fim_head, has_following_lines, trim_to_suffix
@@ -120,6 +122,9 @@ class PredictorConfig:
     # typed with the memory's most frequent name that extends it, where the search offers none of them.
     # None disables it; so does context=None (no project context at all).
     names: NamesConfig | None = field(default_factory=NamesConfig)
+    # Imports from the project (imports.py): in a `from MODULE import` list, the names MODULE's file (an
+    # `extra` chunk with a filename) defines. None disables it; so does context=None.
+    imports: ImportsConfig | None = field(default_factory=ImportsConfig)
 
 
 class Predictor:
@@ -138,6 +143,7 @@ class Predictor:
             raise ValueError(f"context_prompt must be all, before_window or none, got {self.config.context_prompt!r}")
         self.context = ContextStore(tokenizer, self.config.context) if self.config.context else None
         self.names = ProjectNames(self.config.names) if self.config.names and self.context else None
+        self.imports = ProjectImports(self.config.imports) if self.config.imports and self.context else None
         self.lock = threading.Lock()
         max_context = getattr(model, "max_context", None)
         budget = self.config.max_prompt_tokens
@@ -161,15 +167,18 @@ class Predictor:
 
     # ------------------------------------------------------------------ public API
     def complete(self, prompt: str, suffix: str = "", kind: str | None = None, max_suggestions: int = 3,
-                 time_budget_ms: float | None = None, extra: list[str] | tuple[str, ...] = ()) -> list[Completion]:
+                 time_budget_ms: float | None = None, extra: Sequence[str | tuple[str, str]] = ()) -> list[Completion]:
         """Ranked completions (best first) to insert at the cursor between `prompt` and `suffix`.
         `prompt` may be the whole text before the cursor (its last `max_prompt_chars` are used), `suffix` the
-        whole text after it (its first `max_suffix_chars`); `extra`:
-        texts of other files / regions of the project (the server's `input_extra`) for the context store."""
+        whole text after it (its first `max_suffix_chars`); `extra`: other files / regions of the project
+        (the server's `input_extra`) for the context store, each a text or a (filename, text) pair."""
         if not isinstance(prompt, str) or not isinstance(suffix, str):
             raise TypeError("prompt and suffix must be strings")
-        if isinstance(extra, str) or not all(isinstance(t, str) for t in extra):
-            raise TypeError("extra must be a list of strings")
+        if isinstance(extra, str) or not all(
+                isinstance(c, str) or (isinstance(c, tuple) and len(c) == 2 and all(isinstance(x, str) for x in c))
+                for c in extra):
+            raise TypeError("extra must be a list of strings or (filename, text) pairs")
+        extra = [("", c) if isinstance(c, str) else c for c in extra]
         check_kind(kind)
         if isinstance(max_suggestions, bool) or not isinstance(max_suggestions, int) or max_suggestions < 1:
             raise ValueError(f"max_suggestions must be a positive integer, got {max_suggestions!r}")
@@ -178,7 +187,8 @@ class Predictor:
                                                and math.isfinite(time_budget_ms) and time_budget_ms > 0):
             raise ValueError(f"time_budget_ms must be a positive number or None, got {time_budget_ms!r}")
         prompt = _as_trained(prompt[-self.config.max_prompt_chars:])
-        suffix, extra = _as_trained(suffix[:self.config.max_suffix_chars]), [_as_trained(t) for t in extra]
+        suffix = _as_trained(suffix[:self.config.max_suffix_chars])
+        extra = [(filename, _as_trained(t)) for filename, t in extra]
         with self.lock:
             t0 = time.perf_counter()
             deadline = None if time_budget_ms is None else t0 + time_budget_ms / 1000
@@ -211,9 +221,12 @@ class Predictor:
                 self.context.clear()
             if self.names is not None:
                 self.names.clear()
+            if self.imports is not None:
+                self.imports.clear()
 
     # ------------------------------------------------------------------ one request
-    def _complete(self, prompt, suffix, kind, max_suggestions, deadline, extra) -> list[Completion]:
+    def _complete(self, prompt, suffix, kind, max_suggestions, deadline, chunks) -> list[Completion]:
+        extra = [t for _, t in chunks]
         head = fim_head(self.tokenizer, suffix, self.config.fim)
         below = has_following_lines(suffix)  # code after the cursor line (a 16K-character suffix: scan it once)
         cursor_line = prompt.rsplit("\n", 1)[-1]
@@ -258,7 +271,9 @@ class Predictor:
                 if (t := trim_to_suffix(c.text, cursor_line, suffix)) and t not in trimmed:
                     trimmed[t] = Completion(t, c.prob)
             ranked = list(trimmed.values())
-        if kind is None and self.names is not None:
+        if kind is None and self.imports is not None and (offer := self._offer_import(prompt, suffix, chunks, ranked)):
+            ranked = offer
+        elif kind is None and self.names is not None:
             ranked = self._offer_name(prompt, suffix, cursor_line, remembered, extra, ranked)
         return [c for c in ranked if c.prob >= self.config.min_probability][:max_suggestions]
 
@@ -274,6 +289,20 @@ class Predictor:
             return ranked
         rest, share = offer
         return [Completion(rest, share)] + [c for c in ranked if c.text != rest]
+
+    def _offer_import(self, prompt, suffix, chunks, ranked) -> list[Completion] | None:
+        """`ranked` with the next name of a `from MODULE import` list first, where imports.py knows MODULE's
+        names (its file is a chunk); None where it does not apply (names.py's rule then)."""
+        site = import_site(prompt, suffix, self.imports.config.min_prefix)
+        module = self.imports.module_chunks(site, chunks) if site is not None else []
+        if not module:
+            return None
+        names = self.imports.candidates(site, module, chunks)
+        offer = self.imports.complete(site, ranked[0].text if ranked else None, names, module)
+        if offer is None:
+            return ranked  # the search completes the prefix into one of the module's names: keep it
+        rest, prob = offer
+        return [Completion(rest, prob)] + [c for c in ranked if c.text != rest]
 
     def window(self, prompt: str, budget: int | None = None) -> tuple[str, list[int]]:
         """(kept text, its token ids): the end of the prompt, cut at a line start to fit `prompt_budget`.

@@ -48,8 +48,8 @@ def _module_parts(path: str) -> tuple[str, ...]:
     return parts[:-1] if parts and parts[-1] == "__init__" else parts
 
 
-def neighbours(target: str, others: dict[str, str], budget: int) -> list[str]:
-    """Texts of `others` (relative path -> text, the target excluded) to send with `target`'s requests."""
+def neighbours(target: str, others: dict[str, str], budget: int) -> list[tuple[str, str]]:
+    """(path, text) of `others` (relative path -> text, the target excluded) to send with `target`'s requests."""
     if budget <= 0 or not others:
         return []
     target_text = others.get(target, "")
@@ -72,8 +72,8 @@ def neighbours(target: str, others: dict[str, str], budget: int) -> list[str]:
         text = others[p]
         if not text.strip():
             continue
-        chosen.append(text[:left])
-        left -= len(chosen[-1])
+        chosen.append((p, text[:left]))
+        left -= len(chosen[-1][1])
         if left <= 0:
             break
     return chosen

@@ -6,6 +6,8 @@ Only `{"prompt": ...}` is sent for the default kind (what the reference's extens
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import requests
 
 from .predictor import Completion
@@ -20,10 +22,11 @@ class RemotePredictor:
         self.timeout_s = timeout_s
 
     def complete(self, prompt: str, suffix: str = "", kind: str | None = None, max_suggestions: int = 1,
-                 time_budget_ms: float | None = None, extra: list[str] | tuple[str, ...] = ()) -> list[Completion]:
+                 time_budget_ms: float | None = None, extra: Sequence[str | tuple[str, str]] = ()) -> list[Completion]:
         body = {"prompt": prompt}
-        if extra:  # llama.cpp's /infill convention; the file names are only informative
-            body["input_extra"] = [{"filename": f"extra_{i}.py", "text": t} for i, t in enumerate(extra)]
+        if extra:  # llama.cpp's /infill convention: (filename, text) pairs, or texts without a filename
+            body["input_extra"] = [{"filename": c[0], "text": c[1]} if isinstance(c, tuple) else {"filename": "", "text": c}
+                                   for c in extra]
         if suffix:
             body["suffix"] = suffix
         if kind is not None:

@@ -148,7 +148,7 @@ def main(argv=None) -> int:
                 r = simulate_typing(predictor, text, None, lines, extra=extra, start=a, end=b, suffix=suffix)
                 accepted = [(s + a, e + a) for s, e in r.accepted]
                 result.add(text, places, a, b, accepted, r.keystrokes, prompt_at(text, starts, a, lines),
-                           "\n".join(extra or []), suffix)
+                           "\n".join(t for _, t in extra or []), suffix)
             print(f"{protocol} {name}", file=sys.stderr, flush=True)
         print(f"### {protocol}\n\n{result.tables()}\n", flush=True)
     return 0

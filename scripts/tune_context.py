@@ -65,8 +65,8 @@ def run_variant(args_tuple):
             value = variant.pop(f.name)
             if f.name == "max_tokens":
                 value = {**config.max_tokens, **value}
-            elif f.name == "names" and isinstance(value, dict):  # {"names": {"min_share": 0.5}}
-                value = replace(config.names, **value)
+            elif f.name in ("names", "imports") and isinstance(value, dict):  # {"names": {"min_share": 0.5}}
+                value = replace(getattr(config, f.name), **value)
             setattr(config, f.name, value)
     if config.context is not None:
         if "segment_weights" in variant:

@@ -25,6 +25,7 @@ def test_order_imports_then_folder_then_the_rest_by_path():
     others = {p: f"# {p}\n" for p in paths}
     others["shop/main.py"] = "from .models import Invoice\nimport shop.billing.invoices\n\nprint(1)\n"
     sent = neighbours("shop/main.py", others, budget=10_000)
-    order = [t.splitlines()[0][2:] for t in sent]
+    order = [t.splitlines()[0][2:] for _, t in sent]
+    assert [p for p, _ in sent] == order  # each text with its path
     assert order == ["shop/models.py", "shop/billing/invoices.py", "shop/util.py",
                      "docs/conf.py", "other/alpha.py", "other/zeta.py", "shop/billing/__init__.py"]

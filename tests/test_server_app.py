@@ -291,6 +291,22 @@ def test_input_extra_is_used_and_its_absence_changes_nothing(loaded):
     assert r.get_json()["prediction"][0].startswith("oice_total")
 
 
+def test_input_extra_filenames_reach_the_engine(loaded):
+    """`from .shapes import qzv_t` is completed with a name shapes.py defines (evaluate/imports.py) only when
+    the chunk's filename says it is shapes.py; without it the memory's most used `qzv_` name comes first."""
+    from evaluate.predictor import Predictor
+    client = create_app(Predictor(loaded[0].model, loaded[0].tokenizer), ServerConfig()).test_client()
+    shapes = "def qzv_trapezoid_area(a, b, h):\n    return (a + b) * h / 2\n"
+    tracing = "def run():\n" + "    qzv_tracer_calls(1)\n" * 8
+    first = {}
+    for filename in ("src/geometry/shapes.py", ""):
+        extra = [{"filename": filename, "text": shapes}, {"filename": "src/tracing.py", "text": tracing}]
+        r = client.post("/autocomplete", json={"prompt": "from .shapes import qzv_t", "input_extra": extra})
+        assert r.status_code == 200, r.get_data(as_text=True)
+        first[filename] = r.get_json()["prediction"][0]
+    assert first == {"src/geometry/shapes.py": "rapezoid_area", "": "racer_calls"}
+
+
 def test_the_largest_accepted_input_extra_is_answered(client):
     """256 chunks and 512K characters in all (the accepted maximum) get a normal answer."""
     chunk = "x = 1\n" * (ServerConfig.max_extra_chars // ServerConfig.max_extra_chunks // 6)

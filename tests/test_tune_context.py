@@ -27,4 +27,5 @@ def test_local_folders_are_projects_and_extra_comes_from_the_same_project(tmp_pa
         project = "alpha" if "/alpha/" in name else "beta"
         assert name.startswith(f"local/{project}/pkg/module_") and text.startswith(f"def {project}_")
         assert len(extra) == (2 if project == "alpha" else 3)  # the other files of its own project only
-        assert all(t.startswith(f"def {project}_") and t != text for t in extra)
+        assert all(t.startswith(f"def {project}_") and t != text for _, t in extra)
+        assert all(path.startswith("pkg/module_") for path, _ in extra)  # with their paths in the project

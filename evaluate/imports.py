@@ -1,0 +1,211 @@
+"""Imports from the project: complete `from .module import Na` with the names that module defines.
+
+A file's first lines import from its siblings: `from ._exceptions import (ConnectError, ...)`. The names
+come from another file, so the copy model (context.py) finds them only where an identical import list was
+typed elsewhere, and names.py ranks every name of the memory with that prefix by how often it occurs
+(`Re` + `quest`, the project's most frequent, where `from ._exceptions import Re` wants `ReadTimeout`). An
+editor knows better: the module is one of the `input_extra` files, and only what it defines can follow.
+
+    site     the cursor is in the name list of a `from MODULE import` statement (one line, a backslash
+             continuation, or a parenthesised list over lines), typing a name (`prefix`, possibly empty,
+             after `import `, `, ` or `(`); the names already in the list (`listed`)
+    module   the `input_extra` chunks whose filename is MODULE's file: the dotted path's parts as the end of
+             the path, `a/b.py` or `a/b/__init__.py` (a relative import's dots are dropped: the request does
+             not say where the typed file is)
+    names    what such a file defines at its top level, in order: `def`, `class`, assignments, and for a
+             package's `__init__.py` what it imports (its re-exports) and `__all__`'s strings
+    offer    the defined names that extend the prefix and are not listed yet; where the listed names are in
+             sorted order (isort's and most people's), those after the last listed; the first of them in that
+             order. The search's suggestion stays when it completes the prefix into one of the candidates.
+
+Chosen by measurement on the validation files (docs/evaluation.md, "Imports from the project").
+Cost: a regular expression over the last 2K characters of the prompt per request; each chunk's names are
+read once and kept by the chunk's content key (an LRU bounded in count).
+"""
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from .context import text_key
+
+# `from MODULE import` at a line start (MODULE: dots and/or a dotted name)
+_FROM = re.compile(r"^[ \t]*from[ \t]+(\.*(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)?)[ \t]+import\b", re.M)
+_ITEM = re.compile(r"^\s*([A-Za-z_]\w*)(?:\s+as\s+[A-Za-z_]\w*)?\s*$")
+_LAST = re.compile(r"^\s*([A-Za-z_]\w*)?$")
+# top-level definitions of a module
+_DEF = re.compile(r"^(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)|^class[ \t]+([A-Za-z_]\w*)"
+                  r"|^([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=(?!=)", re.M)
+_REEXPORT = re.compile(r"^from[ \t]+[.\w]+[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)|^import[ \t]+([^\n]*)", re.M)
+_ALL = re.compile(r"^__all__\s*(?::[^=\n]*)?\+?=\s*[\[(]([^\])]*)[\])]", re.M)
+_STRING_NAME = re.compile(r"""["']([A-Za-z_]\w*)["']""")
+
+
+@dataclass
+class ImportsConfig:
+    # Identifier characters typed before a module's name is offered (0: right after `import ` or `, `).
+    min_prefix: int = 0
+    # Chunks' name lists kept (by content key).
+    max_modules: int = 1024
+
+
+@dataclass(frozen=True)
+class ImportSite:
+    module: str  # as written: `._exceptions`, `httpx._models`, `..`
+    listed: tuple[str, ...]  # names already in the statement's list
+    prefix: str  # the name being typed (may be empty)
+
+
+def import_site(prompt: str, suffix: str = "", min_prefix: int = 0) -> ImportSite | None:
+    """Where the end of `prompt` is inside a `from MODULE import ...` list, typing a name of at least
+    `min_prefix` characters (and the cursor not inside a name: `suffix` does not go on with one); else None."""
+    if suffix[:1].isidentifier() or suffix[:1].isdigit():
+        return None
+    tail = prompt[-2048:]
+    last = None
+    for last in _FROM.finditer(tail):
+        pass
+    if last is None:
+        return None
+    rest = tail[last.end():]
+    stripped = rest.lstrip(" \t")
+    if stripped.startswith("("):
+        names = stripped[1:]
+        if ")" in names:
+            return None
+        names = re.sub(r"#[^\n]*", "", names)
+    else:
+        names = rest.replace("\\\n", " ")
+        if "\n" in names or "#" in names or "(" in names:
+            return None
+        if rest and not rest[0].isspace():
+            return None  # `importx`
+    items = names.split(",")
+    m = _LAST.match(items[-1])
+    if m is None:
+        return None  # after `as`, or a space after the name: not typing a module's name
+    listed = []
+    for item in items[:-1]:
+        n = _ITEM.match(item)
+        if n is None:
+            return None
+        listed.append(n.group(1))
+    prefix = m.group(1) or ""
+    return ImportSite(last.group(1), tuple(listed), prefix) if len(prefix) >= min_prefix else None
+
+
+def module_names(text: str, package: bool) -> list[str]:
+    """Top-level names `text` (a module's source) defines, in order of first definition; a package's
+    `__init__.py` (`package`) also what it imports and its `__all__`."""
+    out: dict[str, None] = {}
+    for m in _DEF.finditer(text):
+        out.setdefault(m.group(1) or m.group(2) or m.group(3), None)
+    if package:
+        for m in _REEXPORT.finditer(text):
+            for item in re.sub(r"[()\\]", " ", m.group(1) or m.group(2)).split(","):
+                words = item.split()
+                if words:
+                    name = words[-1] if len(words) == 3 and words[1] == "as" else words[0].split(".")[0]
+                    if name.isidentifier():
+                        out.setdefault(name, None)
+        for m in _ALL.finditer(text):
+            for s in _STRING_NAME.findall(m.group(1)):
+                out.setdefault(s, None)
+    out.pop("__all__", None)
+    return list(out)
+
+
+def _module_path(filename: str) -> tuple[str, ...]:
+    """`src/pkg/mod.py` -> ("src", "pkg", "mod"); `src/pkg/__init__.py` -> ("src", "pkg"); not .py: ()."""
+    p = PurePosixPath(filename.replace("\\", "/"))
+    if p.suffix != ".py":
+        return ()
+    parts = p.with_suffix("").parts
+    return parts[:-1] if parts[-1:] == ("__init__",) else parts
+
+
+def _dotted(module: str) -> tuple[str, ...]:
+    """`..a.b` -> ("a", "b"): a relative import's dots dropped (where the typed file is is unknown)."""
+    stripped = module.lstrip(".")
+    return tuple(stripped.split(".")) if stripped else ()
+
+
+def _is_init(filename: str) -> bool:
+    return filename.replace("\\", "/").rsplit("/", 1)[-1] == "__init__.py"
+
+
+class ProjectImports:
+    def __init__(self, config: ImportsConfig | None = None):
+        self.config = config or ImportsConfig()
+        self.modules: OrderedDict[bytes, list[str]] = OrderedDict()  # (content key + package flag) -> names
+
+    def _names(self, text: str, package: bool) -> list[str]:
+        key = text_key(text) + bytes([package])
+        if key in self.modules:
+            self.modules.move_to_end(key)
+            return self.modules[key]
+        names = self.modules[key] = module_names(text, package)
+        while len(self.modules) > self.config.max_modules:
+            self.modules.popitem(last=False)
+        return names
+
+    def module_chunks(self, site: ImportSite, chunks: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The chunks that are the site's module's file (`a/b.py` or `a/b/__init__.py` for `.a.b`)."""
+        package = _dotted(site.module)
+        if not package:
+            return []  # `from . import x`: the request does not say which package the typed file is in
+        return [(f, t) for f, t in chunks if f and _module_path(f)[-len(package):] == package]
+
+    def candidates(self, site: ImportSite, module: list[tuple[str, str]], chunks: list[tuple[str, str]]) -> list[str]:
+        """The names the module (its `module_chunks`) defines, and for a package its submodules among the
+        chunks' filenames, that may come next (see the module docstring), best first."""
+        defined: dict[str, None] = {}
+        package = _dotted(site.module)
+        for filename, text in module:
+            defined.update(dict.fromkeys(self._names(text, _is_init(filename))))
+            if _is_init(filename):
+                for other, _ in chunks:  # `from pkg import submodule`
+                    parts = _module_path(other)
+                    if len(parts) > len(package) and parts[-len(package) - 1:-1] == package:
+                        defined.setdefault(parts[-1], None)
+        listed = set(site.listed)
+        names = [n for n in defined if n.startswith(site.prefix) and n not in listed]
+        if site.listed and list(site.listed) == sorted(site.listed, key=_sort_key):
+            after = sorted((n for n in names if _sort_key(n) > _sort_key(site.listed[-1])), key=_sort_key)
+            return after + [n for n in names if n not in set(after)]
+        return names
+
+    @staticmethod
+    def complete(site: ImportSite, top: str | None, names: list[str],
+                 module: list[tuple[str, str]]) -> tuple[str, float] | None:
+        """(rest of the first candidate, 1 / candidates) to offer instead of the search's `top` suggestion,
+        or None where `top` stays: it completes the prefix into one of `names` or into a name the module
+        defines where the candidates do not look (inside an `if` or `try`), or it is punctuation (`(` after
+        `import`, `,` or the line's end) after nothing typed or after a complete name."""
+        head = re.match(r"\w*", top or "").group()
+        if head:
+            name = site.prefix + head
+            if name in names or any(_defines(text, name) for _, text in module):
+                return None
+        elif top and (not site.prefix or site.prefix in names):
+            return None
+        offered = [n for n in names if n != site.prefix]
+        if not offered:
+            return None
+        return offered[0][len(site.prefix):], 1.0 / len(offered)
+
+    def clear(self) -> None:
+        self.modules.clear()
+
+
+def _defines(text: str, name: str) -> bool:
+    """Whether `text` defines `name` at any depth (def, class, an assignment)."""
+    n = re.escape(name)
+    return re.search(rf"^[ \t]*(?:(?:async[ \t]+)?def|class)[ \t]+{n}\b|^[ \t]*{n}[ \t]*(?::[^=\n]*)?=(?!=)",
+                     text, re.M) is not None
+
+
+def _sort_key(name: str) -> str:
+    return name.lower()
