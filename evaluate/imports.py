@@ -16,7 +16,13 @@ editor knows better: the module is one of the `input_extra` files, and only what
              package's `__init__.py` what it imports (its re-exports) and `__all__`'s strings
     offer    the defined names that extend the prefix and are not listed yet; where the listed names are in
              sorted order (isort's and most people's), those after the last listed; the first of them in that
-             order. The search's suggestion stays when it completes the prefix into one of the candidates.
+             order. The search's suggestion stays when it completes the prefix into one of the candidates or
+             into a name the module defines deeper (inside `try` or `if`), or when it is punctuation after
+             nothing typed or after a complete name (`(` after `import`, the line's end).
+    modules  the line before that, `from .` + a module's name being typed (1+ characters): a relative import
+             names one of the project's modules, the chunks' filenames (`src/pkg/_config.py` -> `_config`;
+             under the typed parent for `from ._transports.ba`), not imported by a `from .X import` line above,
+             in sorted order, those after the module of the line above first (import blocks are sorted).
 
 Chosen by measurement on the validation files (docs/evaluation.md, "Imports from the project").
 Cost: a regular expression over the last 2K characters of the prompt per request; each chunk's names are
@@ -47,6 +53,8 @@ _STRING_NAME = re.compile(r"""["']([A-Za-z_]\w*)["']""")
 class ImportsConfig:
     # Identifier characters typed before a module's name is offered (0: right after `import ` or `, `).
     min_prefix: int = 0
+    # `from .` + the module's name being typed (1+ characters): the project's modules, from the chunks' filenames.
+    modules: bool = True
     # Chunks' name lists kept (by content key).
     max_modules: int = 1024
 
@@ -94,6 +102,33 @@ def import_site(prompt: str, suffix: str = "", min_prefix: int = 0) -> ImportSit
         listed.append(n.group(1))
     prefix = m.group(1) or ""
     return ImportSite(last.group(1), tuple(listed), prefix) if len(prefix) >= min_prefix else None
+
+
+@dataclass(frozen=True)
+class ModuleSite:
+    parent: tuple[str, ...]  # the dotted path typed before the module's name: `from ._transports.ba` -> ("_transports",)
+    prefix: str  # the module's name being typed
+    previous: str | None  # the module (at the same level) of the nearest `from .X import` line above
+    imported: frozenset  # the modules (at the same level) `from .X import` lines above already import
+
+
+_FROM_RELATIVE = re.compile(r"^[ \t]*from[ \t]+\.+((?:[A-Za-z_]\w*\.)*)([A-Za-z_]\w*)?\Z", re.M)
+_RELATIVE_ABOVE = re.compile(r"^[ \t]*from[ \t]+\.+([A-Za-z_][\w.]*)[ \t]+import\b", re.M)
+
+
+def module_site(prompt: str, suffix: str = "", min_prefix: int = 1) -> ModuleSite | None:
+    """Where the cursor line is `from .` + a module's name being typed (a relative import: the module is
+    one of the project's), of at least `min_prefix` characters; else None."""
+    if suffix[:1].isidentifier() or suffix[:1].isdigit():
+        return None
+    start = prompt.rfind("\n") + 1
+    m = _FROM_RELATIVE.match(prompt, start)
+    if m is None or len(m.group(2) or "") < min_prefix:
+        return None
+    parent = tuple(m.group(1).split(".")[:-1])
+    above = [tuple(a.group(1).split(".")) for a in _RELATIVE_ABOVE.finditer(prompt[max(0, start - 2048):start])]
+    level = [a[len(parent)] for a in above if len(a) > len(parent) and a[:len(parent)] == parent]
+    return ModuleSite(parent, m.group(2) or "", level[-1] if level else None, frozenset(level))
 
 
 def module_names(text: str, package: bool) -> list[str]:
@@ -178,8 +213,24 @@ class ProjectImports:
         return names
 
     @staticmethod
-    def complete(site: ImportSite, top: str | None, names: list[str],
-                 module: list[tuple[str, str]]) -> tuple[str, float] | None:
+    def module_candidates(site: ModuleSite, chunks: list[tuple[str, str]]) -> list[str]:
+        """The project's modules (the chunks' filenames) the site may name, best first: those under its
+        parent path that extend the prefix and are not imported above, sorted; those after the module of the
+        import line above first (import blocks are sorted)."""
+        found = set()
+        for filename, _ in chunks:
+            parts = _module_path(filename)
+            if len(parts) > len(site.parent) and parts[len(parts) - len(site.parent) - 1:-1] == site.parent:
+                found.add(parts[-1])
+        names = sorted((n for n in found if n.startswith(site.prefix) and n not in site.imported), key=_sort_key)
+        if site.previous is not None:
+            after = [n for n in names if _sort_key(n) > _sort_key(site.previous)]
+            return after + [n for n in names if n not in set(after)]
+        return names
+
+    @staticmethod
+    def complete(site: ImportSite | ModuleSite, top: str | None, names: list[str],
+                 module: list[tuple[str, str]] = ()) -> tuple[str, float] | None:
         """(rest of the first candidate, 1 / candidates) to offer instead of the search's `top` suggestion,
         or None where `top` stays: it completes the prefix into one of `names` or into a name the module
         defines where the candidates do not look (inside an `if` or `try`), or it is punctuation (`(` after

@@ -37,7 +37,7 @@ from dataset.tokenizer import Tokenizer
 
 from .cache import CacheEntry, PrefixCache
 from .context import ContextConfig, ContextStore
-from .imports import ImportsConfig, ProjectImports, import_site
+from .imports import ImportsConfig, ProjectImports, import_site, module_site
 from .names import NamesConfig, ProjectNames, typed_prefix
 from .encoder import LineMemoEncoder
 from .fim import FimConfig, fim_head, has_following_lines, trim_to_suffix
@@ -295,9 +295,14 @@ class Predictor:
         names (its file is a chunk); None where it does not apply (names.py's rule then)."""
         site = import_site(prompt, suffix, self.imports.config.min_prefix)
         module = self.imports.module_chunks(site, chunks) if site is not None else []
-        if not module:
+        if module:
+            names = self.imports.candidates(site, module, chunks)
+        elif self.imports.config.modules and (site := module_site(prompt, suffix)) is not None:
+            names = self.imports.module_candidates(site, chunks)  # `from ._co`: the project's modules
+            if not names:
+                return None
+        else:
             return None
-        names = self.imports.candidates(site, module, chunks)
         offer = self.imports.complete(site, ranked[0].text if ranked else None, names, module)
         if offer is None:
             return ranked  # the search completes the prefix into one of the module's names: keep it

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evaluate.imports import ImportsConfig, ImportSite, ProjectImports, import_site, module_names
+from evaluate.imports import ImportsConfig, ImportSite, ModuleSite, ProjectImports, import_site, module_names, module_site
 from evaluate.predictor import Predictor, PredictorConfig
 from tests.tiny_model import make_tiny_checkpoint
 
@@ -119,3 +119,30 @@ def test_the_search_keeps_a_name_of_the_module_text_and_punctuation_before_any_n
     complete_name = import_site("from .mod import Gamma")
     assert ProjectImports.complete(complete_name, ", Galaxy\n", ["Gamma", "GammaRay"], module) is None
     assert ProjectImports.complete(complete_name, "Rays", ["Gamma", "GammaRay"], module) == ("Ray", 1.0)
+
+
+def test_a_relative_module_being_typed_is_one_of_the_chunks_files_after_the_line_above():
+    assert module_site("from ._c") == ModuleSite((), "_c", None, frozenset())
+    assert module_site("from ._auth import Auth\nfrom ._transports.base import B\nfrom ._c") == \
+        ModuleSite((), "_c", "_transports", frozenset({"_auth", "_transports"}))
+    assert module_site("from ._transports.b") == ModuleSite(("_transports",), "b", None, frozenset())
+    assert module_site("from .") is None and module_site("from ._c", min_prefix=3) is None
+    assert module_site("from ._c", suffix="onfig import X") is None  # inside the name
+    assert module_site("import _c") is None and module_site("from os.pa") is None  # not the project's
+    chunks = [("src/httpx/_auth.py", ""), ("src/httpx/_config.py", ""), ("src/httpx/_content.py", ""),
+              ("src/httpx/_transports/__init__.py", ""), ("src/httpx/_transports/base.py", "")]
+    candidates = ProjectImports.module_candidates
+    assert candidates(module_site("from ._"), chunks) == ["_auth", "_config", "_content", "_transports"]
+    assert candidates(module_site("from ._auth import A\nfrom ._config import C\nfrom ._"), chunks) == \
+        ["_content", "_transports"]  # imported above: left out; after the line above first
+    assert candidates(module_site("from ._transports import T\nfrom ._c"), chunks) == ["_config", "_content"]
+    assert candidates(module_site("from ._transports.b"), chunks) == ["base"]
+
+
+def test_a_project_module_nobody_named_is_offered_after_from_dot(ckpt):
+    on = Predictor.from_checkpoint(ckpt, config=PredictorConfig())
+    off = Predictor.from_checkpoint(ckpt, config=PredictorConfig(imports=ImportsConfig(modules=False)))
+    chunks = [("src/geometry/qzv_shapes.py", SHAPES), ("src/geometry/qzv_tracing.py", TRACING)]
+    assert not off.complete("from .qzv_s", extra=chunks)[0].text.startswith("hapes")
+    assert on.complete("from .qzv_s", extra=chunks)[0].text == "hapes"
+    assert on.complete("from .qzv_shapes import qzv_triangle_area\nfrom .qzv_", extra=chunks)[0].text == "tracing"
