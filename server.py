@@ -202,8 +202,8 @@ def with_remaining_budget(args: dict, waited_ms: float) -> dict:
 
 def parse_input_extra(chunks, config: ServerConfig) -> list[tuple[str, str]]:
     """(filename, text) of each `input_extra` chunk ([{"filename": str, "text": str}, ...], llama.cpp's
-    convention; absent or null: none; the filename may be left out). Wrong shapes or types: 400; too many chunks or characters: 413 (nothing is cut silently:
-    the client chose those chunks and should choose fewer)."""
+    convention; absent or null: none; the filename may be left out). Wrong shapes or types: 400; too many
+    chunks or characters: 413 (nothing is cut silently: the client chose those chunks and should choose fewer)."""
     if chunks is None:
         return []
     if not isinstance(chunks, list):

@@ -33,9 +33,9 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 from .context import text_key
+from .project import module_parts
 
 # `from MODULE import` at a line start (MODULE: dots and/or a dotted name)
 _FROM = re.compile(r"^[ \t]*from[ \t]+(\.*(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)?)[ \t]+import\b", re.M)
@@ -69,7 +69,7 @@ class ImportSite:
 def import_site(prompt: str, suffix: str = "", min_prefix: int = 0) -> ImportSite | None:
     """Where the end of `prompt` is inside a `from MODULE import ...` list, typing a name of at least
     `min_prefix` characters (and the cursor not inside a name: `suffix` does not go on with one); else None."""
-    if suffix[:1].isidentifier() or suffix[:1].isdigit():
+    if _inside_name(suffix):
         return None
     tail = prompt[-2048:]
     last = None
@@ -106,7 +106,7 @@ def import_site(prompt: str, suffix: str = "", min_prefix: int = 0) -> ImportSit
 
 @dataclass(frozen=True)
 class ModuleSite:
-    parent: tuple[str, ...]  # the dotted path typed before the module's name: `from ._transports.ba` -> ("_transports",)
+    parent: tuple[str, ...]  # the dotted path typed before the name: `from ._transports.ba` -> ("_transports",)
     prefix: str  # the module's name being typed
     previous: str | None  # the module (at the same level) of the nearest `from .X import` line above
     imported: frozenset  # the modules (at the same level) `from .X import` lines above already import
@@ -119,7 +119,7 @@ _RELATIVE_ABOVE = re.compile(r"^[ \t]*from[ \t]+\.+([A-Za-z_][\w.]*)[ \t]+import
 def module_site(prompt: str, suffix: str = "", min_prefix: int = 1) -> ModuleSite | None:
     """Where the cursor line is `from .` + a module's name being typed (a relative import: the module is
     one of the project's), of at least `min_prefix` characters; else None."""
-    if suffix[:1].isidentifier() or suffix[:1].isdigit():
+    if _inside_name(suffix):
         return None
     start = prompt.rfind("\n") + 1
     m = _FROM_RELATIVE.match(prompt, start)
@@ -153,12 +153,13 @@ def module_names(text: str, package: bool) -> list[str]:
 
 
 def _module_path(filename: str) -> tuple[str, ...]:
-    """`src/pkg/mod.py` -> ("src", "pkg", "mod"); `src/pkg/__init__.py` -> ("src", "pkg"); not .py: ()."""
-    p = PurePosixPath(filename.replace("\\", "/"))
-    if p.suffix != ".py":
-        return ()
-    parts = p.with_suffix("").parts
-    return parts[:-1] if parts[-1:] == ("__init__",) else parts
+    """The module path of a chunk's `.py` file (project.module_parts); another file's: ()."""
+    return module_parts(filename) if filename.endswith(".py") else ()
+
+
+def _inside_name(suffix: str) -> bool:
+    """The cursor is inside a name: the text after it goes on with one (inserting a name would split it)."""
+    return suffix[:1].isidentifier() or suffix[:1].isdigit()
 
 
 def _dotted(module: str) -> tuple[str, ...]:
@@ -199,8 +200,9 @@ class ProjectImports:
         defined: dict[str, None] = {}
         package = _dotted(site.module)
         for filename, text in module:
-            defined.update(dict.fromkeys(self._names(text, _is_init(filename))))
-            if _is_init(filename):
+            is_init = _is_init(filename)
+            defined.update(dict.fromkeys(self._names(text, is_init)))
+            if is_init:
                 for other, _ in chunks:  # `from pkg import submodule`
                     parts = _module_path(other)
                     if len(parts) > len(package) and parts[-len(package) - 1:-1] == package:
@@ -208,8 +210,7 @@ class ProjectImports:
         listed = set(site.listed)
         names = [n for n in defined if n.startswith(site.prefix) and n not in listed]
         if site.listed and list(site.listed) == sorted(site.listed, key=_sort_key):
-            after = sorted((n for n in names if _sort_key(n) > _sort_key(site.listed[-1])), key=_sort_key)
-            return after + [n for n in names if n not in set(after)]
+            return _after_first(names, site.listed[-1])
         return names
 
     @staticmethod
@@ -223,10 +224,7 @@ class ProjectImports:
             if len(parts) > len(site.parent) and parts[len(parts) - len(site.parent) - 1:-1] == site.parent:
                 found.add(parts[-1])
         names = sorted((n for n in found if n.startswith(site.prefix) and n not in site.imported), key=_sort_key)
-        if site.previous is not None:
-            after = [n for n in names if _sort_key(n) > _sort_key(site.previous)]
-            return after + [n for n in names if n not in set(after)]
-        return names
+        return _after_first(names, site.previous) if site.previous is not None else names
 
     @staticmethod
     def complete(site: ImportSite | ModuleSite, top: str | None, names: list[str],
@@ -256,6 +254,14 @@ def _defines(text: str, name: str) -> bool:
     n = re.escape(name)
     return re.search(rf"^[ \t]*(?:(?:async[ \t]+)?def|class)[ \t]+{n}\b|^[ \t]*{n}[ \t]*(?::[^=\n]*)?=(?!=)",
                      text, re.M) is not None
+
+
+def _after_first(names: list[str], last: str) -> list[str]:
+    """`names` with those after `last` in sorted order first, sorted (a sorted list goes on after its last
+    entry), then the others in their order."""
+    after = sorted((n for n in names if _sort_key(n) > _sort_key(last)), key=_sort_key)
+    first = set(after)
+    return after + [n for n in names if n not in first]
 
 
 def _sort_key(name: str) -> str:

@@ -174,11 +174,7 @@ class Predictor:
         (the server's `input_extra`) for the context store, each a text or a (filename, text) pair."""
         if not isinstance(prompt, str) or not isinstance(suffix, str):
             raise TypeError("prompt and suffix must be strings")
-        if isinstance(extra, str) or not all(
-                isinstance(c, str) or (isinstance(c, tuple) and len(c) == 2 and all(isinstance(x, str) for x in c))
-                for c in extra):
-            raise TypeError("extra must be a list of strings or (filename, text) pairs")
-        extra = [("", c) if isinstance(c, str) else c for c in extra]
+        extra = extra_chunks(extra)
         check_kind(kind)
         if isinstance(max_suggestions, bool) or not isinstance(max_suggestions, int) or max_suggestions < 1:
             raise ValueError(f"max_suggestions must be a positive integer, got {max_suggestions!r}")
@@ -271,7 +267,8 @@ class Predictor:
                 if (t := trim_to_suffix(c.text, cursor_line, suffix)) and t not in trimmed:
                     trimmed[t] = Completion(t, c.prob)
             ranked = list(trimmed.values())
-        if kind is None and self.imports is not None and (offer := self._offer_import(prompt, suffix, chunks, ranked)):
+        offer = self._offer_import(prompt, suffix, chunks, ranked) if kind is None and self.imports else None
+        if offer is not None:
             ranked = offer
         elif kind is None and self.names is not None:
             ranked = self._offer_name(prompt, suffix, cursor_line, remembered, extra, ranked)
@@ -387,6 +384,16 @@ class Predictor:
         self.counters["forward_calls"] += 1
         self.cache.put(context, CacheEntry(state, logits))
         return state, logits
+
+
+def extra_chunks(extra: Sequence[str | tuple[str, str]]) -> list[tuple[str, str]]:
+    """`extra` (texts, or (filename, text) pairs) as (filename, text) pairs, a text alone with filename "";
+    anything else: TypeError."""
+    if isinstance(extra, str) or not all(
+            isinstance(c, str) or (isinstance(c, tuple) and len(c) == 2 and all(isinstance(x, str) for x in c))
+            for c in extra):
+        raise TypeError("extra must be a list of strings or (filename, text) pairs")
+    return [("", c) if isinstance(c, str) else c for c in extra]
 
 
 def _as_trained(text: str) -> str:

@@ -42,9 +42,10 @@ def imported_modules(text: str) -> list[str]:
     return [o for o in out if o]
 
 
-def _module_parts(path: str) -> tuple[str, ...]:
-    p = PurePosixPath(path)
-    parts = p.with_suffix("").parts
+def module_parts(path: str) -> tuple[str, ...]:
+    """A file's module path: `src/pkg/mod.py` -> ("src", "pkg", "mod"), `src/pkg/__init__.py` -> ("src", "pkg")
+    (Windows separators read as `/`)."""
+    parts = PurePosixPath(path.replace("\\", "/")).with_suffix("").parts
     return parts[:-1] if parts and parts[-1] == "__init__" else parts
 
 
@@ -58,7 +59,7 @@ def neighbours(target: str, others: dict[str, str], budget: int) -> list[tuple[s
     for i, module in enumerate(imported_modules(target_text)):
         wanted = tuple(module.split("."))
         for p in paths:
-            parts = _module_parts(p)
+            parts = module_parts(p)
             # the import's dotted name ends with the file's module path, or the file's path ends with it
             n = min(len(parts), len(wanted))
             if n and (parts[-n:] == wanted[-n:]) and p not in rank:

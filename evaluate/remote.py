@@ -10,7 +10,7 @@ from typing import Sequence
 
 import requests
 
-from .predictor import Completion
+from .predictor import Completion, extra_chunks
 
 
 class RemotePredictor:
@@ -24,9 +24,8 @@ class RemotePredictor:
     def complete(self, prompt: str, suffix: str = "", kind: str | None = None, max_suggestions: int = 1,
                  time_budget_ms: float | None = None, extra: Sequence[str | tuple[str, str]] = ()) -> list[Completion]:
         body = {"prompt": prompt}
-        if extra:  # llama.cpp's /infill convention: (filename, text) pairs, or texts without a filename
-            body["input_extra"] = [{"filename": c[0], "text": c[1]} if isinstance(c, tuple) else {"filename": "", "text": c}
-                                   for c in extra]
+        if extra:  # llama.cpp's /infill convention
+            body["input_extra"] = [{"filename": f, "text": t} for f, t in extra_chunks(extra)]
         if suffix:
             body["suffix"] = suffix
         if kind is not None:

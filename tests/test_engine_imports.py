@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evaluate.imports import ImportsConfig, ImportSite, ModuleSite, ProjectImports, import_site, module_names, module_site
+from evaluate.imports import (ImportsConfig, ImportSite, ModuleSite, ProjectImports, import_site, module_names,
+                              module_site)
 from evaluate.predictor import Predictor, PredictorConfig
 from tests.tiny_model import make_tiny_checkpoint
 
