@@ -75,6 +75,8 @@ def parse_args(argv=None):
                    help="beams for the word/line/block kinds")
     p.add_argument("--auto-beam-width", type=int, default=PredictorConfig.auto_beam_width,
                    help="beams for the default kind (1: greedy)")
+    p.add_argument("--saving-power", type=float, default=PredictorConfig.saving_power,
+                   help="default kind: cut where (chars - 1) * P(prefix) ** this is largest")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="auto",
@@ -190,7 +192,7 @@ def evaluate(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = PredictorConfig(cache_size=args.cache_size, beam_width=args.beam_width,
-                             auto_beam_width=args.auto_beam_width)
+                             auto_beam_width=args.auto_beam_width, saving_power=args.saving_power)
     if args.no_context:
         config.context = None
     if args.fim_suffix_tokens is not None:

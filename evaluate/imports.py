@@ -35,6 +35,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from .context import text_key
+from .names import NAME_BYTES
 from .project import module_parts
 
 # `from MODULE import` at a line start (MODULE: dots and/or a dotted name)
@@ -55,8 +56,9 @@ class ImportsConfig:
     min_prefix: int = 0
     # `from .` + the module's name being typed (1+ characters): the project's modules, from the chunks' filenames.
     modules: bool = True
-    # Chunks' name lists kept (by content key).
-    max_modules: int = 1024
+    # Bytes of the chunks' name lists kept (by content key; ~90 bytes a name in Python objects, as names.py
+    # counts them); least recently used go first. A count bound would not do: one module can define 50K names.
+    max_bytes: int = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -175,17 +177,25 @@ def _is_init(filename: str) -> bool:
 class ProjectImports:
     def __init__(self, config: ImportsConfig | None = None):
         self.config = config or ImportsConfig()
-        self.modules: OrderedDict[bytes, list[str]] = OrderedDict()  # (content key + package flag) -> names
+        # (content key + package flag) -> (names, their bytes)
+        self.modules: OrderedDict[bytes, tuple[list[str], int]] = OrderedDict()
+        self.bytes = 0
 
     def _names(self, text: str, package: bool) -> list[str]:
         key = text_key(text) + bytes([package])
         if key in self.modules:
             self.modules.move_to_end(key)
-            return self.modules[key]
-        names = self.modules[key] = module_names(text, package)
-        while len(self.modules) > self.config.max_modules:
-            self.modules.popitem(last=False)
+            return self.modules[key][0]
+        names = module_names(text, package)
+        size = NAME_BYTES * len(names) + sum(map(len, names))
+        self.modules[key] = (names, size)
+        self.bytes += size
+        while self.bytes > self.config.max_bytes and len(self.modules) > 1:  # the one just read stays
+            self.bytes -= self.modules.popitem(last=False)[1][1]
         return names
+
+    def usage(self) -> dict:
+        return {"imports_modules": len(self.modules), "imports_module_bytes": self.bytes}
 
     def module_chunks(self, site: ImportSite, chunks: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """The chunks that are the site's module's file (`a/b.py` or `a/b/__init__.py` for `.a.b`)."""
@@ -247,6 +257,7 @@ class ProjectImports:
 
     def clear(self) -> None:
         self.modules.clear()
+        self.bytes = 0
 
 
 def _defines(text: str, name: str) -> bool:

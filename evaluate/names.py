@@ -39,7 +39,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # Names every Python file may use without defining them: the search completing one of these is kept too.
 PYTHON_NAMES = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
-_NAME_OVERHEAD = 90  # bytes of a name in a table besides its characters: str object, list slots, count
+NAME_BYTES = 90  # bytes of a name in a table besides its characters: str object, list slots, count
 _IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
@@ -84,7 +84,7 @@ class ProjectNames:
         table = (names, [counts[n] for n in names])
         if key is not None:
             self.stats["tables_built"] += 1
-            size = sum(len(n) + _NAME_OVERHEAD for n in names)
+            size = sum(len(n) + NAME_BYTES for n in names)
             self.tables[key] = (*table, size)
             self.bytes += size
             while self.bytes > self.config.max_bytes and len(self.tables) > 1:

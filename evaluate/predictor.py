@@ -125,6 +125,8 @@ class PredictorConfig:
     # Imports from the project (imports.py): in a `from MODULE import` list, the names MODULE's file (an
     # `extra` chunk with a filename) defines. None disables it; so does context=None.
     imports: ImportsConfig | None = field(default_factory=ImportsConfig)
+    # Expected-saving cut: (chars - 1) * P(prefix) ** saving_power (experiment)
+    saving_power: float = 1.0
 
 
 class Predictor:
@@ -206,6 +208,8 @@ class Predictor:
                 c.update(self.context.usage())
             if self.names is not None:
                 c.update(self.names.usage())
+            if self.imports is not None:
+                c.update(self.imports.usage())
             return c
 
     def clear_cache(self) -> None:
@@ -251,7 +255,7 @@ class Predictor:
         result = beam_search(self.model, state, logits, self.index, typed, rule, self.tokenizer.eot_id,
                              beam_width=width, n_best=max_suggestions, max_steps=max_steps, deadline=deadline,
                              prefix_probs=kind is None, step_cache=self.step_cache if self.step_cache.capacity else None,
-                             context_key=context, memory=memory)
+                             context_key=context, memory=memory, saving_power=self.config.saving_power)
         self.counters["search_steps"] += result.steps
         self.counters["step_cache_hits"] += result.steps - result.forwards
         self.counters["forward_calls"] += result.forwards
@@ -259,7 +263,7 @@ class Predictor:
         # With code below the cursor, rank a few more: a candidate that repeats the next line is dropped
         # (trim_to_suffix), and the next one takes its place.
         wanted = max_suggestions + (width if below else 0)
-        ranked = expected_saving_ranking(result.hypotheses, wanted) if kind is None \
+        ranked = expected_saving_ranking(result.hypotheses, wanted, self.config.saving_power) if kind is None \
             else probability_ranking(result.hypotheses, wanted)
         if below:
             trimmed: dict[str, Completion] = {}
@@ -432,7 +436,7 @@ def probability_ranking(hypotheses: list[Hypothesis], n: int) -> list[Completion
     return [Completion(text, prob) for text, (_, prob) in ranked[:n]]
 
 
-def expected_saving_ranking(hypotheses: list[Hypothesis], n: int) -> list[Completion]:
+def expected_saving_ranking(hypotheses: list[Hypothesis], n: int, power: float = 1.0) -> list[Completion]:
     """Every cut of every hypothesis, by expected saving (chars - 1) * P(prefix); the first is
     `best_cut` of the best hypothesis."""
     merged: dict[str, tuple[float, float]] = {}
@@ -443,7 +447,7 @@ def expected_saving_ranking(hypotheses: list[Hypothesis], n: int) -> list[Comple
             if o < len(h.gen) and h.gen[o] & 0xC0 == 0x80:
                 continue
             p = math.exp(h.prefix_logp[o - 1])
-            value, text = (chars - 1) * p, _text(h.gen[:o])
+            value, text = (chars - 1) * p ** power, _text(h.gen[:o])
             if text and (text not in merged or value > merged[text][0]):
                 merged[text] = (value, p)
     ranked = sorted(merged.items(), key=lambda kv: (-kv[1][0], -kv[1][1]))

@@ -76,7 +76,7 @@ TRAIL = -1  # marks a batch step's key in the step cache: never a token id, so n
 def beam_search(model, state: Any, logits: torch.Tensor, index: TokenIndex, typed: bytes, rule: StopRule,
                 eot_id: int, beam_width: int = 4, n_best: int = 3, max_steps: int = 24,
                 deadline: float | None = None, prefix_probs: bool = False, step_cache=None,
-                context_key: tuple[int, ...] = (), memory=None) -> SearchResult:
+                context_key: tuple[int, ...] = (), memory=None, saving_power: float = 1.0) -> SearchResult:
     """model/state: a LanguageModel and its state after the context (batch of one, never modified);
     logits: [V] next-token logits after the context; typed: bytes backed off by healing;
     prefix_probs: track log P(prefix) per byte and prune by the expected-saving bound (default kind);
@@ -130,9 +130,9 @@ def beam_search(model, state: Any, logits: torch.Tensor, index: TokenIndex, type
             survivors.append(new)
         if prefix_probs:  # drop beams that cannot beat the best cut any more
             for h in finished + survivors:
-                best_saving = max(best_saving, _best_saving(h))
+                best_saving = max(best_saving, _best_saving(h, saving_power))
             left = max_steps - step - 1
-            keep = [(len(h.gen) + CHARS_PER_TOKEN_BOUND * left - 1) * math.exp(h.logp) > best_saving
+            keep = [(len(h.gen) + CHARS_PER_TOKEN_BOUND * left - 1) * math.exp(saving_power * h.logp) > best_saving
                     for h in survivors]
             pruned += [h for h, k in zip(survivors, keep) if not k]  # their cuts stay candidates
             survivors = [h for h, k in zip(survivors, keep) if k]
@@ -172,7 +172,7 @@ def beam_search(model, state: Any, logits: torch.Tensor, index: TokenIndex, type
     return SearchResult(finished + sorted(alive, key=lambda h: -h.logp), steps, forwards, timed_out)
 
 
-def best_cut(gen: bytes, prefix_logp: list[float]) -> tuple[int, float]:
+def best_cut(gen: bytes, prefix_logp: list[float], power: float = 1.0) -> tuple[int, float]:
     """(byte length, expected saving) of the cut of `gen` maximising (chars - 1) * P(gen[:cut]): a right
     suggestion of c characters saves c - 1 keystrokes, a wrong one costs nothing."""
     best, best_value, chars = 0, -1.0, 0
@@ -181,17 +181,17 @@ def best_cut(gen: bytes, prefix_logp: list[float]) -> tuple[int, float]:
             chars += 1  # a byte that starts a character
         if o < len(gen) and gen[o] & 0xC0 == 0x80:
             continue  # inside a multi-byte character
-        value = (chars - 1) * math.exp(prefix_logp[o - 1])
+        value = (chars - 1) * math.exp(power * prefix_logp[o - 1])
         if value > best_value:
             best, best_value = o, value
     return best, best_value
 
 
-def _best_saving(h: Hypothesis) -> float:
+def _best_saving(h: Hypothesis, power: float = 1.0) -> float:
     if h.remaining or not h.gen:
         return 0.0
     if h.__dict__.get("_saving_len") != len(h.gen):  # memo: a beam's cuts only change when it grows
-        h.__dict__["_saving"], h.__dict__["_saving_len"] = best_cut(h.gen, h.prefix_logp)[1], len(h.gen)
+        h.__dict__["_saving"], h.__dict__["_saving_len"] = best_cut(h.gen, h.prefix_logp, power)[1], len(h.gen)
     return h.__dict__["_saving"]
 
 

@@ -21,7 +21,7 @@ IDLE_TRIM_S = 1.0  # a worker this long without a request gives its free heap ba
 ENGINE_GAUGES = {"cache_entries", "cache_size", "mean_ms", "context_blocks", "context_block_bytes",
                  "context_segments", "context_segment_bytes", "cache_bytes", "cache_max_bytes",
                  "step_cache_bytes", "step_cache_max_bytes", "names_tables",
-                 "names_table_bytes"}
+                 "names_table_bytes", "imports_modules", "imports_module_bytes"}
 
 
 def engine_stats(predictor) -> dict[str, float]:

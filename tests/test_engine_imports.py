@@ -7,6 +7,7 @@ import torch
 
 from evaluate.imports import (ImportsConfig, ImportSite, ModuleSite, ProjectImports, import_site, module_names,
                               module_site)
+from evaluate.names import NAME_BYTES
 from evaluate.predictor import Predictor, PredictorConfig
 from tests.tiny_model import make_tiny_checkpoint
 
@@ -96,12 +97,20 @@ def test_outside_an_import_list_the_suggestions_are_unchanged(ckpt):
 
 
 def test_module_names_are_read_once_per_chunk_and_bounded(ckpt):
-    imports = ProjectImports(ImportsConfig(max_modules=4))
+    one = NAME_BYTES + len("alpha_10")  # a name list of one name of 8 characters
+    imports = ProjectImports(ImportsConfig(max_bytes=4 * one))
     site = import_site("from .m import a")
-    for i in range(20):
+    for i in range(10, 30):
         chunk = [("m.py", f"alpha_{i} = 1\n")]
         assert imports.candidates(site, chunk, chunk) == [f"alpha_{i}"]
-    assert len(imports.modules) == 4
+        assert imports.usage()["imports_module_bytes"] <= 4 * one
+    assert imports.usage() == {"imports_modules": 4, "imports_module_bytes": 4 * one}
+    # one module defining many names: a count bound would keep 4 of them; the byte bound keeps it alone
+    big = [("m.py", "".join(f"alpha_{i} = 1\n" for i in range(100, 200)))]
+    assert len(imports.candidates(site, big, big)) == 100
+    assert imports.usage()["imports_modules"] == 1
+    # read again from the cache, not re-parsed: same list object
+    assert imports._names(big[0][1], False) is imports._names(big[0][1], False)
 
 
 def test_the_search_keeps_a_name_of_the_module_text_and_punctuation_before_any_name():
