@@ -43,6 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-chars", type=int, default=1000)
     p.add_argument("--skip-base", action="store_true", help="the shipped model's held-out figures exist")
     p.add_argument("--skip-standard", action="store_true")
+    p.add_argument("--skip-train", action="store_true",
+                   help="evaluate WORK/personal.pt as it is (re-measure a run with today's engine)")
+    p.add_argument("--tag", default="", help="appended to the report folders' names (eval-heldout-ft-TAG, ...)")
     # split at "--" by hand: argparse gives a trailing nargs="*" positional nothing after the first positional
     argv = list(sys.argv[1:] if argv is None else argv)
     cut = argv.index("--") if "--" in argv else len(argv)
@@ -60,17 +63,19 @@ def main(argv=None) -> int:
     py = sys.executable
     model = str(work / "personal.pt")
     budget = ["--minutes", str(args.minutes)] if args.minutes is not None else []
-    sh([py, "scripts/finetune.py", str(args.project), "--work", str(work), "--out", model, *budget,
-        "--threads", "1", "--no-progress", "--exclude", *[r["path"] for r in held], *args.finetune_args])
+    if not args.skip_train:
+        sh([py, "scripts/finetune.py", str(args.project), "--work", str(work), "--out", model, *budget,
+            "--threads", "1", "--no-progress", "--exclude", *[r["path"] for r in held], *args.finetune_args])
+    tag = f"-{args.tag}" if args.tag else ""
     evaluate = [py, "-m", "evaluate", "--threads", "1", "--line-samples", "0", "--max-chars", str(args.max_chars)]
     if not args.skip_base:
         sh([*evaluate, "--model", "checkpoints/default.pt", "--files", *files, "--protocol", "lines", "project",
-            "--out", str(work / "eval-heldout-base")])
+            "--out", str(work / f"eval-heldout-base{tag}")])
     sh([*evaluate, "--model", model, "--files", *files, "--protocol", "lines", "project",
-        "--out", str(work / "eval-heldout-ft")])
+        "--out", str(work / f"eval-heldout-ft{tag}")])
     if not args.skip_standard:
         sh([*evaluate, "--model", model, "--data", "data/default-model", "--split", "test", "--max-files", "12",
-            "--protocol", "lines", "--out", str(work / "eval-standard-ft")])
+            "--protocol", "lines", "--out", str(work / f"eval-standard-ft{tag}")])
     return 0
 
 

@@ -280,9 +280,11 @@ def test_default_kind_alternatives_are_not_cuts_of_one_another(ckpt):
     assert multi > 0  # alternatives exist at all
 
 
-def test_a_suggestion_that_repeats_the_next_line_gives_way_to_the_next_one(predictor):
+def test_a_suggestion_that_repeats_the_next_line_gives_way_to_the_next_one(ckpt):
     """A candidate that would make the cursor line equal the line below is dropped (evaluate/fim.py
-    trim_to_suffix); the request still gets the suggestions it asked for, from the candidates after it."""
+    trim_to_suffix); the request still gets the suggestions it asked for, from the candidates after it.
+    (Cuts valued by the plain expected saving, power 1, so the tiny model's first choice is the whole line.)"""
+    predictor = Predictor.from_checkpoint(ckpt, config=PredictorConfig(saving_power=1.0))
     prompt = before("    def test_add(self):\n        self.assertEqual(")
     following = "        self.assertEqual(add(1, 2), 3)"
     cursor_line = prompt.rsplit("\n", 1)[-1]

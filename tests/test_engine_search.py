@@ -10,6 +10,7 @@ import torch
 from evaluate.healing import TokenIndex, back_off
 from evaluate.kinds import StopRule, closing_suffix
 from evaluate.predictor import Predictor, PredictorConfig
+from evaluate.search import best_cut
 from tests.tiny_model import BigramModel, tiny_tokenizer
 
 SYMBOLS = [b"a", b"b", b"c", b" ", b"\n"]
@@ -84,9 +85,9 @@ def exhaustive(table, tok, start: int, typed: bytes, max_steps: int) -> dict[str
     return {text: q / typed_mass[0] for text, q in texts.items()}
 
 
-def predictor_for(table, tok, beam_width, max_tokens=4):
+def predictor_for(table, tok, beam_width, max_tokens=4, saving_power=PredictorConfig.saving_power):
     cfg = PredictorConfig(beam_width=beam_width, max_tokens={"word": max_tokens, "line": max_tokens,
-                                                             "block": max_tokens})
+                                                             "block": max_tokens}, saving_power=saving_power)
     return Predictor(BigramModel(table), tok, cache_size=0, config=cfg)
 
 
@@ -212,11 +213,13 @@ def test_unknown_kind_is_an_error():
         StopRule("sentence")
 
 
+@pytest.mark.parametrize("power", [1.0, 2.0])
 @pytest.mark.parametrize("seed", range(4))
-def test_default_kind_cuts_the_greedy_line_at_the_best_expected_saving(tok, seed):
-    # An uncertain model (random bigram table): the cut must still come back, with P(prefix) exact.
+def test_default_kind_cuts_the_greedy_line_at_the_best_expected_saving(tok, seed, power):
+    # An uncertain model (random bigram table): the cut must still come back, with P(prefix) exact, and
+    # ranked by (chars - 1) * P(prefix) ** power (power 1: the expected saving of the request).
     table = bigram_table(tok, seed=seed)
-    p = predictor_for(table, tok, beam_width=4, max_tokens=8)
+    p = predictor_for(table, tok, beam_width=4, max_tokens=8, saving_power=power)
     got = p.complete("b", max_suggestions=3)
     assert got, "the default kind always offers its best cut"
     # The greedy path from the typed "b" (single-character tokens: one path per text).
@@ -230,7 +233,7 @@ def test_default_kind_cuts_the_greedy_line_at_the_best_expected_saving(tok, seed
         path += tb[nxt].decode()
         p_prefix.append(p_prefix[-1] * float(probs[prev, nxt]))
         prev = nxt
-    greedy_best = max((len(path[:k]) - 1) * p_prefix[k] for k in range(1, len(path) + 1)) if path else 0.0
+    greedy_best = max((len(path[:k]) - 1) * p_prefix[k] ** power for k in range(1, len(path) + 1)) if path else 0.0
 
     def exact(text: str) -> float:  # P(the completion starts with text)
         q, prev = 1.0, index_of(tok, b"b")
@@ -241,7 +244,7 @@ def test_default_kind_cuts_the_greedy_line_at_the_best_expected_saving(tok, seed
 
     for c in got:
         assert c.prob == pytest.approx(exact(c.text), rel=1e-4)
-    values = [(len(c.text) - 1) * c.prob for c in got]
+    values = [(len(c.text) - 1) * c.prob ** power for c in got]
     assert values == sorted(values, reverse=True)
     assert values[0] >= greedy_best - 1e-6  # float32 rounding of the same product
 
@@ -267,3 +270,10 @@ def test_healing_over_several_tokens_gives_exact_conditional_probabilities(tok, 
     # limit cuts off, which the enumeration drops and the search keeps as unfinished.
     assert got[0].text == best[0][0]
     assert got[0].prob == pytest.approx(best[0][1], rel=2e-3)  # step-limit edge paths: < 0.2 %
+
+
+def test_the_cut_weighs_p_by_the_power():
+    # "abcd" is likely (0.9), the rest of the line less so (0.4 for all ten characters).
+    gen, logp = b"abcdefghij", [math.log(0.9)] * 4 + [math.log(0.4)] * 6
+    assert best_cut(gen, logp, 1.0) == (10, pytest.approx(9 * 0.4))  # the expected saving: the long cut
+    assert best_cut(gen, logp, 2.0) == (4, pytest.approx(3 * 0.9 ** 2))  # P counted twice: the sure part
