@@ -18,10 +18,11 @@ from pathlib import Path
 
 import torch
 
-from .metrics import (EDITOR_SUFFIX_LINES, char_surprise, clip_text, following_lines, line_completion, line_scores,
-                      percentile, sample_regions, simulate_typing, token_stats)
+from dataset.clean import normalise_newlines
 from models.quantize import QUANTIZE_CHOICES
 
+from .metrics import (EDITOR_SUFFIX_LINES, char_surprise, clip_text, following_lines, line_completion, line_scores,
+                      percentile, sample_regions, simulate_typing, token_stats)
 from .predictor import Predictor, PredictorConfig
 from .project import neighbours, split_projects
 from .remote import RemotePredictor
@@ -147,7 +148,7 @@ def load_texts(args) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]]]:
 
 def _read(path: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8").replace("\r\n", "\n")
+        return normalise_newlines(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         print(f"skipping {path}: not UTF-8", file=sys.stderr)
         return None
