@@ -17,7 +17,7 @@ One request:
 4. search   batched beam search with the kind's stop rule (search.py, kinds.py).
 5. rank     word/line/block: by probability (paths giving the same text are summed). Default kind (None):
             the rest of the line, each candidate cut where (chars - 1) * P(prefix) ** saving_power is
-            largest, ranked by that value (saving_power 2: the myopic expected saving, power 1, over-values
+            largest, ranked by that value (saving_power 3: the myopic expected saving, power 1, over-values
             long unlikely cuts; see PredictorConfig.saving_power).
 """
 from __future__ import annotations
@@ -127,12 +127,13 @@ class PredictorConfig:
     # `extra` chunk with a filename) defines. None disables it; so does context=None.
     imports: ImportsConfig | None = field(default_factory=ImportsConfig)
     # Default kind: each candidate is cut, and candidates are ranked, by (chars - 1) * P(prefix) ** this
-    # (search.py, best_cut). 2 ranks as sqrt(chars - 1) * P: a right suggestion of c characters does not save
-    # c - 1 keystrokes over what follows without it (one typed character, then the next request's suggestion
-    # often brings the same text), so long unlikely cuts were over-valued. Measured on validation
-    # (docs/evaluation.md "The cut weighs P twice"): project-aware 59.9 -> 64.1 %, 20 lines 53.7 -> 59.6 %,
-    # middle 62.0 -> 66.0 %, p50 -25 %; 1.5 / 2.5 / 3 / 4: 63.0 / 63.7 / 63.7 / 63.5 %.
-    saving_power: float = 2.0
+    # (search.py, best_cut). 3 ranks as (chars - 1) ** (1/3) * P: a right suggestion of c characters does not
+    # save c - 1 keystrokes over what follows without it (one typed character, then the next request's
+    # suggestion often brings the same text), so long unlikely cuts were over-valued. Measured on validation
+    # (docs/evaluation.md "The cut weighs P more"), power 1 / 2 / 3 / 4: project-aware (D) 59.9 / 64.1 / 63.7 /
+    # 63.5 %, (A) 63.1 / 66.4 / 66.8 / 66.6 %, (E) 52.3 / 56.5 / 57.0 / 57.0 %, 20 lines 53.7 / 59.6 / 60.0 / – %,
+    # middle with / without the suffix 62.0 / 55.7, 66.0 / 61.1, 66.4 / 62.4, 65.9 / 62.4 %; p50 -30 %.
+    saving_power: float = 3.0
 
 
 class Predictor:
