@@ -7,7 +7,7 @@
    split;
 2. `train.py --init CKPT` on it with the recipe chosen by measurement (docs/training.md): lr 2e-4, short
    warmup, cosine decay over the budget, part of every batch replayed from the default corpus when it is
-   built (half of every batch, against forgetting), validation on the held-out slice every --eval-every steps, early stopping
+   built (6 of 8 rows, against forgetting), validation on the held-out slice every --eval-every steps, early stopping
    and best.pt = the best held-out loss (never worse than the starting model) among the steps whose loss on
    the default corpus's validation rose at most --guard-rise (4.5 %) over the start's (train.py --guard);
    540 steps, so that the cosine decay ends inside the budget whatever the machine's speed (a wall-clock
@@ -37,7 +37,7 @@ from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint 
 
 # The recipe (measured: docs/training.md, "Train on your own code").
 RECIPE = {"lr": 2e-4, "warmup": 20, "min_lr_ratio": 0.1, "batch_size": 8, "seq_len": 256, "dropout": 0.1,
-          "weight_decay": 0.1, "eval_every": 25, "patience": 4, "replay_fraction": 0.5,
+          "weight_decay": 0.1, "eval_every": 25, "patience": 4, "replay_fraction": 0.75,
           "guard_rise": 0.045, "steps": 540,
           # A checkpoint trained to fill in the middle keeps doing it on your code (its FIM rate)
           "fim_rate": 0.5}
