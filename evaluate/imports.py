@@ -26,7 +26,7 @@ editor knows better: the module is one of the `input_extra` files, and only what
 
 Chosen by measurement on the validation files (docs/evaluation.md, "Imports from the project").
 Cost: a regular expression over the last 2K characters of the prompt per request; each chunk's names are
-read once and kept by the chunk's content key (an LRU bounded in count).
+read once and kept by the chunk's content key (an LRU bounded in bytes: ImportsConfig.max_bytes).
 """
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ from .encoder import LineMemoEncoder
 from .fim import FimConfig, fim_head, has_following_lines, trim_to_suffix
 from .healing import TokenIndex, back_off, token_offsets
 from .kinds import StopRule, check_kind
-from .search import Hypothesis, beam_search
+from .search import Hypothesis, beam_search, char_cuts, cut_value
 
 
 @dataclass
@@ -444,19 +444,14 @@ def probability_ranking(hypotheses: list[Hypothesis], n: int) -> list[Completion
 
 
 def expected_saving_ranking(hypotheses: list[Hypothesis], n: int, power: float = 1.0) -> list[Completion]:
-    """Every cut of every hypothesis, by expected saving (chars - 1) * P(prefix); the first is
-    `best_cut` of the best hypothesis."""
+    """Every cut of every hypothesis, by its value (chars - 1) * P(prefix) ** power (search.cut_value; power 1:
+    the expected saving); the first is `best_cut` of the best hypothesis."""
     merged: dict[str, tuple[float, float]] = {}
     for h in hypotheses:
-        chars = 0
-        for o in range(1, len(h.gen) + 1):
-            chars += h.gen[o - 1] & 0xC0 != 0x80
-            if o < len(h.gen) and h.gen[o] & 0xC0 == 0x80:
-                continue
-            p = math.exp(h.prefix_logp[o - 1])
-            value, text = (chars - 1) * p ** power, _text(h.gen[:o])
+        for o, chars in char_cuts(h.gen):
+            value, text = cut_value(chars, h.prefix_logp[o - 1], power), _text(h.gen[:o])
             if text and (text not in merged or value > merged[text][0]):
-                merged[text] = (value, p)
+                merged[text] = (value, math.exp(h.prefix_logp[o - 1]))
     ranked = sorted(merged.items(), key=lambda kv: (-kv[1][0], -kv[1][1]))
     # Cuts of one path are prefixes of each other ("th", "th,", "th, "): a suggestion list of them says
     # the same thing three times. Keep only the best cut of each path, so alternatives really differ.

@@ -133,7 +133,7 @@ def beam_search(model, state: Any, logits: torch.Tensor, index: TokenIndex, type
             for h in finished + survivors:
                 best_saving = max(best_saving, _best_saving(h, saving_power))
             left = max_steps - step - 1
-            keep = [(len(h.gen) + CHARS_PER_TOKEN_BOUND * left - 1) * math.exp(saving_power * h.logp) > best_saving
+            keep = [cut_value(len(h.gen) + CHARS_PER_TOKEN_BOUND * left, h.logp, saving_power) > best_saving
                     for h in survivors]
             pruned += [h for h, k in zip(survivors, keep) if not k]  # their cuts stay candidates
             survivors = [h for h, k in zip(survivors, keep) if k]
@@ -173,19 +173,31 @@ def beam_search(model, state: Any, logits: torch.Tensor, index: TokenIndex, type
     return SearchResult(finished + sorted(alive, key=lambda h: -h.logp), steps, forwards, timed_out)
 
 
+def char_cuts(gen: bytes):
+    """(byte length, characters) of every cut of `gen` that ends at a character boundary (UTF-8)."""
+    chars = 0
+    for o in range(1, len(gen) + 1):
+        if gen[o - 1] & 0xC0 != 0x80:
+            chars += 1  # a byte that starts a character
+        if o < len(gen) and gen[o] & 0xC0 == 0x80:
+            continue  # inside a multi-byte character
+        yield o, chars
+
+
+def cut_value(chars: int, logp: float, power: float) -> float:
+    """The value of a suggestion of `chars` characters with log P(it is right) = `logp`: (chars - 1) * P ** power."""
+    return (chars - 1) * math.exp(logp) ** power
+
+
 def best_cut(gen: bytes, prefix_logp: list[float], power: float = 1.0) -> tuple[int, float]:
     """(byte length, value) of the cut of `gen` maximising (chars - 1) * P(gen[:cut]) ** power. With power 1
     this is the expected saving of this one request (a right suggestion of c characters saves c - 1
     keystrokes, a wrong one costs nothing); it over-values long cuts, because without them the next requests
     would often bring the same text for a keystroke or two, and the engine uses power 3
     (PredictorConfig.saving_power: ranks as (c - 1) ** (1/3) * P)."""
-    best, best_value, chars = 0, -1.0, 0
-    for o in range(1, len(gen) + 1):
-        if gen[o - 1] & 0xC0 != 0x80:
-            chars += 1  # a byte that starts a character
-        if o < len(gen) and gen[o] & 0xC0 == 0x80:
-            continue  # inside a multi-byte character
-        value = (chars - 1) * math.exp(power * prefix_logp[o - 1])
+    best, best_value = 0, -1.0
+    for o, chars in char_cuts(gen):
+        value = cut_value(chars, prefix_logp[o - 1], power)
         if value > best_value:
             best, best_value = o, value
     return best, best_value
