@@ -94,8 +94,6 @@ class TrainConfig:
     guard_tokens: int = 16384  # guard validation tokens per evaluation
     fim_rate: float = 0.0  # fraction of training documents (pieces of windows) rearranged for FIM
     fim_spm: float = 1.0  # fraction of those in SPM order (the rest PSM)
-    fim_span: float = 0.0  # fraction of those split as a short span ending at a line end (dataset/fim.py)
-    fim_span_lines: int = 5  # a span's middle ends within this many lines
     prefetch: int = -1  # batches made ahead in a thread (dataset/prefetch.py); -1: 2 on CUDA, 0 on the CPU
     progress_bar: bool = False  # a tqdm bar with ETA instead of a log line every log_every steps
     track: bool = True  # labml tracking (local sqlite)
@@ -389,10 +387,8 @@ def train(cfg: TrainConfig) -> Path:
     precision = resolve_precision(cfg, device)
 
     # ---- data and tokenizer
-    if not all(0.0 <= x <= 1.0 for x in (cfg.fim_rate, cfg.fim_spm, cfg.fim_span)):
-        raise ValueError("--fim-rate, --fim-spm and --fim-span must be in [0, 1]")
-    if cfg.fim_span_lines < 1:
-        raise ValueError("--fim-span-lines must be >= 1")
+    if not 0.0 <= cfg.fim_rate <= 1.0 or not 0.0 <= cfg.fim_spm <= 1.0:
+        raise ValueError("--fim-rate and --fim-spm must be in [0, 1]")
     if cfg.prefetch < -1:
         raise ValueError("--prefetch must be >= 0 (batches made ahead) or -1 (2 on CUDA, 0 on the CPU)")
     if cfg.fim_rate > 0 and stream:
@@ -494,8 +490,7 @@ def train(cfg: TrainConfig) -> Path:
         batch, reset = data.next()
         target_mask = None
         if cfg.fim_rate > 0:
-            batch, target_mask = fim_rows(batch, tokenizer, fim_rng, cfg.fim_rate, cfg.fim_spm, cfg.fim_span,
-                                          cfg.fim_span_lines)
+            batch, target_mask = fim_rows(batch, tokenizer, fim_rng, cfg.fim_rate, cfg.fim_spm)
         return (batch, target_mask, reset), generators()
     prefetch = cfg.prefetch if cfg.prefetch >= 0 else (2 if device.type == "cuda" else 0)
     batches = Prefetcher(make_batch, generators(), prefetch)
@@ -730,10 +725,6 @@ def parse_args(argv=None) -> TrainConfig:
                    help="fraction of training documents rearranged for fill-in-the-middle (adds the FIM tokens)")
     p.add_argument("--fim-spm", type=float, default=defaults.fim_spm,
                    help="fraction of the FIM documents in suffix-prefix-middle order (the rest prefix-suffix-middle)")
-    p.add_argument("--fim-span", type=float, default=defaults.fim_span,
-                   help="fraction of the FIM documents whose middle is a short span ending at a line end")
-    p.add_argument("--fim-span-lines", type=int, default=defaults.fim_span_lines,
-                   help="a short span's middle ends at the end of one of the next N lines")
     p.add_argument("--prefetch", type=int, default=defaults.prefetch,
                    help="batches made ahead in a thread while a step runs (-1: 2 on CUDA, 0 on the CPU)")
     p.add_argument("--progress-bar", action="store_true", help="a progress bar with ETA instead of log lines")

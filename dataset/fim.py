@@ -23,14 +23,6 @@ them) and each piece is transformed with probability `rate`. Because the split i
 three parts are re-encoded and the row changes length; it is brought back to seq_len + 1 tokens by
 trimming the *end of the suffix* (the part farthest from the middle; at inference the suffix is also cut
 to its first lines) or, when shorter, padded with eot whose targets are masked out of the loss.
-
-**Short spans** (`span_fraction`, `train.py --fim-span`). Uniform splits make the middle a third of the
-window on average, and most of its tokens lie far from the suffix, where the suffix tells little. While
-editing, the middle is short and ends where a line does: the rest of the cursor line and the few lines
-before the code below (the edit-in-the-middle protocol retypes 5-line regions; the suffix then starts with
-the newline that ends the region). A span split cuts the prefix at a uniform character and ends the middle
-at the newline ending the line k lines further down, k uniform in [0, span_lines) (0: the rest of the
-prefix's line), so the loss on the middle is where the suffix matters.
 """
 from __future__ import annotations
 
@@ -42,22 +34,6 @@ from dataset.tokenizer import Tokenizer
 def split_text(text: str, rng: np.random.Generator) -> tuple[str, str, str]:
     """(prefix, middle, suffix) of `text`, cut at two uniform random character positions."""
     a, b = sorted(int(x) for x in rng.integers(0, len(text) + 1, size=2))
-    return text[:a], text[a:b], text[b:]
-
-
-def split_span(text: str, rng: np.random.Generator, span_lines: int) -> tuple[str, str, str]:
-    """(prefix, middle, suffix) of `text`: the prefix ends at a uniform random character, the middle at the
-    newline ending the line k in [0, span_lines) lines below (the suffix starts with that newline; the end
-    of the text when there are fewer lines)."""
-    a = int(rng.integers(0, len(text) + 1))
-    k = int(rng.integers(0, span_lines))
-    b, start = len(text), a
-    for _ in range(k + 1):
-        b = text.find("\n", start)
-        if b < 0:
-            b = len(text)
-            break
-        start = b + 1
     return text[:a], text[a:b], text[b:]
 
 
@@ -105,10 +81,8 @@ def fim_decode(tokenizer: Tokenizer, ids) -> str:
 
 
 def fim_rows(batch: np.ndarray, tokenizer: Tokenizer, rng: np.random.Generator, rate: float,
-             spm_fraction: float = 1.0, span_fraction: float = 0.0,
-             span_lines: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """Context-level FIM on a batch of training windows; `span_fraction` of the FIM pieces split by
-    `split_span` (short middles ending at a line end), the rest by `split_text`.
+             spm_fraction: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Context-level FIM on a batch of training windows.
 
     batch: [B, L] token ids (L = seq_len + 1). Returns (rows [B, L], target_mask [B, L - 1] bool):
     every row keeps its length; target_mask is False for the padding targets (ignored in the loss).
@@ -133,9 +107,7 @@ def fim_rows(batch: np.ndarray, tokenizer: Tokenizer, rng: np.random.Generator, 
                 text = tokenizer.decode(piece)  # a piece cut inside a character gets U+FFFD there
                 spm = bool(rng.random() < spm_fraction)
                 plan.append((spm, len(texts), i == len(pieces) - 1))
-                span = span_fraction > 0 and rng.random() < span_fraction  # no draw without spans: same rows
-                parts = split_span(text, rng, span_lines) if span else split_text(text, rng)
-                texts.extend(_texts_to_encode(*parts, spm))
+                texts.extend(_texts_to_encode(*split_text(text, rng), spm))
             else:
                 plan.append(piece)
         plans.append(plan)

@@ -2,14 +2,16 @@
 FIM prompt and suffix rules (evaluate/fim.py)."""
 from __future__ import annotations
 
+import argparse
 import json
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dataset.fim import fim_decode, fim_encode, fim_rows, split_span, split_text
+from dataset.fim import fim_decode, fim_encode, fim_rows, split_text
 from dataset.tokenizer import FIM_TOKENS, Tokenizer
 from evaluate.fim import FimConfig, fim_head, has_following_lines, trim_to_suffix
 from tests.tiny_model import TINY_TEXT, tiny_tokenizer
@@ -59,41 +61,6 @@ def test_split_points_are_uniform_characters():
     lengths = [len(split_text("abcdefghij", rng)[1]) for _ in range(4000)]
     # Two uniform points in [0, 10]: the middle is 0..10 characters, about a third of the text on average.
     assert min(lengths) == 0 and max(lengths) == 10 and 3.2 < np.mean(lengths) < 4.2
-
-
-def test_span_splits_end_the_middle_at_a_line_end_within_span_lines():
-    rng = np.random.Generator(np.random.PCG64(0))
-    text = "".join(f"line_{i} = {i}\n" for i in range(30))
-    newlines, ends_mid_line = [], 0
-    for _ in range(2000):
-        prefix, middle, suffix = split_span(text, rng, span_lines=3)
-        assert prefix + middle + suffix == text
-        assert suffix == "" or suffix.startswith("\n")  # the suffix starts where a line ends
-        newlines.append(middle.count("\n"))
-        ends_mid_line += not prefix.endswith("\n") and prefix != ""
-    # The middle is the rest of the prefix's line and 0, 1 or 2 whole lines more (k uniform in [0, 3)).
-    assert set(newlines) == {0, 1, 2} and all(abs(newlines.count(k) / 2000 - 1 / 3) < 0.05 for k in range(3))
-    assert ends_mid_line > 1500  # the prefix ends at a uniform character, mostly inside a line
-    assert split_span("no newline", rng, 5)[2] == ""  # no line end: the middle runs to the end
-
-
-def test_fim_rows_with_spans_round_trip_and_end_middles_at_line_ends(fim_tokenizer):
-    tok = fim_tokenizer
-    doc = tok.encode(TINY_TEXT)
-    _, _, mid = tok.fim_ids
-    rng = np.random.Generator(np.random.PCG64(7))
-    suffix_lines = []
-    for seed in range(40):
-        row = fim_rows(np.array([doc[:120]]), tok, rng, rate=1.0, span_fraction=1.0, span_lines=2)[0][0].tolist()
-        body = row[:row.index(tok.eot_id)] if tok.eot_id in row else row
-        text = fim_decode(tok, body)
-        assert TINY_TEXT.startswith(text)  # the whole window when the suffix was not trimmed
-        # SPM: <PRE> <SUF> suffix <MID> prefix middle: the window's text minus the suffix is prefix + middle,
-        # which ends at a line end of the original (or at the window's end).
-        suffix = tok.decode(body[2:body.index(mid)])
-        assert suffix == "" or suffix.startswith("\n")
-        suffix_lines.append(suffix.count("\n"))
-    assert len(set(suffix_lines)) > 3  # the suffix is the rest of the window: its length varies
 
 
 def test_fim_rows_keep_the_length_and_mask_only_padding(fim_tokenizer):
@@ -205,6 +172,14 @@ def test_tiny_fim_model_fills_a_gap_only_the_suffix_determines(tmp_path):
             args = (f"x = {w[:i]}",)
             kw = {"suffix": f"\nassert x == {w}\n", "max_suggestions": 2}
             assert [c.text for c in predictor.complete(*args, **kw)] == [c.text for c in uncached.complete(*args, **kw)]
+    # scripts/fim_bits.py reads it too: the middle's last third (the word) costs far fewer bits with the
+    # suffix first; left to right ~log2(6) bits, the word is a guess.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from fim_bits import measure
+    texts = {w: f"x = {w}\nassert x == {w}\n" for w in WORDS}
+    options = argparse.Namespace(regions=1, region_lines=1, seed=0, prefix_tokens=4, suffix_tokens=16)
+    l2r, fim, n = measure(ckpt.model, ckpt.tokenizer, texts, options)["last third"]
+    assert n == len(WORDS) and fim < 0.6 * l2r and l2r / n > 2.0, (l2r, fim, n)
 
 
 def test_init_from_a_checkpoint_without_fim_tokens_grows_its_vocabulary(tmp_path):
