@@ -43,7 +43,6 @@ from pathlib import Path
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from evaluate.predictor import PredictorConfig
 from serving.gate import ModelGate, QueueFull  # noqa: F401 - re-exported (tests, embedders)
 from serving.loading import load_for_inference, load_model, model_info, plain  # noqa: F401 - re-exported
 from serving.metrics import Metrics
@@ -70,9 +69,8 @@ class ServerConfig:
     retry_after_s: int = 1                # Retry-After on every 503
     time_budget_ms: float | None = None   # latency budget per request from its arrival (None: no budget)
     max_time_budget_ms: float = 5000.0    # cap on a client's own "time_budget_ms"
-    # Keep only the end of the prompt and the start of the suffix the engine reads (64K / 16K characters).
-    max_prompt_chars: int = PredictorConfig.max_prompt_chars
-    max_suffix_chars: int = PredictorConfig.max_suffix_chars
+    max_prompt_chars: int = 64 * 1024     # keep only the last 64K characters of the prompt
+    max_suffix_chars: int = 16 * 1024     # and the first 16K characters of the suffix
     max_extra_chunks: int = 256           # input_extra: at most this many chunks (more: 413)
     max_extra_chars: int = 512 * 1024     # and this many characters of chunk text in all (more: 413)
     max_filename_chars: int = 4096        # an input_extra filename longer than this: 400
