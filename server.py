@@ -69,6 +69,8 @@ class ServerConfig:
     retry_after_s: int = 1                # Retry-After on every 503
     time_budget_ms: float | None = None   # latency budget per request from its arrival (None: no budget)
     max_time_budget_ms: float = 5000.0    # cap on a client's own "time_budget_ms"
+    # What the engine reads (PredictorConfig.max_prompt_chars / max_suffix_chars), written out: importing the
+    # engine would load torch into the HTTP process (+160 MiB PSS; tests/test_server_cli.py holds it off).
     max_prompt_chars: int = 64 * 1024     # keep only the last 64K characters of the prompt
     max_suffix_chars: int = 16 * 1024     # and the first 16K characters of the suffix
     max_extra_chunks: int = 256           # input_extra: at most this many chunks (more: 413)

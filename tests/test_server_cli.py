@@ -128,3 +128,13 @@ def test_device_reported_by_health(checkpoint, args):
         model = requests.get(srv.url + "/health", timeout=30).json()["model"]
         assert model["device"] == ("cuda" if "auto" in args and torch.cuda.is_available() else "cpu")
         assert requests.post(srv.url + "/autocomplete", json={"prompt": "x"}, timeout=30).status_code == 200
+
+
+def test_the_http_process_does_not_import_torch():
+    """With engine workers the HTTP process only parses, queues and forwards: importing the engine (or
+    anything that imports torch) there costs ~160 MiB of PSS (benchmarks/context.py, 2026-12-05)."""
+    code = "import sys, server; print(sorted(m for m in ('torch', 'numpy', 'evaluate') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            cwd=SERVER.parent)
+    assert result.returncode == 0, result.stderr
+    assert "torch" not in result.stdout and "evaluate" not in result.stdout, result.stdout
