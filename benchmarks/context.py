@@ -16,6 +16,7 @@ context store's bytes from /metrics.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 from pathlib import Path
@@ -33,7 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def extra_chunks(target: Path, files: list[Path], budget: int, rng: random.Random) -> list[dict]:
-    """Other held-out files up to `budget` characters: the target's folder first, then random others."""
+    """Other held-out files up to `budget` characters: the target's folder first, then random others; named
+    by their path below the files' common folder, as the editor names them by their path in the workspace
+    (the engine's imports resolve `from package.module import` by it)."""
+    root = Path(os.path.commonpath(files)) if len(files) > 1 else target.parent
     same = sorted(p for p in files if p.parent == target.parent and p != target)
     others = [p for p in files if p.parent != target.parent]
     rng.shuffle(others)
@@ -41,7 +45,7 @@ def extra_chunks(target: Path, files: list[Path], budget: int, rng: random.Rando
     for p in same + others:
         text = p.read_text(encoding="utf-8", errors="replace")[:left]
         if text.strip():
-            chunks.append({"filename": p.name, "text": text})
+            chunks.append({"filename": p.relative_to(root).as_posix(), "text": text})
             left -= len(text)
         if left <= 0:
             break
