@@ -35,19 +35,19 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from .context import text_key
-from .names import NAME_BYTES
+from .names import NAME_BYTES, inside_name
 from .project import module_parts
 
 # `from MODULE import` at a line start (MODULE: dots and/or a dotted name)
-_FROM = re.compile(r"^[ \t]*from[ \t]+(\.*(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)?)[ \t]+import\b", re.M)
-_ITEM = re.compile(r"^\s*([A-Za-z_]\w*)(?:\s+as\s+[A-Za-z_]\w*)?\s*$")
-_LAST = re.compile(r"^\s*([A-Za-z_]\w*)?$")
+_FROM = re.compile(r"^[ \t]*from[ \t]+(\.*(?:[^\W\d]\w*(?:\.[^\W\d]\w*)*)?)[ \t]+import\b", re.M)
+_ITEM = re.compile(r"^\s*([^\W\d]\w*)(?:\s+as\s+[^\W\d]\w*)?\s*$")
+_LAST = re.compile(r"^\s*([^\W\d]\w*)?$")
 # top-level definitions of a module
-_DEF = re.compile(r"^(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)|^class[ \t]+([A-Za-z_]\w*)"
-                  r"|^([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=(?!=)", re.M)
+_DEF = re.compile(r"^(?:async[ \t]+)?def[ \t]+([^\W\d]\w*)|^class[ \t]+([^\W\d]\w*)"
+                  r"|^([^\W\d]\w*)[ \t]*(?::[^=\n]*)?=(?!=)", re.M)
 _REEXPORT = re.compile(r"^from[ \t]+[.\w]+[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)|^import[ \t]+([^\n]*)", re.M)
 _ALL = re.compile(r"^__all__\s*(?::[^=\n]*)?\+?=\s*[\[(]([^\])]*)[\])]", re.M)
-_STRING_NAME = re.compile(r"""["']([A-Za-z_]\w*)["']""")
+_STRING_NAME = re.compile(r"""["']([^\W\d]\w*)["']""")
 
 
 @dataclass
@@ -71,7 +71,7 @@ class ImportSite:
 def import_site(prompt: str, suffix: str = "", min_prefix: int = 0) -> ImportSite | None:
     """Where the end of `prompt` is inside a `from MODULE import ...` list, typing a name of at least
     `min_prefix` characters (and the cursor not inside a name: `suffix` does not go on with one); else None."""
-    if _inside_name(suffix):
+    if inside_name(suffix):
         return None
     tail = prompt[-2048:]
     last = None
@@ -114,14 +114,14 @@ class ModuleSite:
     imported: frozenset  # the modules (at the same level) `from .X import` lines above already import
 
 
-_FROM_RELATIVE = re.compile(r"^[ \t]*from[ \t]+\.+((?:[A-Za-z_]\w*\.)*)([A-Za-z_]\w*)?\Z", re.M)
-_RELATIVE_ABOVE = re.compile(r"^[ \t]*from[ \t]+\.+([A-Za-z_][\w.]*)[ \t]+import\b", re.M)
+_FROM_RELATIVE = re.compile(r"^[ \t]*from[ \t]+\.+((?:[^\W\d]\w*\.)*)([^\W\d]\w*)?\Z", re.M)
+_RELATIVE_ABOVE = re.compile(r"^[ \t]*from[ \t]+\.+([^\W\d][\w.]*)[ \t]+import\b", re.M)
 
 
 def module_site(prompt: str, suffix: str = "", min_prefix: int = 1) -> ModuleSite | None:
     """Where the cursor line is `from .` + a module's name being typed (a relative import: the module is
     one of the project's), of at least `min_prefix` characters; else None."""
-    if _inside_name(suffix):
+    if inside_name(suffix):
         return None
     start = prompt.rfind("\n") + 1
     m = _FROM_RELATIVE.match(prompt, start)
@@ -157,11 +157,6 @@ def module_names(text: str, package: bool) -> list[str]:
 def _module_path(filename: str) -> tuple[str, ...]:
     """The module path of a chunk's `.py` file (project.module_parts); another file's: ()."""
     return module_parts(filename) if filename.endswith(".py") else ()
-
-
-def _inside_name(suffix: str) -> bool:
-    """The cursor is inside a name: the text after it goes on with one (inserting a name would split it)."""
-    return suffix[:1].isidentifier() or suffix[:1].isdigit()
 
 
 def _dotted(module: str) -> tuple[str, ...]:

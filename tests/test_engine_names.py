@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from evaluate.context import ContextStore
-from evaluate.names import NamesConfig, ProjectNames, typed_prefix
+from evaluate.names import NamesConfig, ProjectNames, find_names, typed_prefix
 from evaluate.predictor import Predictor, PredictorConfig
 from tests.tiny_model import make_tiny_checkpoint
 
@@ -35,6 +35,17 @@ def test_the_typed_prefix_is_the_identifier_before_the_cursor_outside_names_and_
     assert typed_prefix("x = (", "", 2) is None
 
 
+def test_names_in_any_script_are_names():
+    """Python 3 identifiers may hold any letters: `größe_berechnen` is one name, offered like any other."""
+    assert typed_prefix("x = größe_be", "", 2) == "größe_be"
+    assert typed_prefix("x = größe_be", "rechnen(a)", 2) is None  # inside the name
+    assert typed_prefix("x = größe", "ü", 2) is None
+    assert typed_prefix("x = a×b", "", 2) is None  # `×` is no letter: `b` alone is too short
+    text = "größe = maß_1 * 2\nx = a×b — _ü1 + 3x\nfür_alle = größe_berechnen(größe)\n"
+    assert find_names(text) == ["größe", "maß_1", "x", "a", "b", "_ü1", "x", "für_alle", "größe_berechnen", "größe"]
+    assert find_names("plain = ascii_only(3x)") == ["plain", "ascii_only", "x"]
+
+
 def test_extending_names_are_counted_over_blocks_chunks_and_the_cursor_line(store):
     names = ProjectNames()
     found = names.extending("par", store.cut("parse_date(x)\nparse_date(y)\nparser = 1\n",
@@ -42,6 +53,9 @@ def test_extending_names_are_counted_over_blocks_chunks_and_the_cursor_line(stor
                             "z = parse_time(")
     # `par` itself is no completion; the rest in order of first appearance
     assert found == {"parse_date": 2, "parser": 1, "parse_time": 2, "partial": 1}
+    found = names.extending("grö", store.cut("größe = 1\n", ["def größe_berechnen(x):\n    return x\n"]), "y = ")
+    assert found == {"größe": 1, "größe_berechnen": 1}
+    assert names.complete("grö", "ß(", found) == ("ße", 0.5)  # the search's `größ(` is no name of the project
 
 
 def test_the_search_keeps_its_suggestion_when_it_completes_a_known_name():
