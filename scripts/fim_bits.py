@@ -46,7 +46,8 @@ def measure(model, tokenizer, texts: dict[str, str], args) -> dict[str, float]:
     if tokenizer.fim_ids is None:
         raise SystemExit("error: the model has no FIM tokens (train it with --fim-rate)")
     sums = {key: [0.0, 0.0, 0] for key in ("all", "first third", "last third")}  # key -> [l2r, fim, tokens]
-    room = model.max_context - 1 - args.prefix_tokens  # head + middle must fit beside the prefix
+    # head + middle must fit beside the prefix in a transformer's window (a recurrent model has none)
+    room = (getattr(model, "max_context", None) or 1 << 30) - 1 - args.prefix_tokens
     for name, text in texts.items():
         for a, b in sample_regions(text, args.regions, args.region_lines, random.Random(f"{args.seed}/{name}")):
             # The protocol's cut: the region's last newline stays, so the suffix starts with it.
