@@ -249,3 +249,25 @@ def test_matches_run_across_block_cuts_of_one_text(ckpt):
     assert text[cut + 12:].startswith(tok.decode([int(ids[0])]))  # the true continuation
     # and its weight is that of the long match (~42 bytes), not of the 12 bytes after the cut
     assert lam >= config.max_weight * (1 - np.exp(-30 / config.scale_bytes))
+
+
+def test_segment_lookups_find_every_occurrence_latest_last():
+    """Segment's one-sort index (keys unique by position) returns, for a history's longest indexed k-gram,
+    the end positions of all its occurrences followed by text, in memory order, the latest `max_candidates`."""
+    from evaluate.context import _LEVELS, Segment, _query_hashes
+    eot = 0
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(1, 4, size=3000).astype(np.int32)  # 3 symbols: every k-gram recurs, up to k ~ 8
+    seg = Segment([tokens], eot, np.ones(8, dtype=np.int64))
+    n = len(tokens)
+    for end in rng.integers(20, n - 1, size=40).tolist():
+        hist = tuple(tokens[:end + 1].tolist())
+        k, ends = seg.candidates(_query_hashes(hist), max_candidates=10_000)
+        # the reference: the largest indexed k whose last k tokens occur ending anywhere but the segment's end
+        want_k = max(k_ for k_ in _LEVELS if k_ <= len(hist) and any(
+            tuple(tokens[i - k_ + 1:i + 1].tolist()) == hist[-k_:] for i in range(k_ - 1, n - 1)))
+        want = [i for i in range(want_k - 1, n - 1) if tuple(tokens[i - want_k + 1:i + 1].tolist()) == hist[-want_k:]]
+        assert k == want_k and ends.tolist() == want
+        assert seg.candidates(_query_hashes(hist), max_candidates=3)[1].tolist() == want[-3:]
+    # a history ending in a token the segment never holds finds nothing
+    assert seg.candidates(_query_hashes((3, 7)), 5)[0] == 0
