@@ -185,8 +185,8 @@ class Segment:
         self.keys: dict[int, np.ndarray] = {}
         self.pos: dict[int, np.ndarray] = {}
         followed = np.nonzero(follows)[0].astype(np.int32)
-        self.pos_bits = max(int(n).bit_length(), 1)
-        low = np.uint64((1 << self.pos_bits) - 1)
+        pos_bits = max(int(n).bit_length(), 1)  # every position fits
+        low = np.uint64((1 << pos_bits) - 1)
         self.high = ~low  # the bits of a mixed hash kept in a key
         for k in _LEVELS:
             ends = followed[followed >= k - 1]
