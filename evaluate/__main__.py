@@ -22,14 +22,17 @@ from dataset.clean import normalise_newlines
 from models.quantize import QUANTIZE_CHOICES
 
 from .metrics import (EDITOR_SUFFIX_LINES, char_surprise, clip_text, following_lines, line_completion, line_scores,
-                      percentile, sample_regions, simulate_typing, token_stats)
+                      percentile, sample_inside_spans, sample_regions, simulate_typing, token_stats)
 from .predictor import Predictor, PredictorConfig
 from .project import neighbours, split_projects
 from .remote import RemotePredictor
 from .views import keystrokes_html, surprise_html
 
 KIND_NAMES = {"auto": None, "word": "word", "line": "line", "block": "block"}
-PROTOCOLS = ["lines", "project", "middle", "middle-nosuffix"]
+PROTOCOLS = ["lines", "project", "middle", "middle-nosuffix", "inside", "inside-nosuffix"]
+# The edit protocols: what is retyped in each file, and which suffix goes with it (None: none; N: the rest of
+# the line and N lines; "editor": --suffix-lines)
+SPAN_PROTOCOLS = {"middle": "editor", "middle-nosuffix": None, "inside": "editor", "inside-nosuffix": 0}
 
 
 def parse_args(argv=None):
@@ -52,9 +55,13 @@ def parse_args(argv=None):
                    help="lines: the last --context-lines lines as the prompt (today's editor); project: the whole "
                         "text before the cursor + other files of the same project as input_extra; middle: retype "
                         "--regions regions of --region-lines lines inside each file with the next --suffix-lines "
-                        "lines after the region as the suffix; middle-nosuffix: the same regions without it")
+                        "lines after the region as the suffix; middle-nosuffix: the same regions without it; inside: "
+                        "retype the inside of --spans bracket pairs per file (a call's arguments, a subscript) with "
+                        "the rest of the line and the next --suffix-lines lines as the suffix; inside-nosuffix: "
+                        "the same spans with only the rest of the line")
     p.add_argument("--regions", type=int, default=4, help="middle protocols: regions retyped per file")
     p.add_argument("--region-lines", type=int, default=5, help="middle protocols: lines per region")
+    p.add_argument("--spans", type=int, default=12, help="inside protocols: bracket insides retyped per file")
     p.add_argument("--suffix-lines", type=int, default=EDITOR_SUFFIX_LINES,
                    help="middle protocol: lines after the cursor line sent as the suffix (default: the editor's, of "
                         "which the engine keeps 16K characters; 20 until 2026-12-05)")
@@ -91,7 +98,8 @@ def parse_args(argv=None):
     if not 0 <= args.start_fraction < 1:
         p.error("--start-fraction must be in [0, 1)")
     for name in ("max_files", "max_chars", "context_lines", "line_samples", "cache_size", "beam_width",
-                 "auto_beam_width", "extra_chars", "files_per_project", "regions", "region_lines", "suffix_lines"):
+                 "auto_beam_width", "extra_chars", "files_per_project", "regions", "region_lines", "suffix_lines",
+                 "spans"):
         if getattr(args, name) < 0 or (name in ("beam_width", "auto_beam_width", "region_lines")
                                        and getattr(args, name) < 1):
             p.error(f"--{name.replace('_', '-')} must be positive")
@@ -163,14 +171,13 @@ def _col(kind: str, protocol: str) -> str:
     return kind if protocol == "lines" else f"{kind}_{protocol}"
 
 
-def _retype_regions(completer, text: str, regions, kind, args, suffix_lines: int | None):
-    """Edit in the middle: each region [a, b) deleted and retyped (its last newline stays, so the cursor is
-    on its own line), the prompt the last --context-lines lines; the suffix the code after the region
-    (`suffix_lines` lines) or, without it, nothing (the rest of the cursor line is empty there)."""
+def _retype_spans(completer, text: str, spans, kind, args, suffix_lines: int | None):
+    """The edit protocols: each span [a, b) deleted and retyped, the prompt the last --context-lines lines; the
+    suffix the text from b: the rest of b's line and its next `suffix_lines` lines, or (None) nothing."""
     total = None
-    for a, b in regions:
-        suffix = following_lines(text, b - 1, suffix_lines) if suffix_lines is not None else ""
-        r = simulate_typing(completer, text, kind, args.context_lines, start=a, end=b - 1, suffix=suffix)
+    for a, b in spans:
+        suffix = following_lines(text, b, suffix_lines) if suffix_lines is not None else ""
+        r = simulate_typing(completer, text, kind, args.context_lines, start=a, end=b, suffix=suffix)
         if total is None:
             total = r
         else:
@@ -223,13 +230,17 @@ def evaluate(args) -> dict:
         row = {"file": name, "project": name.rsplit("/", 1)[0] if "/" in name else "files",
                "extra_chars": sum(len(t) for _, t in extras.get(name, [])), "chars_typed": 0}
         start, end = _region(text, args)
-        regions = sample_regions(text, args.regions, args.region_lines, random.Random(f"{args.seed}/{name}"))
+        # Edit in the middle: whole lines, each region's last newline stays (the cursor is on its own line, the
+        # rest of it empty). Inside: bracket pairs' insides, the rest of their line stays.
+        spans = {"middle": [(a, b - 1) for a, b in sample_regions(text, args.regions, args.region_lines,
+                                                                     random.Random(f"{args.seed}/{name}"))],
+                 "inside": sample_inside_spans(text, args.spans, random.Random(f"{args.seed}/inside/{name}"))}
         for i, (kind, protocol) in enumerate(cols):
             col = _col(kind, protocol)
             completer.clear_cache()
-            if protocol.startswith("middle"):
-                r = _retype_regions(completer, text, regions, KIND_NAMES[kind], args,
-                                    suffix_lines=args.suffix_lines if protocol == "middle" else None)
+            if protocol in SPAN_PROTOCOLS:
+                suffix_lines = args.suffix_lines if SPAN_PROTOCOLS[protocol] == "editor" else SPAN_PROTOCOLS[protocol]
+                r = _retype_spans(completer, text, spans[protocol.split("-")[0]], KIND_NAMES[kind], args, suffix_lines)
                 if r is None:
                     continue
             else:
@@ -244,8 +255,8 @@ def evaluate(args) -> dict:
             row[f"chars_typed_{col}"] = r.chars
             row["chars_typed"] = max(row.get("chars_typed", 0), r.chars)
             row[f"p50_ms_{col}"] = percentile(r.request_ms, 50)
-            if protocol.startswith("middle"):
-                continue  # the regions are pieces of the file: no single view
+            if protocol in SPAN_PROTOCOLS:
+                continue  # the spans are pieces of the file: no single view
             (out / f"{_safe(name)}.{col}.keystrokes.html").write_text(
                 keystrokes_html(f"{name}: keystrokes ({col})", text[start:end], r.accepted, r.saved),
                 encoding="utf-8")
@@ -262,6 +273,8 @@ def evaluate(args) -> dict:
     line_results = {}
     if args.line_samples:
         for protocol in args.protocol:
+            if protocol.startswith("inside"):
+                continue  # its spans are the line completion of that edit
             completer.clear_cache()
             lines = 0 if protocol == "project" else args.context_lines
             samples = line_completion(completer, texts, args.line_samples, args.seed, lines,

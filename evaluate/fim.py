@@ -20,7 +20,10 @@ left to right exactly as before.
 
 **Never run into the suffix** (`trim_to_suffix`, for every model): a completion is cut before a generated
 line that equals the first non-blank line after the cursor line, and dropped when the line it completes
-would be that following line itself (the duplicate a left-to-right model typically proposes).
+would be that following line itself (the duplicate a left-to-right model typically proposes). Inside a line,
+the search stops before closing what the rest of the line closes (kinds.py); a single-line completion that
+ends with the rest of the line when that rest has no brackets or quotes (`for x in ` + `:` -> `items`, not
+`items:`; `with open(p)` + ` as f:` -> nothing) loses that ending.
 """
 from __future__ import annotations
 
@@ -59,8 +62,28 @@ def fim_head(tokenizer: Tokenizer, suffix: str, config: FimConfig) -> tuple[int,
     return (pre, suf, *ids, mid)
 
 
+_BRACKETS_QUOTES = frozenset("()[]{}\"'`")
+
+
+def trim_rest_of_line(completion: str, suffix: str) -> str:
+    """A single-line `completion` without the rest of the cursor line it ends with ('' drops it), where that
+    rest (stripped) has no bracket or quote: those are the stop rule's (kinds.py), which knows which closer is
+    whose; `f(x)` ending with the `)` of the rest is no repeat of it."""
+    rest = suffix.split("\n", 1)[0].strip()
+    if not rest or "\n" in completion or any(c in _BRACKETS_QUOTES for c in rest):
+        return completion
+    text = completion.rstrip()
+    if not text.endswith(rest):
+        return completion
+    return text[:len(text) - len(rest)].rstrip()
+
+
 def trim_to_suffix(completion: str, cursor_line: str, suffix: str) -> str:
-    """`completion` cut so it does not repeat the line that follows the cursor line ('' drops it)."""
+    """`completion` cut so it does not repeat the rest of the cursor line (`trim_rest_of_line`) or the line
+    that follows the cursor line ('' drops it)."""
+    completion = trim_rest_of_line(completion, suffix)
+    if not completion:
+        return ""
     following = next((line.strip() for line in suffix.split("\n")[1:] if line.strip()), "")
     if not following:
         return completion

@@ -98,6 +98,52 @@ def sample_regions(text: str, n: int, n_lines: int, rng: random.Random) -> list[
     return [(starts[i], starts[i + n_lines]) for i in sorted(chosen)]
 
 
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+
+
+def bracket_spans(line: str) -> list[tuple[int, int]]:
+    """[a, b) of every bracket pair's inside on one line of code (a after the opener, b at its closer), found
+    by a scan that skips string literals and stops at a comment. A line whose brackets or strings do not
+    close on it gives only the pairs that do."""
+    spans, stack, i = [], [], 0
+    while i < len(line):
+        c = line[i]
+        if c == "#":
+            break
+        if c in "\"'":
+            close = line.find(c, i + 1)
+            while close > 0 and line[close - 1] == "\\":
+                close = line.find(c, close + 1)
+            if close < 0:
+                break
+            i = close + 1
+            continue
+        if c in _PAIRS:
+            stack.append((c, i))
+        elif c in ")]}":
+            if not stack or _PAIRS[stack[-1][0]] != c:
+                break  # closes what opened on an earlier line
+            spans.append((stack.pop()[1] + 1, i))
+        i += 1
+    return spans
+
+
+def sample_inside_spans(text: str, n: int, rng: random.Random, min_chars: int = 3) -> list[tuple[int, int]]:
+    """Up to n spans [a, b) of the file, each the inside of a bracket pair on one line (a call's arguments, a
+    subscript, a literal) with at least `min_chars` non-blank characters, one per line: what is retyped when a
+    line is edited inside while the rest of it stays (`print(|)` + `)` after the cursor)."""
+    starts = line_starts_of(text)
+    candidates = []
+    for number, line in enumerate(text.split("\n")):
+        spans = [(a, b) for a, b in bracket_spans(line) if len(line[a:b].replace(" ", "")) >= min_chars]
+        if spans:
+            candidates.append((number, spans))
+    rng.shuffle(candidates)
+    chosen = [(starts[number] + a, starts[number] + b) for number, spans in candidates[:n]
+              for a, b in [rng.choice(spans)]]
+    return sorted(chosen)
+
+
 def simulate_typing(predictor, text: str, kind: str | None = None, context_lines: int = 20,
                     extra: list[str] | None = None, start: int = 0, end: int | None = None,
                     suffix: str = "") -> TypingResult:

@@ -236,6 +236,7 @@ class Predictor:
         extra = [t for _, t in chunks]
         head = fim_head(self.tokenizer, suffix, self.config.fim)
         below = has_following_lines(suffix)  # code after the cursor line (a 16K-character suffix: scan it once)
+        rest_of_line = bool(suffix.split("\n", 1)[0].strip())
         cursor_line = prompt.rsplit("\n", 1)[-1]
         kept, ids = self.window(prompt, max(self.prompt_budget - len(head), 16))
         memory, remembered = None, ""
@@ -267,12 +268,12 @@ class Predictor:
         self.counters["step_cache_hits"] += result.steps - result.forwards
         self.counters["forward_calls"] += result.forwards
         self.counters["timeouts"] += int(result.timed_out)
-        # With code below the cursor, rank a few more: a candidate that repeats the next line is dropped
-        # (trim_to_suffix), and the next one takes its place.
-        wanted = max_suggestions + (width if below else 0)
+        # With code below the cursor or after it on its line, rank a few more: a candidate that repeats the next
+        # line or is only the rest of the line is dropped (trim_to_suffix), and the next one takes its place.
+        wanted = max_suggestions + (width if below or rest_of_line else 0)
         ranked = expected_saving_ranking(result.hypotheses, wanted, self.config.saving_power) if kind is None \
             else probability_ranking(result.hypotheses, wanted)
-        if below:
+        if below or rest_of_line:
             trimmed: dict[str, Completion] = {}
             for c in ranked:
                 if (t := trim_to_suffix(c.text, cursor_line, suffix)) and t not in trimmed:

@@ -8,6 +8,8 @@
 #   middle / middle-nosuffix  edit in the middle: 4 regions of 5 lines per file deleted and retyped with
 #            the rest of the file present; {"prompt": 20 lines, "suffix": the rest of the file (1000 lines,
 #            16K characters: the extension's default; SUFFIX_LINES=20 for the protocol before 2026-12-05)} or none
+#   inside / inside-nosuffix  edit inside a line: the insides of 12 bracket pairs per file (a call's arguments)
+#            retyped with the rest of their line after the cursor; the suffix as for middle, or only that rest
 # Usage: [PROTOCOLS="lines middle"] [OUT=DIR] scripts/measure_default.sh [MODEL] [FILES] [CHARS] [START_FRACTION]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +18,7 @@ FILES=${2:-12}
 CHARS=${3:-2000}
 START=${4:-0}
 DATA=${DATA:-data/default-model}
-PROTOCOLS=${PROTOCOLS:-lines project middle middle-nosuffix}
+PROTOCOLS=${PROTOCOLS:-lines project middle middle-nosuffix inside inside-nosuffix}
 OUT=${OUT:-reports/eval-server${START/#0/}}
 mkdir -p "$OUT"
 PORT=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

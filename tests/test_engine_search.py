@@ -198,14 +198,39 @@ def test_block_rule():
 def test_suffix_rule():
     assert closing_suffix(")") == b")"
     assert closing_suffix('")  \nnext line') == b'")'
-    assert closing_suffix(") + 1") == b""
     assert closing_suffix("") == b""
+    assert closing_suffix("  # a comment (note)") == b""
+    assert closing_suffix("[0] + 1", "a = b") == b""  # the rest closes nothing it did not open
     rule = StopRule("line", "print(foo", suffix=")")
     assert rule.cut(b", baz):\n") == 5  # stops before the ")" the suffix already has
     assert rule.cut(b"(1, 2))") == 6  # its own brackets are balanced first
     assert rule.cut(b'"a)b")') == 5  # a ")" inside its own string does not count
     assert StopRule("line", 'x == "__ma', suffix='"').cut(b'in__":') == 4
     assert StopRule("word", "f(x", suffix=")").cut(b")") == 0
+
+
+@pytest.mark.parametrize("cursor_line, rest, closer", [
+    ("foo(bar", ") + 1", b")"),                        # what the rest closes: the call
+    ("with open(path, ", ") as f:", b")"),
+    ("data = json.loads(", ".read_text())", b")"),     # the rest's own "(" ")" pair is skipped
+    ("x = [n", ".strip() for n in names]", b"]"),
+    ("f(x", ', ")")', b")"),                          # a ")" in the rest's string does not count
+    ('f("ab', '", x)', b'"'),                          # inside a string the rest closes: its quote
+    ('s = """doc', '""" + x', b'"'),
+    ("f(", '"abc")', b")"),                            # before a string: the bracket after it
+])
+def test_suffix_rule_when_the_rest_of_the_line_is_more_than_closers(cursor_line, rest, closer):
+    assert closing_suffix(rest + "\nnext line", cursor_line) == closer
+
+
+def test_completions_stop_before_they_would_close_what_the_rest_of_the_line_closes():
+    rule = StopRule(None, "with open(path, ", suffix=") as f:\n    pass")
+    assert rule.cut(b'"rb") as f:') == len(b'"rb"')  # not `open(path, "rb") as f:) as f:`
+    assert rule.cut(b'encoding=get("x")) as f:') == len(b'encoding=get("x")')  # its own call closes first
+    rule = StopRule(None, "data = json.loads(", suffix=".read_text())\n")
+    assert rule.cut(b"path)") == len(b"path")
+    assert StopRule(None, 'f("ab', suffix='", x)').cut(b'cd", x)') == 2
+    assert StopRule(None, "x = 1", suffix="  # note (1)").cut(b" + 2)") is None  # a comment closes nothing
 
 
 def test_unknown_kind_is_an_error():

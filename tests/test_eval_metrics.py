@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from evaluate.__main__ import main
-from evaluate.metrics import (char_surprise, clip_text, edit_similarity, levenshtein, line_completion,
-                              line_scores, line_starts_of, prompt_at, sample_line_cuts, simulate_typing,
-                              token_stats)
+from evaluate.metrics import (bracket_spans, char_surprise, clip_text, edit_similarity, levenshtein,
+                              line_completion, line_scores, line_starts_of, prompt_at, sample_inside_spans,
+                              sample_line_cuts, simulate_typing, token_stats)
 from evaluate.predictor import Predictor
 from tests.tiny_model import TINY_TEXT, make_tiny_checkpoint
 
@@ -131,6 +131,42 @@ def test_evaluate_command_with_the_edit_in_the_middle_protocols(ckpt, tmp_path, 
     assert 0 < o["chars_typed_auto_middle"] == o["chars_typed_auto_middle-nosuffix"] < o["chars_typed_auto"]
     assert o["chars_typed"] == o["chars_typed_auto"]
     assert f"| **overall (1 files)** | {o['chars_typed_auto']} |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("line, insides", [
+    ("x = f(a, g(b))", ["b", "a, g(b)"]),
+    ('print("a(b", x[1:2])  # f(x)', ["1:2", '"a(b", x[1:2]']),  # strings and comments skipped
+    ("s = 'it\\'s' + h(y)", ["y"]),                                # an escaped quote stays in its string
+    ("foo(a,", []),                                                 # closes on a later line
+    ("    )", []),
+])
+def test_bracket_spans_are_the_insides_of_pairs_closed_on_the_line(line, insides):
+    assert [line[a:b] for a, b in bracket_spans(line)] == insides
+
+
+def test_inside_spans_are_one_per_line_and_end_at_their_closer():
+    text = "def f(a, b):\n    return g(a, 1)[b]\n\nx = f(1, 2)  # (c)\ny = ()\n"
+    spans = sample_inside_spans(text, 10, random.Random(0))
+    lines = [text.count("\n", 0, a) for a, _ in spans]
+    assert len(spans) == 3 and lines == sorted(set(lines)) == [0, 1, 3]  # `[b]`, `()`: under 3 characters
+    for a, b in spans:
+        assert text[a - 1] in "([{" and text[b] in ")]}" and "\n" not in text[a:b]
+    assert sample_inside_spans(text, 10, random.Random(0)) == spans  # seeded
+    assert len(sample_inside_spans(text, 2, random.Random(0))) == 2
+
+
+def test_evaluate_command_with_the_edit_inside_a_line_protocols(ckpt, tmp_path):
+    f = tmp_path / "tiny.py"
+    f.write_text(TINY_TEXT)
+    out = tmp_path / "report"
+    assert main(["--model", str(ckpt), "--files", str(f), "--line-samples", "5", "--spans", "6",
+                 "--protocol", "inside", "inside-nosuffix", "--out", str(out)]) == 0
+    report = json.loads((out / "eval.json").read_text())
+    o = report["overall"]
+    spans = sample_inside_spans(TINY_TEXT, 6, random.Random("0/inside/tiny.py"))
+    assert o["chars_typed_auto_inside"] == o["chars_typed_auto_inside-nosuffix"] == sum(b - a for a, b in spans)
+    assert 0 < o["saved_auto_inside"] <= 1 and 0 < o["saved_auto_inside-nosuffix"] <= 1
+    assert o["line_completion"] == {}  # the spans are that protocol's line completion
 
 
 def test_context_lines_zero_sends_the_whole_text_before_the_cursor(ckpt, tmp_path):

@@ -13,7 +13,7 @@ import pytest
 
 from dataset.fim import fim_decode, fim_encode, fim_rows, split_text
 from dataset.tokenizer import FIM_TOKENS, Tokenizer
-from evaluate.fim import FimConfig, fim_head, has_following_lines, trim_to_suffix
+from evaluate.fim import FimConfig, fim_head, has_following_lines, trim_rest_of_line, trim_to_suffix
 from tests.tiny_model import TINY_TEXT, tiny_tokenizer
 
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
@@ -118,6 +118,22 @@ def test_engine_fim_head_and_suffix_rules(fim_tokenizer):
     assert trim_to_suffix("total += x\n    return total", "    ", "\n    return total") == "total += x"
     assert trim_to_suffix("urn total + 1", "    ret", "\n    return total\n") == "urn total + 1"
     assert trim_to_suffix("abc", "", following) == "abc"
+
+
+@pytest.mark.parametrize("completion, suffix, trimmed", [
+    ("enumerate(items):", ":\n        print(item)", "enumerate(items)"),  # `for x in |:`
+    (" as f:", " as f:\n    data = f.read()", ""),                         # only the rest again: dropped
+    ("x == 1 else None", " else None", "x == 1"),
+    ("f(x)", ")", "f(x)"),               # brackets and quotes are the stop rule's: this ")" is f's own
+    ('"a"', '"', '"a"'),
+    ("items:\n    pass", ":", "items:\n    pass"),  # several lines: the rest ends up after the last one
+    ("items", ":", "items"),
+    ("x:", "", "x:"),
+    ("\n    ", "\n    return x", "\n    "),  # no rest of the line: a new line and its indentation stay
+])
+def test_a_completion_does_not_end_with_the_rest_of_the_line(completion, suffix, trimmed):
+    assert trim_rest_of_line(completion, suffix) == trimmed
+    assert trim_to_suffix(completion, "    for x in ", suffix) == trimmed
 
 
 def _write_gap_corpus(root: Path, tok: Tokenizer, n_docs: int = 3000) -> Path:
