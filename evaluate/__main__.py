@@ -56,12 +56,12 @@ def parse_args(argv=None):
                         "text before the cursor + other files of the same project as input_extra; middle: retype "
                         "--regions regions of --region-lines lines inside each file with the next --suffix-lines "
                         "lines after the region as the suffix; middle-nosuffix: the same regions without it; inside: "
-                        "retype the inside of --spans bracket pairs per file (a call's arguments, a subscript) with "
+                        "retype --spans spans per file inside a line (a call's arguments, a subscript, `if` clause) with "
                         "the rest of the line and the next --suffix-lines lines as the suffix; inside-nosuffix: "
                         "the same spans with only the rest of the line")
     p.add_argument("--regions", type=int, default=4, help="middle protocols: regions retyped per file")
     p.add_argument("--region-lines", type=int, default=5, help="middle protocols: lines per region")
-    p.add_argument("--spans", type=int, default=12, help="inside protocols: bracket insides retyped per file")
+    p.add_argument("--spans", type=int, default=12, help="inside protocols: spans (one per line) retyped per file")
     p.add_argument("--suffix-lines", type=int, default=EDITOR_SUFFIX_LINES,
                    help="middle protocol: lines after the cursor line sent as the suffix (default: the editor's, of "
                         "which the engine keeps 16K characters; 20 until 2026-12-05)")
@@ -231,7 +231,7 @@ def evaluate(args) -> dict:
                "extra_chars": sum(len(t) for _, t in extras.get(name, [])), "chars_typed": 0}
         start, end = _region(text, args)
         # Edit in the middle: whole lines, each region's last newline stays (the cursor is on its own line, the
-        # rest of it empty). Inside: bracket pairs' insides, the rest of their line stays.
+        # rest of it empty). Inside: bracket pairs' insides and headers' clauses, the rest of their line stays.
         spans = {"middle": [(a, b - 1) for a, b in sample_regions(text, args.regions, args.region_lines,
                                                                      random.Random(f"{args.seed}/{name}"))],
                  "inside": sample_inside_spans(text, args.spans, random.Random(f"{args.seed}/inside/{name}"))}

@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import math
 import random
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -128,14 +129,26 @@ def bracket_spans(line: str) -> list[tuple[int, int]]:
     return spans
 
 
+_HEADER = re.compile(r"[ \t]*(?:async[ \t]+)?(?:if|elif|while|for|with)[ \t]+()[^#]*?()[ \t]*:[ \t]*$")
+
+
+def header_span(line: str) -> tuple[int, int] | None:
+    """[a, b) of a one-line compound statement header's clause (`if x is None:` -> `x is None`), or None."""
+    m = _HEADER.match(line)
+    return (m.start(1), m.start(2)) if m and m.start(2) > m.start(1) else None
+
+
 def sample_inside_spans(text: str, n: int, rng: random.Random, min_chars: int = 3) -> list[tuple[int, int]]:
-    """Up to n spans [a, b) of the file, each the inside of a bracket pair on one line (a call's arguments, a
-    subscript, a literal) with at least `min_chars` non-blank characters, one per line: what is retyped when a
-    line is edited inside while the rest of it stays (`print(|)` + `)` after the cursor)."""
+    """Up to n spans [a, b) of the file, one per line, each what is retyped when a line is edited inside while
+    the rest of it stays: the inside of a bracket pair on the line (a call's arguments, a subscript, a
+    literal: `print(|)` + `)` after the cursor) or a header's clause (`if |:` + `:`), with at least
+    `min_chars` non-blank characters."""
     starts = line_starts_of(text)
     candidates = []
     for number, line in enumerate(text.split("\n")):
-        spans = [(a, b) for a, b in bracket_spans(line) if len(line[a:b].replace(" ", "")) >= min_chars]
+        header = header_span(line)
+        spans = [(a, b) for a, b in bracket_spans(line) + ([header] if header else [])
+                 if len(line[a:b].replace(" ", "")) >= min_chars]
         if spans:
             candidates.append((number, spans))
     rng.shuffle(candidates)

@@ -8,7 +8,7 @@
 #   middle / middle-nosuffix  edit in the middle: 4 regions of 5 lines per file deleted and retyped with
 #            the rest of the file present; {"prompt": 20 lines, "suffix": the rest of the file (1000 lines,
 #            16K characters: the extension's default; SUFFIX_LINES=20 for the protocol before 2026-12-05)} or none
-#   inside / inside-nosuffix  edit inside a line: the insides of 12 bracket pairs per file (a call's arguments)
+#   inside / inside-nosuffix  edit inside a line: 12 spans per file (a call's arguments, an `if` clause)
 #            retyped with the rest of their line after the cursor; the suffix as for middle, or only that rest
 # Usage: [PROTOCOLS="lines middle"] [OUT=DIR] scripts/measure_default.sh [MODEL] [FILES] [CHARS] [START_FRACTION]
 set -euo pipefail

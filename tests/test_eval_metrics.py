@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from evaluate.__main__ import main
-from evaluate.metrics import (bracket_spans, char_surprise, clip_text, edit_similarity, levenshtein,
-                              line_completion, line_scores, line_starts_of, prompt_at, sample_inside_spans,
-                              sample_line_cuts, simulate_typing, token_stats)
+from evaluate.metrics import (bracket_spans, char_surprise, clip_text, edit_similarity, header_span,
+                              levenshtein, line_completion, line_scores, line_starts_of, prompt_at,
+                              sample_inside_spans, sample_line_cuts, simulate_typing, token_stats)
 from evaluate.predictor import Predictor
 from tests.tiny_model import TINY_TEXT, make_tiny_checkpoint
 
@@ -144,13 +144,29 @@ def test_bracket_spans_are_the_insides_of_pairs_closed_on_the_line(line, insides
     assert [line[a:b] for a, b in bracket_spans(line)] == insides
 
 
+@pytest.mark.parametrize("line, clause", [
+    ("    if x is None:", "x is None"),
+    ("for k, v in d.items():  ", "k, v in d.items()"),
+    ("    async with lock as held:", "lock as held"),
+    ("elif a:  # a comment", None),  # the rest would be more than the colon: left to the brackets
+    ("if x: return 1", None),
+    ("if (a and", None),
+    ("def f(x):", None),
+])
+def test_header_spans_are_the_clause_before_the_colon(line, clause):
+    span = header_span(line)
+    assert (line[span[0]:span[1]] if span else None) == clause
+
+
 def test_inside_spans_are_one_per_line_and_end_at_their_closer():
-    text = "def f(a, b):\n    return g(a, 1)[b]\n\nx = f(1, 2)  # (c)\ny = ()\n"
+    text = "def f(a, b):\n    return g(a, 1)[b]\n\nx = f(1, 2)  # (c)\ny = ()\nif ok:\nwhile n > 0:\n"
     spans = sample_inside_spans(text, 10, random.Random(0))
     lines = [text.count("\n", 0, a) for a, _ in spans]
-    assert len(spans) == 3 and lines == sorted(set(lines)) == [0, 1, 3]  # `[b]`, `()`: under 3 characters
-    for a, b in spans:
+    # `[b]`, `()`, `ok`: under 3 characters
+    assert len(spans) == 4 and lines == sorted(set(lines)) == [0, 1, 3, 6]
+    for a, b in spans[:3]:
         assert text[a - 1] in "([{" and text[b] in ")]}" and "\n" not in text[a:b]
+    assert text[slice(*spans[3])] == "n > 0"
     assert sample_inside_spans(text, 10, random.Random(0)) == spans  # seeded
     assert len(sample_inside_spans(text, 2, random.Random(0))) == 2
 
