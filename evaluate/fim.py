@@ -21,9 +21,9 @@ left to right exactly as before.
 **Never run into the suffix** (`trim_to_suffix`, for every model): a completion is cut before a generated
 line that equals the first non-blank line after the cursor line, and dropped when the line it completes
 would be that following line itself (the duplicate a left-to-right model typically proposes). Inside a line,
-the search stops before closing what the rest of the line closes (kinds.py); a single-line completion that
-ends with the rest of the line when that rest has no brackets or quotes (`for x in ` + `:` -> `items`, not
-`items:`; `with open(p)` + ` as f:` -> nothing) loses that ending.
+the search stops before closing what the rest of the line closes (kinds.py), and a single-line completion
+loses an end that repeats the start of that rest (`max(` + `, 0)`: `x, ` -> `x`; `for x in ` + `:`: `items:`
+-> `items`; `with open(p)` + ` as f:`: ` as f:` -> nothing).
 """
 from __future__ import annotations
 
@@ -66,16 +66,20 @@ _BRACKETS_QUOTES = frozenset("()[]{}\"'`")
 
 
 def trim_rest_of_line(completion: str, suffix: str) -> str:
-    """A single-line `completion` without the rest of the cursor line it ends with ('' drops it), where that
-    rest (stripped) has no bracket or quote: those are the stop rule's (kinds.py), which knows which closer is
-    whose; `f(x)` ending with the `)` of the rest is no repeat of it."""
-    rest = suffix.split("\n", 1)[0].strip()
-    if not rest or "\n" in completion or any(c in _BRACKETS_QUOTES for c in rest):
+    """A single-line `completion` without the end that repeats the start of the rest of the cursor line ('' drops
+    it): inserted, that end and the rest would read it twice (`max(` + `, 0)`: `x, ` -> `x`; `for x in ` + `:`:
+    `items:` -> `items`; `with open(p)` + ` as f:`: ` as f:` -> ''). Only the rest's start before its first
+    bracket or quote can be repeated: those are the stop rule's (kinds.py), which knows which closer is whose;
+    `f(x)` ending with the `)` of the rest is no repeat of it."""
+    line_end = suffix.find("\n")
+    rest = suffix if line_end < 0 else suffix[:line_end]
+    if not rest.strip() or "\n" in completion:
         return completion
-    text = completion.rstrip()
-    if not text.endswith(rest):
-        return completion
-    return text[:len(text) - len(rest)].rstrip()
+    head = rest[:next((i for i, c in enumerate(rest) if c in _BRACKETS_QUOTES), len(rest))].rstrip()
+    for k in range(min(len(head), len(completion)), 0, -1):
+        if completion.endswith(head[:k]):
+            return completion[:len(completion) - k]
+    return completion
 
 
 def trim_to_suffix(completion: str, cursor_line: str, suffix: str) -> str:

@@ -103,10 +103,11 @@ _PAIRS = {"(": ")", "[": "]", "{": "}"}
 
 
 def bracket_spans(line: str) -> list[tuple[int, int]]:
-    """[a, b) of every bracket pair's inside on one line of code (a after the opener, b at its closer), found
-    by a scan that skips string literals and stops at a comment. A line whose brackets or strings do not
-    close on it gives only the pairs that do."""
-    spans, stack, i = [], [], 0
+    """[a, b) of every bracket pair's inside on one line of code (a after the opener, b at its closer) and,
+    where the inside has top-level commas, of each of its elements (blanks around them left out: `f(a, b)`
+    -> `a, b`, `a`, `b`), found by a scan that skips string literals and stops at a comment. A line whose
+    brackets or strings do not close on it gives only the pairs that do."""
+    spans, stack, i = [], [], 0  # stack: (opener, its index, the top-level commas inside it)
     while i < len(line):
         c = line[i]
         if c == "#":
@@ -120,11 +121,20 @@ def bracket_spans(line: str) -> list[tuple[int, int]]:
             i = close + 1
             continue
         if c in _PAIRS:
-            stack.append((c, i))
+            stack.append((c, i, []))
+        elif c == "," and stack:
+            stack[-1][2].append(i)
         elif c in ")]}":
             if not stack or _PAIRS[stack[-1][0]] != c:
                 break  # closes what opened on an earlier line
-            spans.append((stack.pop()[1] + 1, i))
+            _, opener, commas = stack.pop()
+            spans.append((opener + 1, i))
+            if commas:
+                for a, b in zip([opener + 1] + [k + 1 for k in commas], commas + [i]):
+                    element = line[a:b]
+                    if element.strip():
+                        a += len(element) - len(element.lstrip())
+                        spans.append((a, a + len(element.strip())))
         i += 1
     return spans
 
@@ -141,8 +151,8 @@ def header_span(line: str) -> tuple[int, int] | None:
 def sample_inside_spans(text: str, n: int, rng: random.Random, min_chars: int = 3) -> list[tuple[int, int]]:
     """Up to n spans [a, b) of the file, one per line, each what is retyped when a line is edited inside while
     the rest of it stays: the inside of a bracket pair on the line (a call's arguments, a subscript, a
-    literal: `print(|)` + `)` after the cursor) or a header's clause (`if |:` + `:`), with at least
-    `min_chars` non-blank characters."""
+    literal: `print(|)` + `)` after the cursor), one of its comma-separated elements (`max(|, 0)`) or a
+    header's clause (`if |:` + `:`), with at least `min_chars` non-blank characters."""
     starts = line_starts_of(text)
     candidates = []
     for number, line in enumerate(text.split("\n")):

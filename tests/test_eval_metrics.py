@@ -134,8 +134,9 @@ def test_evaluate_command_with_the_edit_in_the_middle_protocols(ckpt, tmp_path, 
 
 
 @pytest.mark.parametrize("line, insides", [
-    ("x = f(a, g(b))", ["b", "a, g(b)"]),
-    ('print("a(b", x[1:2])  # f(x)', ["1:2", '"a(b", x[1:2]']),  # strings and comments skipped
+    ("x = f(a, g(b))", ["b", "a, g(b)", "a", "g(b)"]),          # insides, then their elements
+    ('print("a(b", x[1:2])  # f(x)', ["1:2", '"a(b", x[1:2]', '"a(b"', "x[1:2]"]),  # strings, comments skipped
+    ("d = {1: (2, 3),  }", ["2, 3", "2", "3", "1: (2, 3),  ", "1: (2, 3)"]),  # blank elements are none
     ("s = 'it\\'s' + h(y)", ["y"]),                                # an escaped quote stays in its string
     ("foo(a,", []),                                                 # closes on a later line
     ("    )", []),

@@ -130,6 +130,12 @@ def test_engine_fim_head_and_suffix_rules(fim_tokenizer):
     ("items", ":", "items"),
     ("x:", "", "x:"),
     ("\n    ", "\n    return x", "\n    "),  # no rest of the line: a new line and its indentation stay
+    ("x, ", ", 0)\n", "x"),                   # `max(|, 0)`: the end repeats the rest's start
+    ("a, b", ", b)", "a"),
+    ("b ", " + 1", "b"),                       # not `b  + 1`
+    ("x", "x)", ""),                           # the rest already holds all of it
+    ("f(x)", ") + 1", "f(x)"),                 # a bracket is the stop rule's
+    ("item", " in d.items():", "item"),        # nothing repeated
 ])
 def test_a_completion_does_not_end_with_the_rest_of_the_line(completion, suffix, trimmed):
     assert trim_rest_of_line(completion, suffix) == trimmed
