@@ -302,3 +302,12 @@ def test_the_cut_weighs_p_by_the_power():
     gen, logp = b"abcdefghij", [math.log(0.9)] * 4 + [math.log(0.4)] * 6
     assert best_cut(gen, logp, 1.0) == (10, pytest.approx(9 * 0.4))  # the expected saving: the long cut
     assert best_cut(gen, logp, 2.0) == (4, pytest.approx(3 * 0.9 ** 2))  # P counted twice: the sure part
+
+
+def test_the_suffix_rule_reads_at_most_scan_limit_characters_of_a_line():
+    from evaluate.kinds import SCAN_LIMIT, open_string
+    long_rest = ", " + "b + " * SCAN_LIMIT + ")"  # its closer lies beyond the limit: not seen
+    assert closing_suffix(long_rest, "f(") == b""
+    assert closing_suffix(", b)" + " " * SCAN_LIMIT, "f(") == b")"
+    assert open_string('x = "' + "a" * SCAN_LIMIT) is None  # a minified line: no string state
+    assert open_string('x = "' + "a" * 100) == '"'
