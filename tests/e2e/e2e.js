@@ -43,6 +43,9 @@ const PROJECT = { name: 'project-context', typed: 'total = normalise_inv', want:
 // Fill in the middle: typed on a new line 2, above `import sys`; `lines` is pythonAutocomplete.suffixLines' default
 // (the document is far shorter than its 16K characters: the suffix is the rest of the file).
 const FIM = { name: 'fill-in-the-middle', typed: 'import s', lines: 1000 };
+// Edit inside a line: the line `head + rest` is typed at the end, the cursor goes back before `rest`, `typed` is
+// typed there. No suggestion may run into the rest of the line (the engine's stop rule and repeat trim).
+const INSIDE = { name: 'inside-a-line', head: 'with open(path', rest: ') as f:', typed: ', ' };
 
 const t0 = Date.now();
 const lap = (m) => console.log(`  [e2e.js ${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}`);
@@ -431,6 +434,60 @@ async function clearLine(page) {
       await page.keyboard.press('Backspace'); // the empty line goes too
       const back = await saveAndCheck(page, doc);
       if (back !== doc) failures.push(`${FIM.name}: the file did not go back to what it was: starts ${JSON.stringify(back.slice(0, 40))}`);
+    }
+
+    // 1d) edit inside a line: `with open(path|) as f:`, type `, `: the request's suffix starts with the rest of the
+    //     line `) as f:`, no suggestion of the server's would repeat it (the model alone offers `"rb") as f:`), and
+    //     ghost text shown mid-line is accepted with Tab and saved with the rest after it, once. The line is
+    //     removed again.
+    if (!failures.length) {
+      const name = INSIDE.name;
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('Control+End');
+      await page.keyboard.type(INSIDE.head, { delay: 20 }); // `(` auto-closes: `with open(path|)`
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('End');
+      await page.keyboard.type(INSIDE.rest.slice(1), { delay: 20 });
+      await page.keyboard.press('Escape');
+      for (let i = 0; i < INSIDE.rest.length; i++) await page.keyboard.press('ArrowLeft');
+      const logFrom = await settledLogLength();
+      const exFrom = exchanges.length;
+      await page.keyboard.type(INSIDE.typed, { delay: 60 });
+      const docText = doc + INSIDE.head + INSIDE.typed;
+      const lines = docText.split('\n');
+      const where = `${lines.length}:${lines[lines.length - 1].length + 1}`;
+      const answer = await logLine(new RegExp(`inline at ${where} shown=(.*) replace=(\\d+)$`), 30000, logFrom);
+      const shown = answer ? JSON.parse(answer[1]) : undefined;
+      const got = answeredExchange(exFrom, docText, INSIDE.rest);
+      await shot(`${name}_ghost`);
+      lap(`${name}: typed ${JSON.stringify(INSIDE.typed)} before ${JSON.stringify(INSIDE.rest)}: server ${JSON.stringify(got?.ex.response.prediction)}; ghost ${JSON.stringify(shown)}`);
+      if (!answer) failures.push(`${name}: the extension logged no answer at ${where} within 30 s`);
+      if (!got) failures.push(`${name}: no answered request whose prompt ends with ${JSON.stringify(INSIDE.head + INSIDE.typed)} and whose suffix is ${JSON.stringify(INSIDE.rest)}`);
+      else {
+        // inserted, a suggestion must leave the line with its one ` as f:` and balanced brackets
+        const count = (text, c) => text.split(c).length - 1;
+        const runsIn = (t) => {
+          const line = INSIDE.head + INSIDE.typed + t + INSIDE.rest;
+          return count(line, ' as f:') !== 1 || count(line, '(') !== count(line, ')');
+        };
+        const repeats = (got.ex.response.prediction || []).filter(runsIn);
+        if (repeats.length) failures.push(`${name}: the server offered ${JSON.stringify(repeats)}, which run into the rest of the line ${JSON.stringify(INSIDE.rest)}`);
+      }
+      if (typeof shown === 'string') {
+        const ok = await page.waitForFunction(() => window.__probe.ghostAt > 0, null, { timeout: 10000 }).then(() => true, () => false);
+        if (!ok) failures.push(`${name}: the extension returned ${JSON.stringify(shown)} but no ghost text appeared mid-line`);
+        await page.keyboard.press('Tab');
+        await sleep(300);
+        await page.keyboard.press('Escape');
+        const expected = docText + shown + INSIDE.rest;
+        const after = await saveAndCheck(page, expected);
+        await shot(`${name}_accepted`);
+        if (after !== expected) failures.push(`${name}: file on disk ends with ${JSON.stringify(after.slice(doc.length))}, expected ${JSON.stringify(expected.slice(doc.length))}`);
+        else lap(`${name}: saved line is ${JSON.stringify(after.slice(doc.length))}`);
+      }
+      await clearLine(page);
+      const back = await saveAndCheck(page, doc);
+      if (back !== doc) failures.push(`${name}: the file did not go back to what it was: ends ${JSON.stringify(back.slice(-60))}`);
     }
 
     const status = await statusText();
