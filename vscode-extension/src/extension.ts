@@ -4,7 +4,7 @@ import * as vscode from 'vscode';
 import { AutocompleteClient } from './client';
 import { buildContext, DEFAULT_LIMITS } from './context';
 import { CompletionEngine, EngineSettings } from './engine';
-import { DocumentLike, ExtraContext } from './extraContext';
+import { DocumentLike, ExtraContext, withLf } from './extraContext';
 import { ExtraChunk } from './ring';
 import { isNotProject, neighbourOrder, NOT_PROJECT_GLOB } from './workspaceContext';
 import { Suggestion } from './filters';
@@ -38,8 +38,9 @@ function wrap(d: vscode.TextDocument): DocumentLike {
     filename: d.uri.scheme === 'untitled' ? d.uri.path : vscode.workspace.asRelativePath(d.uri, false),
     get lineCount() { return d.lineCount; },
     lineText: (i) => d.lineAt(i).text,
-    getText: () => d.getText(),
-    charLength: () => d.offsetAt(d.lineAt(d.lineCount - 1).range.end),
+    // as the server reads it: LF line ends (a CRLF document's `\r`s would count against the budgets)
+    getText: () => withLf(d.getText()),
+    charLength: () => d.offsetAt(d.lineAt(d.lineCount - 1).range.end) - (d.eol === vscode.EndOfLine.CRLF ? d.lineCount - 1 : 0),
   };
 }
 
@@ -172,7 +173,7 @@ export function activate(context: vscode.ExtensionContext): void {
     if (text === undefined) {
       try {
         if ((await vscode.workspace.fs.stat(u)).size > WORKSPACE_MAX_FILE_BYTES) return undefined;
-        text = new TextDecoder().decode(await vscode.workspace.fs.readFile(u));
+        text = withLf(new TextDecoder().decode(await vscode.workspace.fs.readFile(u)));
       } catch {
         return undefined; // deleted meanwhile, unreadable: not sent
       }

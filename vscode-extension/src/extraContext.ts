@@ -271,6 +271,15 @@ export class ExtraContext {
 }
 
 /**
+ * `text` with Windows (`\r\n`) and old Mac (`\r`) line ends as `\n`: what the server reads them as (it
+ * normalises every text it is sent), so a CRLF file's `\r`s take no room in the character budgets and are
+ * not sent.
+ */
+export function withLf(text: string): string {
+  return text.includes('\r') ? text.replace(/\r\n?/g, '\n') : text;
+}
+
+/**
  * Whole lines around `center` with at most `maxChars` characters: a quarter of the budget before the centre
  * line, the rest after it (what follows an edit is what the user is likely to use next), moved inward at the
  * start/end of the document.

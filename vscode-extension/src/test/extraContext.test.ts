@@ -1,5 +1,5 @@
 import * as assert from 'assert';
-import { DocumentLike, ExtraContext, NO_EXTRA, windowAround } from '../extraContext';
+import { DocumentLike, ExtraContext, NO_EXTRA, windowAround, withLf } from '../extraContext';
 import { linesOf } from '../context';
 
 /** A document whose text the test can change (like a vscode.TextDocument). */
@@ -220,6 +220,13 @@ describe('extra context', () => {
     const e = x.chunksFor(cur.key);
     assert.deepStrictEqual(names(e), ['cur.py']);
     assert.ok(e.chunks[0].text.includes('c250 = "below"'));
+  });
+
+  it('texts go with LF line ends, as the server reads them: a CRLF file takes no budget for its \\r', () => {
+    assert.strictEqual(withLf('a = 1\r\nb = 2\r\n'), 'a = 1\nb = 2\n');
+    assert.strictEqual(withLf('a\rb\r\n\nc'), 'a\nb\n\nc');
+    const lf = 'x = 1\n';
+    assert.strictEqual(withLf(lf), lf);
   });
 
   it('a budget of 0 sends nothing; a new budget applies to the next request', () => {
