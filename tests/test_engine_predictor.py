@@ -63,6 +63,23 @@ def test_suffix_of_closing_brackets_is_not_duplicated(predictor):
     assert quoted == "in__"
 
 
+def test_a_line_edited_inside_keeps_its_rest_once(predictor):
+    # `print(add|) + 1`: the rest closes print( and is more than closers; no suggestion may close it (one cut
+    # inside its own brackets may leave them open: the user types on)
+    prompt = before("    print(add")
+    for kind in ("line", None):
+        for c in predictor.complete(prompt, suffix=") + 1\n", kind=kind, max_suggestions=3):
+            depth = 0
+            for ch in c.text:
+                depth += {"(": 1, ")": -1}.get(ch, 0)
+                assert depth >= 0, (kind, c.text)
+    # `assertEqual(add(1, 2)|, 3)`: the model's own continuation is the rest itself
+    prompt = before("        self.assertEqual(add(1, 2)")
+    assert predictor.complete(prompt, kind="line")[0].text.startswith(", 3)")  # the test can fail
+    for c in predictor.complete(prompt, suffix=", 3)\n        self.assertEqual(add(2, 2), 4)\n", max_suggestions=3):
+        assert not c.text.endswith(", 3") and ", 3)" not in c.text, c.text
+
+
 def test_kinds_stop_where_they_should(ckpt):
     # The stop rules on the model's own memorised text, without the project context's copy model (which
     # remembers this prompt too and, on a 2-layer toy, shifts which alternative comes first).
