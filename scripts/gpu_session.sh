@@ -14,11 +14,16 @@
 #   3. each candidate's best.pt exported in fp16 and cut into 15 MiB parts ($OUT/NAME.pt.partaa, ...), with
 #      a summary of its validation lines; the logs in $OUT/session.log.
 #
-# The device call (needs only what the machine's image holds: torch, numpy, tokenizers, tqdm, pytest):
+# The machine's image holds torch, numpy, tokenizers, tqdm and pytest but not labml / labml-nn, which
+# `import models` needs (models/transformer_xl.py): their wheels (pure Python) travel in .whl/ (git-ignored).
 #
-#   run(command="bash scripts/gpu_session.sh", timeout_s=600,
-#       carry=["data/default-model/corpus/train.npy", "data/default-model/corpus/valid.npy",
-#              "data/default-model/corpus/meta.json", "data/default-model/corpus/tokenizer.json"])
+#   here:    make data-default && bash scripts/gpu_session.sh prepare      # downloads the two wheels to .whl/
+#   device:  run(command="bash scripts/gpu_session.sh", timeout_s=600,
+#                carry=[".whl", "data/default-model/corpus/train.npy", "data/default-model/corpus/valid.npy",
+#                       "data/default-model/corpus/meta.json", "data/default-model/corpus/tokenizer.json"])
+#
+# Before any training it checks that the device's python imports the trainer (exit 2 at once if not: no
+# device minute spent on a run that cannot start).
 #
 # Back here: `cat FILES_AT/NAME.pt.part* > runs/gpu-NAME.pt`, then `python scripts/fim_bits.py --model
 # runs/gpu-NAME.pt --data data/default-model` (seconds: does it read the suffix more than the shipped model?)
@@ -26,8 +31,14 @@
 #
 # Settings (environment): OUT (required), DATA (data/default-model), MINUTES (6, each candidate's wall clock),
 # CANDIDATES ("NAME:LAYERS:D_MODEL:LR ...", default 6x384 and 6x320), PY (python3), CHECKS (1: run step 2),
-# SMOKE (1: a CPU dry run with a tiny model and a few steps, what the test suite runs).
+# SMOKE (1: a CPU dry run with a tiny model and a few steps, what the test suite runs), SITE (/tmp/site).
 set -u -o pipefail
+WHEELS=(labml==0.4.168 labml-nn==0.5.1)  # requirements*.txt's pins
+if [ "${1:-}" = prepare ]; then
+  mkdir -p .whl
+  exec "${PY:-.venv/bin/python}" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    --implementation cp -d .whl "${WHEELS[@]}"
+fi
 : "${OUT:?set OUT to the folder whose files come back}"
 DATA=${DATA:-data/default-model}
 MINUTES=${MINUTES:-6}
@@ -37,6 +48,7 @@ CHECKS=${CHECKS:-1}
 SMOKE=${SMOKE:-0}
 RUNS=${RUNS:-runs/gpu-session}
 PART_BYTES=${PART_BYTES:-15M}
+SITE=${SITE:-/tmp/site}  # where the carried wheels are installed
 LOG="$OUT/session.log"
 export PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$RUNS"
@@ -50,6 +62,15 @@ if [ "$SMOKE" = 1 ]; then
   BUDGET=(--steps 3 --eval-every 0 --batch-size 2 --seq-len 32 --heads 2 --warmup 1 --threads 1)
 else
   BUDGET=(--minutes "$MINUTES" --eval-every 1000 --batch-size 128 --seq-len 256 --heads 8 --warmup 200)
+fi
+
+if compgen -G ".whl/*.whl" >/dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl \
+    >>"$LOG" 2>&1 && export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
+fi
+if ! "$PY" -c "import models, train" >>"$LOG" 2>&1; then
+  say "error: $PY cannot import the trainer (above); carry .whl from 'bash scripts/gpu_session.sh prepare'"
+  exit 2
 fi
 
 { command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

@@ -18,7 +18,8 @@ SCRIPT = REPO / "scripts" / "gpu_session.sh"
 
 def session(tmp_path, data, **env) -> subprocess.CompletedProcess:
     env = {**os.environ, "OUT": str(tmp_path / "out"), "DATA": str(data), "RUNS": str(tmp_path / "runs"),
-           "SMOKE": "1", "PY": sys.executable, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", **env}
+           "SMOKE": "1", "PY": sys.executable, "SITE": str(tmp_path / "site"), "OMP_NUM_THREADS": "1",
+           "CUDA_VISIBLE_DEVICES": "", **env}
     return subprocess.run(["bash", str(SCRIPT)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -60,3 +61,16 @@ def test_a_failed_candidate_fails_the_session(data, tmp_path):
     r = session(tmp_path, data, CANDIDATES="ok:1:32:1e-3 bad:1:31:1e-3")
     assert r.returncode == 1
     assert list((tmp_path / "out").glob("ok.pt.part*")) and not list((tmp_path / "out").glob("bad.pt.part*"))
+
+
+def test_a_python_that_cannot_import_the_trainer_stops_before_training(data, tmp_path):
+    # the device's image lacks labml / labml-nn unless their wheels travel in .whl: no run may start then
+    fake = tmp_path / "python3"
+    fake.write_text(f"#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = \"import models, train\" ] && "
+                    f"echo \"ModuleNotFoundError: No module named 'labml_nn'\" >&2 && exit 1; done\n"
+                    f"exec {sys.executable} \"$@\"\n")
+    fake.chmod(0o755)
+    r = session(tmp_path, data, PY=str(fake))
+    log = (tmp_path / "out" / "session.log").read_text()
+    assert r.returncode == 2 and "cannot import the trainer" in log and "labml_nn" in log, log
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
