@@ -43,7 +43,8 @@ from .names import NamesConfig, ProjectNames, typed_prefix
 from .encoder import LineMemoEncoder
 from .fim import FimConfig, fim_head, has_following_lines, trim_to_suffix
 from .healing import TokenIndex, back_off, token_offsets
-from .kinds import StopRule, check_kind
+from .kinds import SCAN_LIMIT, StopRule, check_kind
+from .repeats import line_above, repeats_line_above
 from .search import Hypothesis, beam_search, char_cuts, cut_value
 
 
@@ -268,9 +269,9 @@ class Predictor:
         self.counters["step_cache_hits"] += result.steps - result.forwards
         self.counters["forward_calls"] += result.forwards
         self.counters["timeouts"] += int(result.timed_out)
-        # With code below the cursor or after it on its line, rank a few more: a candidate that repeats the next
-        # line or is only the rest of the line is dropped (trim_to_suffix), and the next one takes its place.
-        wanted = max_suggestions + (width if below or rest_of_line else 0)
+        # Rank a few more: a candidate that makes the cursor line a copy of the line above (repeats.py), repeats the
+        # next line or is only the rest of the line (trim_to_suffix) is dropped, and the next one takes its place.
+        wanted = max_suggestions + width
         ranked = expected_saving_ranking(result.hypotheses, wanted, self.config.saving_power) if kind is None \
             else probability_ranking(result.hypotheses, wanted)
         if below or rest_of_line:
@@ -284,6 +285,9 @@ class Predictor:
             ranked = offer
         elif kind is None and self.names is not None:
             ranked = self._offer_name(prompt, suffix, cursor_line, remembered, extra, ranked)
+        above = line_above(prompt)  # after the offers: a project name can complete a copy too
+        rest = suffix[:suffix.find("\n")] if "\n" in suffix[:SCAN_LIMIT] else suffix[:SCAN_LIMIT]
+        ranked = [c for c in ranked if not repeats_line_above(c.text, cursor_line, above, rest)]
         return [c for c in ranked if c.prob >= self.config.min_probability][:max_suggestions]
 
     def _offer_name(self, prompt, suffix, cursor_line, remembered, extra, ranked) -> list[Completion]:

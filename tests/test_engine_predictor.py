@@ -341,3 +341,15 @@ def test_engine_flushes_subnormals_while_it_computes_and_only_then(ckpt):
         hook.remove()
     assert seen and all(v == 0.0 for v in seen)
     assert tiny() > 0, "the flag leaked out of the engine"
+
+
+def test_no_suggestion_makes_the_cursor_line_a_copy_of_the_line_above(predictor):
+    # `return self.items.p` after `def pop(self):`: the line kind completes `op()`
+    prompt = before("    def pop(self):\n        return self.items.p")
+    assert predictor.complete(prompt, kind="line")[0].text == "op()"  # the test can fail
+    # the same line typed right below `return self.items.pop()`: completing it would copy that line
+    copied = before("    def pop(self):\n        return self.items.pop()\n") + "        return self.items.p"
+    for kind in (None, "line"):
+        got = [c.text for c in predictor.complete(copied, kind=kind, max_suggestions=3)]
+        assert got and all(("        return self.items.p" + t).split("\n")[0] != "        return self.items.pop()"
+                           for t in got), (kind, got)
