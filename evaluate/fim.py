@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from dataset.tokenizer import Tokenizer
 
-from .kinds import SCAN_LIMIT
+from .kinds import rest_of_line
 
 
 @dataclass
@@ -73,8 +73,7 @@ def trim_rest_of_line(completion: str, suffix: str) -> str:
     `items:` -> `items`; `with open(p)` + ` as f:`: ` as f:` -> ''). Only the rest's start before its first
     bracket or quote can be repeated: those are the stop rule's (kinds.py), which knows which closer is whose;
     `f(x)` ending with the `)` of the rest is no repeat of it."""
-    line_end = suffix.find("\n", 0, SCAN_LIMIT)
-    rest = suffix[:line_end if line_end >= 0 else SCAN_LIMIT]
+    rest = rest_of_line(suffix)
     if not rest.strip() or "\n" in completion:
         return completion
     head = rest[:next((i for i, c in enumerate(rest) if c in _BRACKETS_QUOTES), len(rest))].rstrip()

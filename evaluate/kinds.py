@@ -43,13 +43,18 @@ def check_kind(kind: str | None) -> str | None:
     return kind
 
 
+def rest_of_line(suffix: str) -> str:
+    """The rest of the cursor line (the suffix up to its first newline), at most SCAN_LIMIT characters of it."""
+    line_end = suffix.find("\n", 0, SCAN_LIMIT)
+    return suffix[:line_end if line_end >= 0 else SCAN_LIMIT]
+
+
 def closing_suffix(suffix: str, cursor_line: str = "") -> bytes:
     """What the completion must not close at its own depth (its first byte is the stop rule's target): the
     rest of the cursor line when it is only closing brackets/quotes; the quote of a string the cursor is in
     (`cursor_line`: the line up to the cursor) when the rest closes it; the rest's first closing bracket
     that closes nothing opened in the rest; else b''."""
-    line_end = suffix.find("\n", 0, SCAN_LIMIT)
-    line = suffix[:line_end if line_end >= 0 else SCAN_LIMIT].strip()
+    line = rest_of_line(suffix).strip()
     if not line:
         return b""
     if all(c in _CLOSERS for c in line):

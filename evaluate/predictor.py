@@ -43,7 +43,7 @@ from .names import NamesConfig, ProjectNames, typed_prefix
 from .encoder import LineMemoEncoder
 from .fim import FimConfig, fim_head, has_following_lines, trim_to_suffix
 from .healing import TokenIndex, back_off, token_offsets
-from .kinds import SCAN_LIMIT, StopRule, check_kind
+from .kinds import StopRule, check_kind, rest_of_line
 from .repeats import line_above, repeats_line_above
 from .search import Hypothesis, beam_search, char_cuts, cut_value
 
@@ -237,7 +237,7 @@ class Predictor:
         extra = [t for _, t in chunks]
         head = fim_head(self.tokenizer, suffix, self.config.fim)
         below = has_following_lines(suffix)  # code after the cursor line (a 16K-character suffix: scan it once)
-        rest_of_line = bool(suffix.split("\n", 1)[0].strip())
+        rest = rest_of_line(suffix)  # after the cursor on its line (bounded: the suffix may be 16K characters)
         cursor_line = prompt.rsplit("\n", 1)[-1]
         kept, ids = self.window(prompt, max(self.prompt_budget - len(head), 16))
         memory, remembered = None, ""
@@ -274,7 +274,7 @@ class Predictor:
         wanted = max_suggestions + width
         ranked = expected_saving_ranking(result.hypotheses, wanted, self.config.saving_power) if kind is None \
             else probability_ranking(result.hypotheses, wanted)
-        if below or rest_of_line:
+        if below or rest.strip():
             trimmed: dict[str, Completion] = {}
             for c in ranked:
                 if (t := trim_to_suffix(c.text, cursor_line, suffix)) and t not in trimmed:
@@ -286,7 +286,6 @@ class Predictor:
         elif kind is None and self.names is not None:
             ranked = self._offer_name(prompt, suffix, cursor_line, remembered, extra, ranked)
         above = line_above(prompt)  # after the offers: a project name can complete a copy too
-        rest = suffix[:suffix.find("\n")] if "\n" in suffix[:SCAN_LIMIT] else suffix[:SCAN_LIMIT]
         ranked = [c for c in ranked if not repeats_line_above(c.text, cursor_line, above, rest)]
         return [c for c in ranked if c.prob >= self.config.min_probability][:max_suggestions]
 
