@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from dataset.tokenizer import Tokenizer
 
-from .kinds import rest_of_line
+from .kinds import completed_line, rest_of_line
 
 
 @dataclass
@@ -40,10 +40,22 @@ class FimConfig:
     max_suffix_tokens: int = 64
 
 
+def following_line(suffix: str) -> str:
+    """The first non-blank line after the cursor line, stripped ('' when there is none). Reads the suffix only up
+    to that line: it is asked for every candidate of a request, and the suffix may be 16K characters."""
+    start = suffix.find("\n")
+    while start >= 0:
+        end = suffix.find("\n", start + 1)
+        line = suffix[start + 1:end if end >= 0 else len(suffix)].strip()
+        if line:
+            return line
+        start = end
+    return ""
+
+
 def has_following_lines(suffix: str) -> bool:
     """True when the suffix holds more than the rest of the cursor line: non-blank text on a later line."""
-    nl = suffix.find("\n")
-    return nl >= 0 and bool(suffix[nl + 1:].strip())
+    return bool(following_line(suffix))
 
 
 def fim_head(tokenizer: Tokenizer, suffix: str, config: FimConfig) -> tuple[int, ...]:
@@ -89,12 +101,11 @@ def trim_to_suffix(completion: str, cursor_line: str, suffix: str) -> str:
     completion = trim_rest_of_line(completion, suffix)
     if not completion:
         return ""
-    following = next((line.strip() for line in suffix.split("\n")[1:] if line.strip()), "")
+    following = following_line(suffix)
     if not following:
         return completion
     lines = completion.split("\n")
-    # The cursor line as it would read once the completion's first line is inserted.
-    completed = cursor_line + lines[0] + (suffix.split("\n", 1)[0] if len(lines) == 1 else "")
+    completed = completed_line(cursor_line, completion, suffix[:suffix.find("\n")])  # following: a "\n" exists
     if lines[0] and completed.strip() == following and cursor_line.strip() != following:
         return ""
     for i in range(1, len(lines)):

@@ -49,6 +49,13 @@ def rest_of_line(suffix: str) -> str:
     return suffix[:line_end if line_end >= 0 else SCAN_LIMIT]
 
 
+def completed_line(cursor_line: str, completion: str, rest: str) -> str:
+    """The cursor line as it reads once `completion` is inserted: the line up to the cursor, the completion's
+    first line and, when the completion stays on the line, `rest` (the rest of the line after the cursor)."""
+    first, newline, _ = completion.partition("\n")
+    return cursor_line + first + ("" if newline else rest)
+
+
 def closing_suffix(suffix: str, cursor_line: str = "") -> bytes:
     """What the completion must not close at its own depth (its first byte is the stop rule's target): the
     rest of the cursor line when it is only closing brackets/quotes; the quote of a string the cursor is in

@@ -15,6 +15,8 @@ least MIN_CHARS characters (`)`, `pass`, `else:` repeat legitimately).
 """
 from __future__ import annotations
 
+from .kinds import completed_line
+
 MIN_CHARS = 8
 
 
@@ -31,7 +33,6 @@ def repeats_line_above(completion: str, cursor_line: str, above: str, rest_of_li
     above = above.strip()
     if len(above) < MIN_CHARS:
         return False
-    first, newline, _ = completion.partition("\n")
-    if not first.strip():
+    if not completion.partition("\n")[0].strip():
         return False  # the cursor line gets nothing (a new line and its indentation)
-    return (cursor_line + first + ("" if newline else rest_of_line)).strip() == above
+    return completed_line(cursor_line, completion, rest_of_line).strip() == above
