@@ -75,8 +75,6 @@ def parse_args(argv=None):
                    help="in-process predictor without completing names of the project (PredictorConfig.names)")
     p.add_argument("--fim-suffix-tokens", type=int, default=None,
                    help="most suffix tokens in a FIM model's input (FimConfig.max_suffix_tokens; 0: no FIM prompt)")
-    p.add_argument("--fim-order", choices=["spm", "psm"], default=None,
-                   help="order of a FIM model's prompt (FimConfig.order; psm for a model trained with --fim-spm 0)")
     p.add_argument("--no-context-suffix", action="store_true",
                    help="keep the suffix's lines out of the copy model's memory (PredictorConfig.context_suffix)")
     p.add_argument("--line-samples", type=int, default=200, help="random line cuts for line completion")
@@ -207,8 +205,6 @@ def evaluate(args) -> dict:
         config.context = None
     if args.fim_suffix_tokens is not None:
         config.fim.max_suffix_tokens = args.fim_suffix_tokens
-    if args.fim_order is not None:
-        config.fim.order = args.fim_order
     config.context_suffix = not args.no_context_suffix
     if args.no_names:
         config.names = None

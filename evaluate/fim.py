@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 from dataset.tokenizer import Tokenizer
 
-from .encoder import split_point
 from .kinds import completed_line, rest_of_line
 
 
@@ -39,9 +38,6 @@ from .kinds import completed_line, rest_of_line
 class FimConfig:
     # Most suffix tokens in the model's input (the rest of the 256-token window holds the prompt).
     max_suffix_tokens: int = 64
-    # Order of the FIM prompt: "spm" [PRE SUF suffix MID] window, or "psm" [PRE] window's lines [SUF suffix MID]
-    # cursor line (the middle starts at the cursor line; experimental, for a model trained with --fim-spm 0).
-    order: str = "spm"
 
 
 def following_line(suffix: str) -> str:
@@ -78,25 +74,6 @@ def fim_head(tokenizer: Tokenizer, suffix: str, config: FimConfig) -> tuple[int,
             kept = text.encode("utf-8")[:line_end + 1].decode("utf-8", "ignore")
             ids = tokenizer.encode(kept)[:config.max_suffix_tokens]
     return (pre, suf, *ids, mid)
-
-
-import os
-PSM_LINES = int(os.environ.get("PSM_LINES", "0"))
-
-
-def psm_context(encode, head: tuple[int, ...], kept: str, n_back_of) -> tuple[tuple[int, ...], bytes]:
-    """(context ids, typed bytes) in PSM order: [PRE] lines of `kept` before the cursor line [SUF] suffix' [MID]
-    cursor line, its trailing fragment backed off (`n_back_of(text, ids)` tokens) for healing."""
-    pre, suf, mid = head[0], head[1], head[-1]
-    cut = split_point(kept)  # before the whitespace run holding the last newline: the middle starts "\n    "
-    for _ in range(PSM_LINES):
-        if cut <= 0:
-            break
-        cut = split_point(kept[:cut])
-    above, line = kept[:cut], kept[cut:]
-    above_ids, line_ids = encode(above) if above else [], encode(line) if line else []
-    n_back = n_back_of(line, line_ids)
-    return (pre, *above_ids, suf, *head[2:-1], mid, *line_ids[:len(line_ids) - n_back]), line_ids[len(line_ids) - n_back:]
 
 
 _BRACKETS_QUOTES = frozenset("()[]{}\"'`")

@@ -41,7 +41,7 @@ from .context import ContextConfig, ContextStore
 from .imports import ImportsConfig, ProjectImports, import_site, module_site
 from .names import NamesConfig, ProjectNames, typed_prefix
 from .encoder import LineMemoEncoder
-from .fim import FimConfig, fim_head, has_following_lines, psm_context, trim_to_suffix
+from .fim import FimConfig, fim_head, has_following_lines, trim_to_suffix
 from .healing import TokenIndex, back_off, token_offsets
 from .kinds import StopRule, check_kind, rest_of_line
 from .repeats import line_above, repeats_line_above
@@ -251,16 +251,11 @@ class Predictor:
                 extra = [*extra, suffix]
             if remembered.strip() or any(t.strip() for t in extra):
                 memory = self.context.memory(remembered, extra)
-        if head and self.config.fim.order == "psm":
-            context, typed_ids = psm_context(self.encoder.encode, head, kept, lambda t, i: back_off(
-                self.tokenizer, t, i, self.config.max_backoff_tokens))
-            n_back, typed = len(typed_ids), self.tokenizer.decode_bytes(typed_ids)
-        else:
-            n_back = back_off(self.tokenizer, kept, ids, self.config.max_backoff_tokens)
-            context, typed = ids[:len(ids) - n_back], self.tokenizer.decode_bytes(ids[len(ids) - n_back:])
-            if not context and not head:  # nothing before the typed fragment: start from end-of-text, as documents do
-                context = [self.tokenizer.eot_id]
-            context = head + tuple(context)
+        n_back = back_off(self.tokenizer, kept, ids, self.config.max_backoff_tokens)
+        context, typed = ids[:len(ids) - n_back], self.tokenizer.decode_bytes(ids[len(ids) - n_back:])
+        if not context and not head:  # nothing before the typed fragment: start from end-of-text, as documents do
+            context = [self.tokenizer.eot_id]
+        context = head + tuple(context)
         state, logits = self.feed(context)
         rule = StopRule(kind, cursor_line=cursor_line, suffix=suffix)
         limits = self.config.max_tokens

@@ -8,7 +8,6 @@ twice with the same prefix (its last `--prefix-tokens` tokens):
 
     left to right   [eot] prefix middle                       (what the model sees without the suffix)
     FIM             [PRE SUF suffix' MID] prefix middle       (the engine's prompt: evaluate/fim.py fim_head)
-    FIM, --order psm  [PRE] prefix [SUF suffix' MID] middle   (FimConfig.order "psm"; the region starts a line)
 
 and the mean bits per middle token are printed for both, for the whole middle and for its first and last
 thirds (the last third is next to the suffix). The difference is what the model takes from the suffix; the
@@ -59,11 +58,7 @@ def measure(model, tokenizer, texts: dict[str, str], args) -> dict[str, float]:
             if not mid_ids:
                 continue
             l2r = middle_bits(model, [tokenizer.eot_id, *pre_ids, *mid_ids], 1 + len(pre_ids))
-            if args.order == "psm":
-                seq = [head[0], *pre_ids, *head[1:]]
-                fim = middle_bits(model, [*seq, *mid_ids], len(seq))
-            else:
-                fim = middle_bits(model, [*head, *pre_ids, *mid_ids], len(head) + len(pre_ids))
+            fim = middle_bits(model, [*head, *pre_ids, *mid_ids], len(head) + len(pre_ids))
             third = len(mid_ids) // 3
             for key, part in (("all", slice(None)), ("first third", slice(0, third)),
                               ("last third", slice(len(mid_ids) - third, None))):
@@ -84,7 +79,6 @@ def main(argv=None) -> int:
     p.add_argument("--region-lines", type=int, default=5)
     p.add_argument("--prefix-tokens", type=int, default=120, help="prefix tokens before the middle (both orders)")
     p.add_argument("--suffix-tokens", type=int, default=FimConfig.max_suffix_tokens)
-    p.add_argument("--order", choices=["spm", "psm"], default="spm", help="the FIM prompt's order (FimConfig.order)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)

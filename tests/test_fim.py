@@ -199,7 +199,7 @@ def test_tiny_fim_model_fills_a_gap_only_the_suffix_determines(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
     from fim_bits import measure
     texts = {w: f"x = {w}\nassert x == {w}\n" for w in WORDS}
-    options = argparse.Namespace(regions=1, region_lines=1, seed=0, prefix_tokens=4, suffix_tokens=16, order="spm")
+    options = argparse.Namespace(regions=1, region_lines=1, seed=0, prefix_tokens=4, suffix_tokens=16)
     l2r, fim, n = measure(ckpt.model, ckpt.tokenizer, texts, options)["last third"]
     assert n == len(WORDS) and fim < 0.6 * l2r and l2r / n > 2.0, (l2r, fim, n)
 
