@@ -21,6 +21,7 @@ import torch
 from dataset.clean import normalise_newlines
 from models.quantize import QUANTIZE_CHOICES
 
+from .confidence import summary_lines
 from .metrics import (EDITOR_SUFFIX_LINES, char_surprise, clip_text, following_lines, line_completion, line_scores,
                       percentile, sample_inside_spans, sample_regions, simulate_typing, token_stats)
 from .predictor import Predictor, PredictorConfig
@@ -329,6 +330,7 @@ def table(report: dict) -> str:
     for protocol, lc in o["line_completion"].items():
         lines.append(f"Line completion, {protocol} protocol ({lc['samples']} random cuts): exact match "
                      f"**{lc['exact_match']:.1%}**, edit similarity **{lc['edit_similarity']:.1%}**.")
+    lines += summary_lines(report)
     lines.append("Request latency while typing: "
                  + ", ".join(f"{c} p50 {o[f'p50_ms_{c}']:.1f} / p90 {o[f'p90_ms_{c}']:.1f} / p99 {o[f'p99_ms_{c}']:.1f} ms"
                              for c in cols)
