@@ -5,7 +5,8 @@
 Holds out a fifth of the project's (cleaned) files, chosen by a hash of their path; fine-tunes the shipped
 model on the rest (scripts/finetune.py with --exclude); then types the held-out files with the shipped and
 the fine-tuned model (`python -m evaluate --files ... --protocol lines project`) and the standard held-out
-test projects with the fine-tuned model (the command in docs/training.md). One torch thread throughout.
+test projects with the fine-tuned model (the command in docs/training.md), and prints the held-out gain with its
+95 % interval paired over the files (`python -m evaluate.confidence`). One torch thread throughout.
 Prints the commands it runs; their reports are under WORK/eval-*.
 """
 from __future__ import annotations
@@ -76,6 +77,11 @@ def main(argv=None) -> int:
     if not args.skip_standard:
         sh([*evaluate, "--model", model, "--data", "data/default-model", "--split", "test", "--max-files", "12",
             "--protocol", "lines", "--out", str(work / f"eval-standard-ft{tag}")])
+    base = work / f"eval-heldout-base{tag}" / "eval.json"
+    if not base.exists():
+        base = work / "eval-heldout-base" / "eval.json"  # --tag with --skip-base: the untagged base run
+    if base.exists():  # the gain with its paired interval over the held-out files (evaluate/confidence.py)
+        sh([py, "-m", "evaluate.confidence", str(base), str(work / f"eval-heldout-ft{tag}" / "eval.json")])
     return 0
 
 

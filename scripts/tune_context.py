@@ -8,7 +8,8 @@ Each argument is a JSON object of `ContextConfig` or `PredictorConfig` fields ({
 {"context_prompt": "before_window" | "none"}: what of the prompt is remembered, {"context_lines": 20}:
 today's 20-line prompt, {"extra": false}: no other files); every variant types the same files with the project-aware
 protocol (whole text before the cursor + the other files of the project) and prints keystrokes saved and
-request latency. Variants run in parallel, one per core (`--jobs`), one torch thread each.
+request latency, and each variant's difference from the first with its paired 95 % interval over the files
+(evaluate/confidence.py). Variants run in parallel, one per core (`--jobs`), one torch thread each.
 `--projects DIR [DIR ...]` types files of local folders instead (each folder one project), a second validation
 set from projects outside the corpus, e.g. unpacked sdists (`pip download --no-binary :all: marshmallow==4.4.0`).
 """
@@ -24,6 +25,8 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from evaluate.confidence import paired_difference  # noqa: E402
 
 
 def files_of(data: str, split: str, n: int, seed: int, extra_chars: int, projects: list[str] | None = None):
@@ -78,7 +81,7 @@ def run_variant(args_tuple):
         predictor.complete = lambda *a, **kw: complete(*a, time_budget_ms=budget, **kw)
     chars_total = keys = 0
     ms = []
-    per_file = []
+    per_file = {}  # name -> (chars, keystrokes)
     for name, text, extra in files:
         start = text.rfind("\n", 0, int(len(text) * start_fraction)) + 1
         end = start + len(clip_text(text[start:], chars))
@@ -87,11 +90,11 @@ def run_variant(args_tuple):
         chars_total += r.chars
         keys += r.keystrokes
         ms += r.request_ms
-        per_file.append(r.saved)
+        per_file[name] = (r.chars, r.keystrokes)
     return 1 - keys / chars_total, percentile(ms, 50), percentile(ms, 99), per_file
 
 
-def main() -> int:
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("variants", nargs="+", help="JSON objects of ContextConfig fields")
     p.add_argument("--model", default="checkpoints/default.pt")
@@ -105,7 +108,7 @@ def main() -> int:
     p.add_argument("--extra-chars", type=int, default=200_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     files = files_of(args.data, args.split, args.files, args.seed, args.extra_chars, args.projects)
     variants = [json.loads(v) for v in args.variants]
     t0 = time.time()
@@ -114,10 +117,17 @@ def main() -> int:
     source = " ".join(args.projects) if args.projects else f"the {args.split} split"
     print(f"{len(files)} files of {source} ({', '.join(n for n, _, _ in files)}), "
           f"{args.chars} chars each from {args.start_fraction:.0%} into the file, {time.time() - t0:.0f} s\n")
-    print("| variant | keystrokes saved | p50 ms | p99 ms | per file |")
-    print("|---|---:|---:|---:|---|")
-    for v, (saved, p50, p99, per_file) in zip(args.variants, results):
-        print(f"| `{v}` | {saved:.1%} | {p50:.1f} | {p99:.1f} | {' '.join(f'{x:.0%}' for x in per_file)} |")
+    # Each variant against the first, paired over the same files (evaluate/confidence.py): what the files tell apart.
+    print("| variant | keystrokes saved | against the first, 95 % interval | p50 ms | p99 ms | per file |")
+    print("|---|---:|---:|---:|---:|---|")
+    first = results[0][3]
+    for i, (v, (saved, p50, p99, per_file)) in enumerate(zip(args.variants, results)):
+        versus = "–"
+        if i and len(first) >= 2:
+            d = paired_difference(first, per_file)
+            versus = f"{100 * d.value:+.1f} ({100 * d.low:+.1f} … {100 * d.high:+.1f})"
+        shares = " ".join(f"{1 - k / c:.0%}" if c else "–" for c, k in per_file.values())
+        print(f"| `{v}` | {saved:.1%} | {versus} | {p50:.1f} | {p99:.1f} | {shares} |")
     return 0
 
 

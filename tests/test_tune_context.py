@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from tune_context import files_of  # noqa: E402
+from tune_context import files_of, main  # noqa: E402
 
 
 def make_project(root: Path, name: str, n: int) -> Path:
@@ -29,3 +31,19 @@ def test_local_folders_are_projects_and_extra_comes_from_the_same_project(tmp_pa
         assert len(extra) == (2 if project == "alpha" else 3)  # the other files of its own project only
         assert all(t.startswith(f"def {project}_") and t != text for _, t in extra)
         assert all(path.startswith("pkg/module_") for path, _ in extra)  # with their paths in the project
+
+
+def test_each_variant_is_compared_with_the_first_over_the_same_files(tmp_path, checkpoint, capsys):
+    """The table's third column: the variant's keystrokes saved minus the first's, with the paired interval."""
+    alpha = make_project(tmp_path, "alpha", 3)
+    assert main(["--model", str(checkpoint), "--projects", str(alpha), "--files", "3", "--chars", "120",
+                 "--jobs", "1", "{}", '{"context": null}']) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| `")]
+    assert len(rows) == 2
+    first, second = ([cell.strip() for cell in row.strip("|").split("|")] for row in rows)
+    assert first[2] == "–"
+    saved = [float(r[1].rstrip("%")) for r in (first, second)]
+    difference, interval = second[2].split(" ", 1)
+    assert float(difference) == pytest.approx(saved[1] - saved[0], abs=0.11)
+    low, high = (float(x) for x in interval.strip("()").split(" … "))
+    assert low <= float(difference) <= high
