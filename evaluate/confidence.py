@@ -57,17 +57,25 @@ def file_counts(report: dict, column: str) -> dict[str, tuple[int, int]]:
     return counts
 
 
+def _arrays(counts: dict[str, tuple[int, int]], files) -> tuple[np.ndarray, np.ndarray]:
+    """(chars [n], keystrokes [n]) of `files`, in their order."""
+    files = list(files)
+    return (np.array([counts[f][0] for f in files], dtype=np.float64),
+            np.array([counts[f][1] for f in files], dtype=np.float64))
+
+
 def saved_over(counts: dict[str, tuple[int, int]], files) -> float:
     """Keystrokes saved over `files` of `counts` (a ratio of sums, as the report's overall row)."""
-    chars = sum(counts[f][0] for f in files)
-    return 1.0 - sum(counts[f][1] for f in files) / chars if chars else 0.0
+    chars, keys = _arrays(counts, files)
+    return float(_saved(np.ones(len(chars)), chars, keys)) if chars.sum() else 0.0
 
 
 def _draws(n: int, resamples: int, seed: int) -> np.ndarray:
     """How often each of n files is drawn in each resample: int [resamples, n]."""
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, n, size=(resamples, n))
-    return np.stack([np.bincount(row, minlength=n) for row in picks])
+    picks = np.random.default_rng(seed).integers(0, n, size=(resamples, n))  # [R, n] file indexes
+    counts = np.zeros((resamples, n), dtype=np.int64)
+    np.add.at(counts, (np.arange(resamples)[:, None], picks), 1)
+    return counts
 
 
 def _saved(weights: np.ndarray, chars: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -86,9 +94,9 @@ def interval(counts: dict[str, tuple[int, int]], resamples: int = RESAMPLES, lev
     """Keystrokes saved over the files of `counts` (file -> (chars, keystrokes)) and its bootstrap interval."""
     if not counts:
         raise ValueError("no files typed")
-    chars, keys = (np.array(x, dtype=np.float64) for x in zip(*counts.values()))
+    chars, keys = _arrays(counts, counts)
     values = _saved(_draws(len(chars), resamples, seed), chars, keys)
-    return _interval(values, float(_saved(np.ones(len(chars)), chars, keys)), len(chars), level)
+    return _interval(values, saved_over(counts, counts), len(chars), level)
 
 
 def paired_difference(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]], resamples: int = RESAMPLES,
@@ -97,11 +105,9 @@ def paired_difference(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int
     files = sorted(set(a) & set(b))
     if not files:
         raise ValueError("the two columns share no typed file")
-    ca, ka = (np.array([a[f][i] for f in files], dtype=np.float64) for i in (0, 1))
-    cb, kb = (np.array([b[f][i] for f in files], dtype=np.float64) for i in (0, 1))
+    (ca, ka), (cb, kb) = _arrays(a, files), _arrays(b, files)
     w = _draws(len(files), resamples, seed)
-    ones = np.ones(len(files))
-    value = float(_saved(ones, cb, kb) - _saved(ones, ca, ka))
+    value = saved_over(b, files) - saved_over(a, files)
     return _interval(_saved(w, cb, kb) - _saved(w, ca, ka), value, len(files), level)
 
 
