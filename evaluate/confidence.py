@@ -107,29 +107,34 @@ def paired_difference(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int
         raise ValueError("the two columns share no typed file")
     (ca, ka), (cb, kb) = _arrays(a, files), _arrays(b, files)
     w = _draws(len(files), resamples, seed)
-    value = saved_over(b, files) - saved_over(a, files)
+    ones = np.ones(len(files))
+    value = float(_saved(ones, cb, kb) - _saved(ones, ca, ka))
     return _interval(_saved(w, cb, kb) - _saved(w, ca, ka), value, len(files), level)
 
 
-def suffix_pairs(columns: list[str]) -> list[tuple[str, str]]:
-    """(X, X-nosuffix) for the columns that have both: the suffix's gain is saved(X) - saved(X-nosuffix)."""
-    return [(c, f"{c}-nosuffix") for c in columns if f"{c}-nosuffix" in columns]
+def suffix_gains(counts: dict[str, dict[str, tuple[int, int]]], resamples: int = RESAMPLES,
+                 seed: int = 0) -> list[tuple[str, str, Interval]]:
+    """(X, X-nosuffix, saved(X) - saved(X-nosuffix) paired) for the columns of `counts` (column -> file_counts)
+    that have both: the suffix's gain."""
+    return [(c, f"{c}-nosuffix", paired_difference(counts[f"{c}-nosuffix"], counts[c], resamples, seed=seed))
+            for c in counts if f"{c}-nosuffix" in counts]
 
 
 def summary_lines(report: dict) -> list[str]:
     """The lines `python -m evaluate` prints under its table: each column's interval, each suffix gain's."""
-    cols = [c for c in report["columns"] if len(file_counts(report, c)) >= 2]  # one file: nothing to resample
-    if not cols:
+    counts = {c: file_counts(report, c) for c in report["columns"]}
+    counts = {c: n for c, n in counts.items() if len(n) >= 2}  # one file: nothing to resample
+    if not counts:
         return []
-    parts = []
-    for c in cols:
-        iv = interval(file_counts(report, c))
-        parts.append(f"{c} {100 * iv.low:.1f}–{100 * iv.high:.1f} %")
+    parts = [f"{c} {_range(interval(n))}" for c, n in counts.items()]
     lines = [f"95 % intervals (bootstrap over files, `python -m evaluate.confidence`): " + ", ".join(parts) + "."]
-    for with_suffix, without in suffix_pairs(cols):
-        d = paired_difference(file_counts(report, without), file_counts(report, with_suffix))
+    for with_suffix, without, d in suffix_gains(counts):
         lines.append(f"The suffix's gain ({with_suffix} - {without}): {_points(d)}.")
     return lines
+
+
+def _range(iv: Interval) -> str:
+    return f"{100 * iv.low:.1f}–{100 * iv.high:.1f} %"
 
 
 def _points(iv: Interval) -> str:
@@ -158,13 +163,11 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     if len(reports) == 1:
-        report = reports[0]
-        for c in columns:
-            iv = interval(file_counts(report, c), args.resamples, seed=args.seed)
-            print(f"{c}: {100 * iv.value:.1f} % (95 % interval {100 * iv.low:.1f}–{100 * iv.high:.1f} %, {iv.files} files)")
-        for with_suffix, without in suffix_pairs(columns):
-            d = paired_difference(file_counts(report, without), file_counts(report, with_suffix), args.resamples,
-                                  seed=args.seed)
+        counts = {c: file_counts(reports[0], c) for c in columns}
+        for c, n in counts.items():
+            iv = interval(n, args.resamples, seed=args.seed)
+            print(f"{c}: {100 * iv.value:.1f} % (95 % interval {_range(iv)}, {iv.files} files)")
+        for with_suffix, without, d in suffix_gains(counts, args.resamples, args.seed):
             print(f"suffix gain {with_suffix} - {without}: {_points(d)}")
         return 0
     for c in columns:

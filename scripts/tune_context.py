@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluate.confidence import paired_difference  # noqa: E402
+from evaluate.confidence import paired_difference, saved_over  # noqa: E402
 
 
 def files_of(data: str, split: str, n: int, seed: int, extra_chars: int, projects: list[str] | None = None):
@@ -79,7 +79,6 @@ def run_variant(args_tuple):
     if budget is not None:  # what a server started with --time-budget-ms does to every request
         complete = predictor.complete
         predictor.complete = lambda *a, **kw: complete(*a, time_budget_ms=budget, **kw)
-    chars_total = keys = 0
     ms = []
     per_file = {}  # name -> (chars, keystrokes)
     for name, text, extra in files:
@@ -87,11 +86,9 @@ def run_variant(args_tuple):
         end = start + len(clip_text(text[start:], chars))
         predictor.clear_cache()
         r = simulate_typing(predictor, text, None, lines, extra=extra if use_extra else None, start=start, end=end)
-        chars_total += r.chars
-        keys += r.keystrokes
         ms += r.request_ms
         per_file[name] = (r.chars, r.keystrokes)
-    return 1 - keys / chars_total, percentile(ms, 50), percentile(ms, 99), per_file
+    return saved_over(per_file, per_file), percentile(ms, 50), percentile(ms, 99), per_file
 
 
 def main(argv=None) -> int:
