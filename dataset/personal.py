@@ -65,8 +65,15 @@ def gather(sources: list[str | Path], clean: CleanConfig | None = None, progress
     return records
 
 
-def split_records(records: list[dict], valid_fraction: float) -> None:
-    """Mark about `valid_fraction` of the files (by characters, chosen by path hash) as 'valid', in place.
+# The most characters held out (~65K tokens, what a default training run validates on). Early stopping validates
+# the whole held-out split every 25 steps: a tenth of a large code base (7,554 files, 35.5M tokens) held out
+# 3.9M tokens, whose every validation took 4.8 minutes on one core (the 540-step budget: ~1.8 hours of them).
+MAX_VALID_CHARS = 200_000
+
+
+def split_records(records: list[dict], valid_fraction: float, max_valid_chars: int = MAX_VALID_CHARS) -> None:
+    """Mark about `valid_fraction` of the files (by characters, chosen by path hash), at most about
+    `max_valid_chars` characters of them, as 'valid', in place.
 
     At least one file is held out when there are two or more; a single file is cut at a line boundary
     (its last `valid_fraction` becomes a separate 'valid' record)."""
@@ -83,7 +90,7 @@ def split_records(records: list[dict], valid_fraction: float) -> None:
                       {**r, "path": r["path"] + "#tail", "text": tail, "chars": len(tail), "split": "valid"}]
         return
     order = sorted(records, key=lambda r: _hash(f"{r['project']}/{r['path']}"))
-    target = valid_fraction * sum(r["chars"] for r in records)
+    target = min(valid_fraction * sum(r["chars"] for r in records), max_valid_chars)
     held = 0
     for r in order[:len(records) - 1]:  # never hold out every file
         if held >= target and held > 0:

@@ -105,7 +105,7 @@ def trim_to_suffix(completion: str, cursor_line: str, suffix: str) -> str:
     if not following:
         return completion
     lines = completion.split("\n")
-    completed = completed_line(cursor_line, completion, suffix[:suffix.find("\n")])  # following: a "\n" exists
+    completed = completed_line(cursor_line, completion, rest_of_line(suffix))
     if lines[0] and completed.strip() == following and cursor_line.strip() != following:
         return ""
     for i in range(1, len(lines)):

@@ -75,7 +75,7 @@ def closing_suffix(suffix: str, cursor_line: str = "") -> bytes:
         if c == "#":
             break
         if c in "\"'":
-            close = _string_end(line, i + 1, c)
+            close = string_end(line, i + 1, c)
             if close < 0:
                 break
             i = close
@@ -103,7 +103,7 @@ def open_string(line: str) -> str | None:
             return None
         if c in "\"'":
             quote = c * 3 if line.startswith(c * 3, i) else c
-            close = _string_end(line, i + len(quote), quote)
+            close = string_end(line, i + len(quote), quote)
             if close < 0:
                 return quote
             i = close
@@ -112,7 +112,7 @@ def open_string(line: str) -> str | None:
     return None
 
 
-def _string_end(line: str, start: int, quote: str) -> int:
+def string_end(line: str, start: int, quote: str) -> int:
     """The index just after the `quote` that closes a string whose text starts at `start`, or -1."""
     i = start
     while i < len(line):

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .kinds import string_end
+
 
 def prompt_at(text: str, line_starts: list[int], cursor: int, context_lines: int) -> str:
     """The last `context_lines` lines before the cursor (the current, partial line included); 0: the whole
@@ -113,12 +115,10 @@ def bracket_spans(line: str) -> list[tuple[int, int]]:
         if c == "#":
             break
         if c in "\"'":
-            close = line.find(c, i + 1)
-            while close > 0 and line[close - 1] == "\\":
-                close = line.find(c, close + 1)
+            close = string_end(line, i + 1, c)
             if close < 0:
                 break
-            i = close + 1
+            i = close
             continue
         if c in _PAIRS:
             stack.append((c, i, []))

@@ -60,7 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--replay-fraction", type=float, default=RECIPE["replay_fraction"])
     p.add_argument("--guard-rise", type=float, default=RECIPE["guard_rise"],
                    help="the replay corpus's valid loss may rise at most this much (relative) in best.pt; 0: no guard")
-    p.add_argument("--valid-fraction", type=float, default=0.1, help="share of your files held out for validation")
+    p.add_argument("--valid-fraction", type=float, default=0.1,
+                   help="share of your files held out for validation (at most 200K characters of them: "
+                        "dataset.personal.MAX_VALID_CHARS)")
     p.add_argument("--lr", type=float, default=RECIPE["lr"])
     p.add_argument("--fim-rate", type=float, default=RECIPE["fim_rate"],
                    help="share of windows in fill-in-the-middle order (only for a checkpoint with FIM tokens)")

@@ -138,6 +138,7 @@ def test_evaluate_command_with_the_edit_in_the_middle_protocols(ckpt, tmp_path, 
     ('print("a(b", x[1:2])  # f(x)', ["1:2", '"a(b", x[1:2]', '"a(b"', "x[1:2]"]),  # strings, comments skipped
     ("d = {1: (2, 3),  }", ["2, 3", "2", "3", "1: (2, 3),  ", "1: (2, 3)"]),  # blank elements are none
     ("s = 'it\\'s' + h(y)", ["y"]),                                # an escaped quote stays in its string
+    ('f("a\\\\", b)', ['"a\\\\", b', '"a\\\\"', "b"]),                # an escaped backslash ends before the quote
     ("foo(a,", []),                                                 # closes on a later line
     ("    )", []),
 ])

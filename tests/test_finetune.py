@@ -17,7 +17,7 @@ import torch
 import train
 from dataset.corpus import load_split
 from dataset.encode import train_tokenizer
-from dataset.personal import SourceError, build_personal_corpus, gather
+from dataset.personal import MAX_VALID_CHARS, SourceError, build_personal_corpus, gather, split_records
 from models.checkpoint import load_checkpoint
 from tests.tiny_model import make_tiny_checkpoint
 
@@ -53,6 +53,23 @@ def test_personal_corpus_uses_the_given_tokenizer_and_holds_files_out(tiny_ckpt,
     train_text = tok.decode([i for i in load_split(tmp_path, "train") if i != tok.eot_id])
     held = [f for f in sorted((PROJECT / "inventory").glob("*.py")) if f.read_text() in text]
     assert held and all(f.read_text() not in train_text for f in held)  # a held-out file is not trained on
+
+
+def test_a_large_code_base_holds_out_at_most_max_valid_chars():
+    # Early stopping validates the whole held-out split every 25 steps: a tenth of a large code base would make
+    # each validation minutes long. The rest of the files go to training.
+    def records(n):
+        return [{"project": "big", "path": f"pkg/m{i}.py", "chars": 10_000, "split": "train"} for i in range(n)]
+    big = records(400)  # 4M characters: a tenth is 400K
+    split_records(big, 0.1)
+    held = sum(r["chars"] for r in big if r["split"] == "valid")
+    assert MAX_VALID_CHARS <= held <= MAX_VALID_CHARS + 10_000
+    small = records(40)  # 400K characters: a tenth, as before
+    split_records(small, 0.1)
+    assert sum(r["chars"] for r in small if r["split"] == "valid") == 40_000
+    uncapped = records(400)
+    split_records(uncapped, 0.1, max_valid_chars=10**9)
+    assert sum(r["chars"] for r in uncapped if r["split"] == "valid") == 400_000
 
 
 def test_init_starts_from_the_checkpoint_weights(tiny_ckpt, tmp_path, capsys):
