@@ -259,3 +259,21 @@ def test_the_recipe_budget_is_steps_unless_minutes_are_given():
         with pytest.raises(SystemExit) as e:
             finetune.parse_args(["src", *bad])
         assert e.value.code == 2
+
+
+def test_make_train_builds_the_replay_corpus_first_when_absent(tmp_path):
+    # Without the default corpus the recipe has neither replay nor guard (it forgot ~4 points of the standard
+    # projects), so `make train SOURCES=...` builds it first, once. A dry run shows what make would run.
+    import subprocess
+
+    def dry_run(default_data):
+        return subprocess.run(["make", "-n", "train", f"SOURCES={PROJECT}", f"DEFAULT_DATA={default_data}"],
+                              cwd=REPO, capture_output=True, text=True, check=True).stdout
+    missing = tmp_path / "missing"
+    out = dry_run(missing)
+    assert f"dataset build --out {missing}" in out and f"--replay {missing}" in out
+    built = tmp_path / "built"
+    (built / "corpus").mkdir(parents=True)
+    (built / "corpus" / "meta.json").write_text("{}")
+    out = dry_run(built)
+    assert "dataset build" not in out and f"scripts/finetune.py {PROJECT}" in out and f"--replay {built}" in out
