@@ -12,10 +12,11 @@ after the search:
     names    the identifiers of the request's memory (the texts the copy model remembers: the prompt's lines,
              the cursor line before the prefix, the input_extra chunks, the suffix's following lines) that
              extend the prefix, each with its number of occurrences
-    rule     the search's top suggestion stays if it completes the prefix into one of those names (the
-             model and the copy model agree with the code) or into one of Python's (keywords, builtins);
-             otherwise the most frequent extending name, if it holds at least `min_share` of their
-             occurrences, is put first: the rest of the name, with that share as its probability
+    rule     the search's top suggestion stays if the engine is confident of it (`keep_above`), or if it
+             completes the prefix into one of those names (the model and the copy model agree with the code)
+             or into one of Python's (keywords, builtins); otherwise the most frequent extending name, if it
+             holds at least `min_share` of their occurrences, is put first: the rest of the name, with that
+             share as its probability
 
 Chosen by measurement on the validation files (docs/evaluation.md, "Names of the project"), where it adds
 0.3-1.2 points of keystrokes saved on every protocol. Only the default kind uses it (the one measured).
@@ -65,6 +66,11 @@ class NamesConfig:
     min_prefix: int = 2
     # Share of the extending names' occurrences the most frequent one needs (0.3 / 0.5 / 0.8 measured).
     min_share: float = 0.3
+    # The search's top suggestion stays when the engine gives it at least this probability: a model fine-tuned
+    # on the project knows its names, and overriding its confident choice with the memory's most frequent name
+    # cost it 0.5-0.8 points on the held-out files of three projects (docs/training.md "Names and a fine-tuned
+    # model"); the shipped model gains 0.1-0.4 (docs/evaluation.md). > 1: the rule never defers.
+    keep_above: float = 0.5
     # Bytes of name tables kept (one per block of text, ~90 bytes a name in Python objects; 200 KB of chunks
     # make ~1 MB of tables); least recently used go first.
     max_bytes: int = 16 * 1024 * 1024
@@ -123,9 +129,11 @@ class ProjectNames:
                 i += 1
         return found
 
-    def complete(self, prefix: str, top: str | None, found: dict[str, int]) -> tuple[str, float] | None:
-        """(rest of the name, its share) to offer first instead of the search's `top` suggestion, or None."""
-        if not found:
+    def complete(self, prefix: str, top: str | None, found: dict[str, int],
+                 top_prob: float = 0.0) -> tuple[str, float] | None:
+        """(rest of the name, its share) to offer first instead of the search's `top` suggestion (of probability
+        `top_prob`), or None."""
+        if not found or (top and top_prob >= self.config.keep_above):
             return None
         head = re.match(r"\w*", top or "").group()
         if head and (prefix + head in found or prefix + head in PYTHON_NAMES):

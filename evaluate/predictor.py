@@ -296,7 +296,8 @@ class Predictor:
             return ranked
         before = cursor_line[:len(cursor_line) - len(prefix)] if self.config.context_prompt != "none" else ""
         found = self.names.extending(prefix, self.context.cut(remembered, extra), before)
-        offer = self.names.complete(prefix, ranked[0].text if ranked else None, found)
+        top = ranked[0] if ranked else None
+        offer = self.names.complete(prefix, top.text if top else None, found, top.prob if top else 0.0)
         if offer is None:
             return ranked
         rest, share = offer

@@ -72,6 +72,17 @@ def test_the_search_keeps_its_suggestion_when_it_completes_a_known_name():
     assert names.complete("pr", "ocessor", {"process": 3}) == ("ocess", 1.0)
 
 
+def test_a_confident_suggestion_stays_over_the_memorys_name():
+    # A model fine-tuned on the project knows names the memory does not rank first: its confident choice stays.
+    names = ProjectNames(NamesConfig(min_share=0.3, keep_above=0.5))
+    found = {"parse_date": 3, "parser": 1}
+    assert names.complete("par", "tial(", found, top_prob=0.6) is None
+    assert names.complete("par", "tial(", found, top_prob=0.4) == ("se_date", 0.75)
+    assert names.complete("par", None, found, top_prob=0.9) == ("se_date", 0.75)  # nothing to keep
+    never = ProjectNames(NamesConfig(min_share=0.3, keep_above=1.1))
+    assert never.complete("par", "tial(", found, top_prob=1.0) == ("se_date", 0.75)
+
+
 def test_name_tables_are_built_once_per_block_and_stay_within_their_bound(store):
     names = ProjectNames(NamesConfig(max_bytes=2000))
     chunk = "alpha_one = 1\nalpha_two = 2\n"
