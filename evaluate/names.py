@@ -69,7 +69,7 @@ class NamesConfig:
     # The search's top suggestion stays when the engine gives it at least this probability: a model fine-tuned
     # on the project knows its names, and overriding its confident choice with the memory's most frequent name
     # cost it 0.5-0.8 points on the held-out files of three projects (docs/training.md "Names and a fine-tuned
-    # model"); the shipped model gains 0.1-0.4 (docs/evaluation.md). > 1: the rule never defers.
+    # model"); the shipped model gains 0.1-0.5 (docs/evaluation.md). > 1: the rule never defers.
     keep_above: float = 0.5
     # Bytes of name tables kept (one per block of text, ~90 bytes a name in Python objects; 200 KB of chunks
     # make ~1 MB of tables); least recently used go first.

@@ -112,6 +112,12 @@ def test_a_name_used_only_below_the_cursor_is_offered(ckpt):
     # from input_extra the same
     assert on.complete(prompt, extra=[WIDGETS])[0].text == "xv_widget_factory"
     assert on.stats()["names_offered"] == 2
+    # ... unless the engine is as sure of its own suggestion as keep_above asks
+    top = off.complete(prompt, suffix=suffix)[0]
+    sure = Predictor.from_checkpoint(ckpt, config=PredictorConfig(names=NamesConfig(keep_above=top.prob)))
+    assert sure.complete(prompt, suffix=suffix)[0].text == top.text
+    unsure = Predictor.from_checkpoint(ckpt, config=PredictorConfig(names=NamesConfig(keep_above=top.prob + 1e-6)))
+    assert unsure.complete(prompt, suffix=suffix)[0].text == "xv_widget_factory"
 
 
 @pytest.mark.parametrize("kind", ["word", "line", "block"])
