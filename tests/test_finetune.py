@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -264,8 +265,6 @@ def test_the_recipe_budget_is_steps_unless_minutes_are_given():
 def test_make_train_builds_the_replay_corpus_first_when_absent(tmp_path):
     # Without the default corpus the recipe has neither replay nor guard (it forgot ~4 points of the standard
     # projects), so `make train SOURCES=...` builds it first, once. A dry run shows what make would run.
-    import subprocess
-
     def dry_run(default_data):
         return subprocess.run(["make", "-n", "train", f"SOURCES={PROJECT}", f"DEFAULT_DATA={default_data}"],
                               cwd=REPO, capture_output=True, text=True, check=True).stdout
