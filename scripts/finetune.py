@@ -32,7 +32,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from dataset.corpus import corpus_dir  # noqa: E402
-from dataset.personal import SourceError, build_personal_corpus  # noqa: E402
+from dataset.personal import MAX_VALID_CHARS, SourceError, build_personal_corpus  # noqa: E402
 from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
 
 # The recipe (measured: docs/training.md, "Train on your own code").
@@ -61,8 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--guard-rise", type=float, default=RECIPE["guard_rise"],
                    help="the replay corpus's valid loss may rise at most this much (relative) in best.pt; 0: no guard")
     p.add_argument("--valid-fraction", type=float, default=0.1,
-                   help="share of your files held out for validation (at most 200K characters of them: "
-                        "dataset.personal.MAX_VALID_CHARS)")
+                   help=f"share of your files held out for validation (at most {MAX_VALID_CHARS:,} characters "
+                        f"of them)")
     p.add_argument("--lr", type=float, default=RECIPE["lr"])
     p.add_argument("--fim-rate", type=float, default=RECIPE["fim_rate"],
                    help="share of windows in fill-in-the-middle order (only for a checkpoint with FIM tokens)")
