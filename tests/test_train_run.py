@@ -202,3 +202,27 @@ def test_bad_input_gives_a_clear_error(data, tmp_path):
     for option, value, message in (("--prefetch", "-2", "--prefetch must be"), ("--fim-rate", "1.5", "--fim-rate")):
         out = run(train_cmd(data, tmp_path / "o", "--steps", "1", option, value))
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def cpu_flags() -> set[str]:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("no /proc/cpuinfo to read the CPU's flags from")
+    line = next((l for l in cpuinfo.read_text().splitlines() if l.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
+def test_auto_precision_is_bf16_on_the_cpu_only_where_it_has_bf16_instructions(data, tmp_path):
+    # Emulated bf16 made a fine-tune 13-24x slower on an AVX2-only CPU (train.cpu_has_native_bf16).
+    import train
+    native = bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+    assert train.cpu_has_native_bf16() == native
+    out = run(train_cmd(data, tmp_path, "--batch-size", "2", "--steps", "2", "--eval-every", "0"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"device cpu x1, {'bf16' if native else 'fp32'}," in out.stdout
+    lstm = run(train_cmd(data, tmp_path / "lstm", "--model", "lstm", "--batch-size", "2", "--steps", "2",
+                         "--eval-every", "0"))
+    assert lstm.returncode == 0 and "device cpu x1, fp32," in lstm.stdout
+    forced = run(train_cmd(data, tmp_path / "forced", "--precision", "bf16", "--batch-size", "2", "--steps", "2",
+                           "--eval-every", "0"))
+    assert forced.returncode == 0 and "device cpu x1, bf16," in forced.stdout
