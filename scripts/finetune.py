@@ -10,10 +10,11 @@
    built (6 of 8 rows, against forgetting), validation on the held-out slice every --eval-every steps, early stopping
    and best.pt = the best held-out loss (never worse than the starting model) among the steps whose loss on
    the default corpus's validation rose at most --guard-rise (4.5 %) over the start's (train.py --guard);
-   540 steps, so that the cosine decay ends inside the budget whatever the machine's speed (a wall-clock
-   budget ends it at a different step on every machine: at 10 minutes on one thread, or 7 minutes on two,
-   early stopping fired while the rate was still high and the model kept what it had shaken loose;
-   docs/training.md); 3.4 minutes on this 2-core CPU with 2 threads, 5-7 on one;
+   a step budget, so that the cosine decay ends inside it (a wall-clock budget ends it at a different step
+   on every machine: at 10 minutes on one thread, or 7 minutes on two, early stopping fired while the rate
+   was still high and the model kept what it had shaken loose; docs/training.md): 540 steps for a small
+   project, more for a large one (budget_steps: 1.3 passes over your code, at most 1,620 steps and what fits
+   15 minutes at the speed measured here before the run);
 3. OUT = best.pt exported (fp16), written atomically: a failed or interrupted run leaves OUT untouched;
    `--resume` continues an interrupted run from WORK/run/last.pt.
 
@@ -23,15 +24,17 @@ interrupted (OUT untouched; run again with --resume).
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from dataset.corpus import corpus_dir  # noqa: E402
+from dataset.corpus import corpus_dir, load_meta  # noqa: E402
 from dataset.personal import MAX_VALID_CHARS, SourceError, build_personal_corpus  # noqa: E402
 from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
 
@@ -39,8 +42,43 @@ from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint 
 RECIPE = {"lr": 2e-4, "warmup": 20, "min_lr_ratio": 0.1, "batch_size": 8, "seq_len": 256, "dropout": 0.1,
           "weight_decay": 0.1, "eval_every": 25, "patience": 4, "replay_fraction": 0.75,
           "guard_rise": 0.045, "steps": 540,
+          # The budget grows with your code (budget_steps): about 1.3 passes over it, from the 540 steps measured on
+          # small projects up to 1,620 steps, and no more than fits 15 minutes on this machine.
+          "passes": 1.3, "max_steps": 1620, "budget_minutes": 15.0,
           # A checkpoint trained to fill in the middle keeps doing it on your code (its FIM rate)
           "fim_rate": 0.5}
+
+
+def budget_steps(train_tokens: int, project_tokens_per_step: float, seconds_per_step: float,
+                 seconds_per_validation: float, eval_every: int) -> int:
+    """The step budget when none is given: as many steps as RECIPE["passes"] passes over your code need (a step
+    trains on batch x (1 - replay) x seq_len tokens of it), at least RECIPE["steps"], at most RECIPE["max_steps"],
+    and no more than fit RECIPE["budget_minutes"] of steps and validations (one every eval_every steps) at this
+    machine's speed (cut to a multiple of eval_every when the minutes decide).
+
+    Why: 540 steps are 2.8-5 passes over a small project (marshmallow, sqlparse, dateutil; twice the steps
+    gained within a point there), but 0.4 of a pass over celery's 645K tokens, where 1,620 steps (1.3 passes)
+    gained 1.8 more points on its held-out files (docs/training.md "A budget that grows with your code").
+    The steps stay fixed for the run once chosen, so the cosine decay still ends inside the budget."""
+    want = math.ceil(RECIPE["passes"] * train_tokens / project_tokens_per_step)
+    steps = min(max(want, RECIPE["steps"]), RECIPE["max_steps"])
+    per_step = seconds_per_step + seconds_per_validation / eval_every
+    if per_step <= 0:  # not measured (a GPU)
+        return steps
+    fits = int(RECIPE["budget_minutes"] * 60 / per_step) // eval_every * eval_every
+    return max(RECIPE["steps"], min(steps, fits))
+
+
+def measure_step_seconds(init, batch_size: int, seq_len: int, threads: int) -> float:
+    """Seconds of one training step of the init checkpoint's architecture at this batch on this machine, in the
+    precision train.py will use (two timed steps after a warm-up, random weights and tokens: ~3-8 s)."""
+    import torch
+    import train
+    from benchmarks.train_speed import tokens_per_second
+    torch.set_num_threads(threads)
+    precision = train.resolve_precision(train.TrainConfig(model=init.config.arch), torch.device("cpu"))
+    config = replace(init.config, max_len=max(init.config.max_len, seq_len))
+    return batch_size * seq_len / tokens_per_second(config, batch_size, seq_len, 2, bf16=precision == "bf16")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,8 +89,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default="checkpoints/personal.pt", help="the fine-tuned model (for make serve MODEL=)")
     p.add_argument("--work", default="runs/personal", help="corpus and run folder (last.pt, best.pt)")
     p.add_argument("--steps", type=int, default=argparse.SUPPRESS,
-                   help=f"step budget, the learning rate decays over it (default {RECIPE['steps']}: 3.4 minutes "
-                        f"with 2 threads on the 2-core CPU it was measured on)")
+                   help=f"step budget, the learning rate decays over it (default: from your code's size, "
+                        f"{RECIPE['passes']} passes, {RECIPE['steps']} to {RECIPE['max_steps']} steps, at most "
+                        f"{RECIPE['budget_minutes']:.0f} minutes on this machine; budget_steps)")
     p.add_argument("--minutes", type=float, default=argparse.SUPPRESS,
                    help="a wall-clock budget instead of --steps (the decay then follows the time used)")
     p.add_argument("--replay", default="data/default-model",
@@ -81,12 +120,39 @@ def parse_args(argv=None) -> argparse.Namespace:
     steps, minutes = getattr(args, "steps", None), getattr(args, "minutes", None)
     if steps is not None and minutes is not None:
         p.error("give --steps or --minutes, not both")
-    if steps is None and minutes is None:
-        steps = RECIPE["steps"]
+    args.auto_steps = steps is None and minutes is None  # budget_steps decides once the corpus is built
     args.steps, args.minutes = steps or 0, minutes or 0.0
-    if args.steps < 0 or args.minutes < 0 or not (args.steps or args.minutes):
+    if args.steps < 0 or args.minutes < 0 or not (args.steps or args.minutes or args.auto_steps):
         p.error("the budget must be positive: --steps N or --minutes M")
     return args
+
+
+def auto_budget(args, init, data: Path, run: Path, replay: str) -> int:
+    """budget_steps for this corpus and machine; on --resume the budget the interrupted run started with."""
+    last = run / "last.pt"
+    if args.resume and last.is_file():
+        steps = (load_checkpoint(last).train_config or {}).get("steps", 0)
+        if steps:
+            return steps
+    import torch
+    import train
+    meta = load_meta(data)
+    seq_len = min(RECIPE["seq_len"], init.config.max_len)
+    project_share = 1.0 - (args.replay_fraction if replay else 0.0)
+    valid_tokens = meta["splits"]["valid"]["tokens"] + (train.TrainConfig.guard_tokens if replay else 0)
+    if torch.cuda.is_available():  # a GPU's steps take milliseconds: the passes alone decide
+        step_s = 0.0
+    else:
+        step_s = measure_step_seconds(init, args.batch_size, seq_len, args.threads)
+    # a validation is a forward pass: ~4-5x the tokens per second of a training step (measured on the CPU)
+    valid_s = valid_tokens / (4 * args.batch_size * seq_len) * step_s
+    steps = budget_steps(meta["splits"]["train"]["tokens"], args.batch_size * project_share * seq_len, step_s,
+                         valid_s, args.eval_every)
+    print(f"budget: {steps} steps ({RECIPE['passes']} passes over your code's "
+          f"{meta['splits']['train']['tokens']:,} tokens, {RECIPE['steps']} to {RECIPE['max_steps']}, at most "
+          f"{RECIPE['budget_minutes']:.0f} minutes here: {step_s:.2f} s a step, {valid_s:.1f} s a validation)",
+          flush=True)
+    return steps
 
 
 def main(argv=None) -> int:
@@ -123,8 +189,10 @@ def main(argv=None) -> int:
             print(f"warning: no replay corpus in {args.replay} (`make data-default` builds it): fine-tuning "
                   f"without replay or the guard against forgetting (measured: the standard test projects lost "
                   f"~4 points, docs/training.md)", file=sys.stderr)
-    # ---- fine-tune
+    # ---- the step budget: as given, as the interrupted run had it (--resume), or from your code's size
     import train
+    if args.auto_steps:
+        args.steps = auto_budget(args, init, data, run, replay)
     cfg = train.TrainConfig(
         data=str(data), out=str(run), init=args.init, resume=args.resume, minutes=args.minutes, steps=args.steps,
         lr=args.lr, warmup=args.warmup, min_lr_ratio=RECIPE["min_lr_ratio"], batch_size=args.batch_size,

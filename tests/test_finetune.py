@@ -19,7 +19,7 @@ import train
 from dataset.corpus import load_split
 from dataset.encode import train_tokenizer
 from dataset.personal import MAX_VALID_CHARS, SourceError, build_personal_corpus, gather, split_records
-from models.checkpoint import load_checkpoint
+from models.checkpoint import load_checkpoint, save_checkpoint
 from tests.tiny_model import make_tiny_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
@@ -251,9 +251,10 @@ def test_bench_passes_options_after_double_dash():
 
 
 def test_the_recipe_budget_is_steps_unless_minutes_are_given():
-    """Steps by default, so the learning rate's decay ends at the same step on any machine."""
+    """Steps by default (chosen from the corpus once built), so the decay ends inside the budget on any machine."""
     args = finetune.parse_args(["src"])
-    assert (args.steps, args.minutes) == (finetune.RECIPE["steps"], 0)
+    assert args.auto_steps and (args.steps, args.minutes) == (0, 0)
+    assert not finetune.parse_args(["src", "--steps", "300"]).auto_steps
     args = finetune.parse_args(["src", "--minutes", "3"])
     assert (args.steps, args.minutes) == (0, 3.0)
     for bad in (["--steps", "5", "--minutes", "3"], ["--steps", "0"], ["--minutes", "-1"]):
@@ -276,3 +277,34 @@ def test_make_train_builds_the_replay_corpus_first_when_absent(tmp_path):
     (built / "corpus" / "meta.json").write_text("{}")
     out = dry_run(built)
     assert "dataset build" not in out and f"scripts/finetune.py {PROJECT}" in out and f"--replay {built}" in out
+
+
+def test_the_budget_grows_with_the_code_up_to_what_fits_the_minutes():
+    r = finetune.RECIPE
+    per_step = 8 * 0.25 * 256  # project tokens a step: 8 rows, 6 of them replayed
+    fast = dict(project_tokens_per_step=per_step, seconds_per_step=0.4, seconds_per_validation=3.0, eval_every=25)
+    assert finetune.budget_steps(100_000, **fast) == r["steps"]  # a small project: the 540 steps measured
+    assert finetune.budget_steps(300_000, **fast) == 762  # 1.3 passes over 300K tokens
+    assert finetune.budget_steps(645_000, **fast) == r["max_steps"]  # celery: the 1,620 steps measured
+    assert finetune.budget_steps(40_000_000, **{**fast, "seconds_per_step": 0.0, "seconds_per_validation": 0.0}) \
+        == r["max_steps"]  # a GPU: the passes alone, capped
+    slow = {**fast, "seconds_per_step": 0.85, "seconds_per_validation": 5.0}  # fp32 on a 2-core AVX2 CPU
+    steps = finetune.budget_steps(645_000, **slow)
+    assert r["steps"] < steps < r["max_steps"]
+    assert steps * (0.85 + 5.0 / 25) <= r["budget_minutes"] * 60 < (steps + 25) * (0.85 + 5.0 / 25)
+    assert finetune.budget_steps(645_000, **{**slow, "seconds_per_step": 5.0}) == r["steps"]  # never below 540
+
+
+def test_the_budget_is_measured_on_the_built_corpus_and_kept_on_resume(tiny_ckpt, tmp_path, capsys):
+    init = load_checkpoint(tiny_ckpt)
+    data, run = tmp_path / "data", tmp_path / "run"
+    build_personal_corpus([PROJECT], data, init.tokenizer, valid_fraction=0.2)
+    args = finetune.parse_args([str(PROJECT), "--threads", "1"])
+    assert finetune.auto_budget(args, init, data, run, replay="") == finetune.RECIPE["steps"]
+    assert re.search(r"budget: 540 steps \(1.3 passes over your code's [0-9,]+ tokens.* s a step", capsys.readouterr().out)
+    # an interrupted run continues with the budget it started with, whatever this machine measures now
+    save_checkpoint(run / "last.pt", init.model, init.config, init.tokenizer, step=3,
+                    train_config={**init.train_config, "steps": 777} if init.train_config else {"steps": 777})
+    resumed = finetune.parse_args([str(PROJECT), "--resume"])
+    assert load_checkpoint(run / "last.pt").train_config["steps"] == 777
+    assert finetune.auto_budget(resumed, init, data, run, replay="") == 777
