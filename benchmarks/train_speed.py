@@ -40,12 +40,17 @@ def vocab_size(data: str) -> int:
 
 
 def tokens_per_second(cfg: ModelConfig, batch: int, seq: int, steps: int, bf16: bool) -> float:
+    return steps * batch * seq / sum(step_seconds(cfg, batch, seq, steps, bf16))
+
+
+def step_seconds(cfg: ModelConfig, batch: int, seq: int, steps: int, bf16: bool) -> list[float]:
+    """Seconds of each of `steps` full training steps, after one warm-up step (allocators, kernels)."""
     torch.manual_seed(0)
     model = build_model(cfg).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.randint(0, cfg.vocab_size, (batch, seq + 1))
     state = None
-    elapsed = 0.0
+    seconds = []
     for i in range(steps + 1):
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -56,8 +61,8 @@ def tokens_per_second(cfg: ModelConfig, batch: int, seq: int, steps: int, bf16: 
         opt.step()
         opt.zero_grad(set_to_none=True)
         if i > 0:  # the first step warms up allocators and kernels
-            elapsed += time.perf_counter() - t0
-    return steps * batch * seq / elapsed
+            seconds.append(time.perf_counter() - t0)
+    return seconds
 
 
 def run(args) -> str:

@@ -71,14 +71,16 @@ def budget_steps(train_tokens: int, project_tokens_per_step: float, seconds_per_
 
 def measure_step_seconds(init, batch_size: int, seq_len: int, threads: int) -> float:
     """Seconds of one training step of the init checkpoint's architecture at this batch on this machine, in the
-    precision train.py will use (two timed steps after a warm-up, random weights and tokens: ~3-8 s)."""
+    precision train.py will use: the fastest of three timed steps after a warm-up (random weights and tokens,
+    ~3-5 s). The fastest, because a moment's other load only slows a step: with four short jobs beside it the
+    mean of two steps read 1.79 s where the run then took 0.76 s a step (2 threads, 2-core AMD EPYC VM)."""
     import torch
     import train
-    from benchmarks.train_speed import tokens_per_second
+    from benchmarks.train_speed import step_seconds
     torch.set_num_threads(threads)
     precision = train.resolve_precision(train.TrainConfig(model=init.config.arch), torch.device("cpu"))
     config = replace(init.config, max_len=max(init.config.max_len, seq_len))
-    return batch_size * seq_len / tokens_per_second(config, batch_size, seq_len, 2, bf16=precision == "bf16")
+    return min(step_seconds(config, batch_size, seq_len, 3, bf16=precision == "bf16"))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -144,8 +146,9 @@ def auto_budget(args, init, data: Path, run: Path, replay: str) -> int:
         step_s = 0.0
     else:
         step_s = measure_step_seconds(init, args.batch_size, seq_len, args.threads)
-    # a validation is a forward pass: ~4-5x the tokens per second of a training step (measured on the CPU)
-    valid_s = valid_tokens / (4 * args.batch_size * seq_len) * step_s
+    # a validation reads ~3x the tokens per second of a training step (celery's 82K held-out and guard tokens:
+    # 9.6 s, against 0.76 s a 2,048-token step; 2 threads, 2-core AMD EPYC VM)
+    valid_s = valid_tokens / (3 * args.batch_size * seq_len) * step_s
     steps = budget_steps(meta["splits"]["train"]["tokens"], args.batch_size * project_share * seq_len, step_s,
                          valid_s, args.eval_every)
     print(f"budget: {steps} steps ({RECIPE['passes']} passes over your code's "
