@@ -77,11 +77,11 @@ def run(args) -> str:
         fp32 = tokens_per_second(cfg, batch, seq, steps, bf16=False)
         bf16 = tokens_per_second(cfg, batch, seq, steps, bf16=True)
         rows.append(f"| {label} | {params / 1e6:.1f}M | {fp32:,.0f} | {bf16:,.0f} | {torch.get_num_threads()} |")
-    # train.py --precision auto takes bf16 only where the CPU has bf16 instructions: say which this CPU is
+    # train.py --precision auto takes bf16 only where oneDNN runs it on this CPU: say which this CPU is
     from train import cpu_has_native_bf16
     native = "yes: auto trains transformers in bf16" if cpu_has_native_bf16() else "no: auto trains in fp32"
     return (f"vocab {vocab}, batch {batch} x seq {seq}, {steps} timed steps each; "
-            f"bf16 instructions (AVX512-BF16 / AMX): {native}\n\n" + "\n".join(rows))
+            f"oneDNN bf16 on this CPU (AVX-512 or better): {native}\n\n" + "\n".join(rows))
 
 
 if __name__ == "__main__":
