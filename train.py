@@ -299,7 +299,7 @@ def resolve_precision(cfg: TrainConfig, device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     # Measured on the 2-core CPUs (docs/training.md): bf16 autocast speeds up the transformers only, and only
-    # where the CPU has bf16 instructions.
+    # where oneDNN runs bf16 (AVX-512 core or better); elsewhere it is an order of magnitude slower.
     transformer = cfg.model in ("transformer", "transformer_xl")
     return "bf16" if transformer and cpu_has_native_bf16() else "fp32"
 
