@@ -72,6 +72,7 @@ class TrainConfig:
     warmup: int = 100  # linear warmup steps
     weight_decay: float = 0.1
     dropout: float = 0.1
+    attn_dropout: float = -1.0  # dropout of the attention weights; < 0: the same as dropout
     grad_clip: float = 1.0
     eval_every: int = 250  # steps between validations (0: only at the end)
     eval_tokens: int = 65536  # validation tokens per evaluation (a fixed prefix of valid.npy)
@@ -100,8 +101,8 @@ class TrainConfig:
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(arch=self.model, vocab_size=vocab_size, d_model=self.d_model, n_layers=self.layers,
-                           n_heads=self.heads, d_ff=self.d_ff, dropout=self.dropout, max_len=self.seq_len,
-                           mem_len=self.mem_len or self.seq_len, rhn_depth=self.rhn_depth)
+                           n_heads=self.heads, d_ff=self.d_ff, dropout=self.dropout, attn_dropout=self.attn_dropout,
+                           max_len=self.seq_len, mem_len=self.mem_len or self.seq_len, rhn_depth=self.rhn_depth)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -458,7 +459,7 @@ def train(cfg: TrainConfig) -> Path:
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
         if init_ckpt is not None:
             # The checkpoint's architecture and weights; only dropout comes from this run's options.
-            model_config = replace(init_ckpt.config, dropout=cfg.dropout,
+            model_config = replace(init_ckpt.config, dropout=cfg.dropout, attn_dropout=cfg.attn_dropout,
                                    vocab_size=max(init_ckpt.config.vocab_size, tokenizer.vocab_size))
             if model_config.arch == "transformer" and cfg.seq_len > model_config.max_len:
                 # A longer window: RoPE has no position parameters (scores depend on distances only), so the
@@ -709,6 +710,9 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--warmup", type=int, default=defaults.warmup)
     p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     p.add_argument("--dropout", type=float, default=defaults.dropout)
+    p.add_argument("--attn-dropout", type=float, default=defaults.attn_dropout,
+                   help="dropout of the attention weights; < 0: the same as --dropout (0 on a CPU: the fused "
+                        "attention kernel runs, ~1.35x faster steps)")
     p.add_argument("--grad-clip", type=float, default=defaults.grad_clip)
     p.add_argument("--eval-every", type=int, default=defaults.eval_every, help="steps; 0: only at the end")
     p.add_argument("--eval-tokens", type=int, default=defaults.eval_tokens, help="0: the whole valid split")

@@ -65,6 +65,25 @@ def step_seconds(cfg: ModelConfig, batch: int, seq: int, steps: int, bf16: bool)
     return seconds
 
 
+@torch.no_grad()
+def validation_seconds(cfg: ModelConfig, batch: int, seq: int, steps: int, bf16: bool) -> list[float]:
+    """Seconds of each of `steps` validation forwards of [batch, seq] tokens (eval mode, no gradient, each fed the
+    state the one before left, as train.Validation reads a held-out split), after one warm-up forward."""
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    x = torch.randint(0, cfg.vocab_size, (batch, seq + 1))
+    state = None
+    seconds = []
+    for i in range(steps + 1):
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits, state = model(x[:, :-1], state)
+            F.cross_entropy(logits.float().reshape(-1, cfg.vocab_size), x[:, 1:].reshape(-1), reduction="sum").item()
+        if i > 0:
+            seconds.append(time.perf_counter() - t0)
+    return seconds
+
+
 def run(args) -> str:
     if getattr(args, "train_threads", 0):
         torch.set_num_threads(args.train_threads)

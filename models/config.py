@@ -26,6 +26,9 @@ class ModelConfig:
     d_ff: int = 0
     # Dropout probability (embeddings, residual branches, attention)
     dropout: float = 0.1
+    # Dropout of the attention weights alone; < 0: the same as `dropout`. On a CPU, 0 lets the fused attention
+    # kernel run: a fine-tuning step of the 4x256 model took 0.87 -> 0.63 s (docs/training.md)
+    attn_dropout: float = -1.0
     # Transformer: the attention window. A token sees itself and the `max_len - 1` tokens before it;
     # the KV cache keeps at most `max_len - 1` positions and slides beyond that.
     max_len: int = 512
@@ -52,6 +55,13 @@ class ModelConfig:
             raise ValueError("rotary embeddings need an even head size (d_model / n_heads)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not self.attn_dropout < 1.0:
+            raise ValueError(f"attn_dropout must be below 1 (< 0: the same as dropout), got {self.attn_dropout}")
+
+    @property
+    def attention_dropout(self) -> float:
+        """The dropout probability of the attention weights."""
+        return self.dropout if self.attn_dropout < 0 else self.attn_dropout
 
     def to_dict(self) -> dict:
         return asdict(self)

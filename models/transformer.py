@@ -108,7 +108,7 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.n_heads = config.n_heads
         self.d_head = config.d_model // config.n_heads
-        self.dropout = config.dropout
+        self.dropout = config.attention_dropout
         # One matmul for queries, keys and values: [B, T, d] -> [B, T, 3d]
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
         self.proj = nn.Linear(config.d_model, config.d_model, bias=False)

@@ -52,7 +52,7 @@ class TransformerXLModel(LanguageModel):
         d = config.d_model
         self.embed = nn.Embedding(config.vocab_size, d)
         self.dropout = nn.Dropout(config.dropout)
-        attn = RelativeMultiHeadAttention(config.n_heads, d, config.dropout)
+        attn = RelativeMultiHeadAttention(config.n_heads, d, config.attention_dropout)
         # Shrink the relative position tables to the distances that can occur: keys <= mem_len + max_len.
         attn.P = config.mem_len + config.max_len
         attn.key_pos_embeddings = nn.Parameter(torch.zeros(2 * attn.P, config.n_heads, attn.d_k))

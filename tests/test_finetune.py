@@ -166,6 +166,7 @@ def test_tiny_finetune_lowers_held_out_loss_and_writes_a_servable_model(tiny_ckp
     model = load_checkpoint(out)
     assert model.meta["valid_loss"] < losses[0] - 0.3, (losses, model.meta)  # held-out loss of the written model
     assert model.tokenizer.sha256 == load_checkpoint(tiny_ckpt).tokenizer.sha256
+    assert (model.config.dropout, model.config.attention_dropout) == (finetune.RECIPE["dropout"], finetune.RECIPE["attn_dropout"])
     assert not list(tmp_path.glob(".personal.pt.*"))  # no temporary left over
 
 

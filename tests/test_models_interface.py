@@ -150,6 +150,29 @@ def test_config_errors_are_clear(arch):
         ModelConfig.from_dict({**cfg.to_dict(), "bogus": 1})
 
 
+@pytest.mark.parametrize("arch", ["transformer", "transformer_xl"])
+def test_attention_dropout_is_its_own_setting(arch):
+    # Only the attention weights are dropped (dropout 0 elsewhere): train-mode forwards differ with
+    # attn_dropout 0.5, agree with 0; left at -1 it follows dropout (older checkpoints have no such key).
+    def two_forwards(**dropouts):
+        torch.manual_seed(0)
+        cfg = ModelConfig(arch=arch, vocab_size=VOCAB, d_model=32, n_layers=2, n_heads=4, max_len=MAX_LEN,
+                          mem_len=MEM_LEN, **dropouts)
+        model, x = build_model(cfg).train(), tokens(2, 12)
+        return model(x)[0], model(x)[0]
+
+    a, b = two_forwards(dropout=0.0, attn_dropout=0.5)
+    assert not torch.allclose(a, b)
+    a, b = two_forwards(dropout=0.0, attn_dropout=0.0)
+    assert torch.equal(a, b)
+    assert ModelConfig(dropout=0.2).attention_dropout == 0.2
+    assert ModelConfig(dropout=0.2, attn_dropout=0.0).attention_dropout == 0.0
+    legacy = {k: v for k, v in ModelConfig().to_dict().items() if k != "attn_dropout"}
+    assert ModelConfig.from_dict({**legacy, "dropout": 0.3}).attention_dropout == 0.3
+    with pytest.raises(ValueError, match="attn_dropout"):
+        ModelConfig(attn_dropout=1.0)
+
+
 # A tiny model memorises a short real text: cross-entropy below 0.5 nats/token within 150 full-batch
 # Adam steps (a random model starts at ln(97) ~ 4.6). Checks that the maths learns, for every model.
 @pytest.mark.parametrize("arch", ARCHS)
