@@ -72,23 +72,47 @@ def budget_steps(train_tokens: int, project_tokens_per_step: float, seconds_per_
     return max(RECIPE["steps"], min(steps, fits))
 
 
-def measure_seconds(init, batch_size: int, seq_len: int, threads: int, dropout: float,
-                    attn_dropout: float) -> tuple[float, float]:
-    """Seconds of one training step, and of one validation forward, of the init checkpoint's architecture at this
-    batch on this machine, in the precision train.py will use: the fastest of three timed ones after a warm-up
-    (random weights and tokens, ~3-5 s). The fastest, because a moment's other load only slows a step: with four
-    short jobs beside it the mean of two steps read 1.79 s where the run then took 0.76 s a step (2 threads,
-    2-core AMD EPYC VM). The validation is timed, not inferred from the step: a step without attention dropout
-    is 1.35x faster, a validation is not."""
+def measure_step_seconds(init, batch_size: int, seq_len: int, threads: int, dropout: float,
+                         attn_dropout: float) -> float:
+    """Seconds of one training step of the init checkpoint's architecture at this batch on this machine, in the
+    precision train.py will use: the fastest of five timed steps after three warm-up steps (random weights and
+    tokens, ~6 s).
+    - The fastest, because a moment's other load only slows a step: with four short jobs beside it the mean of two
+      steps read 1.79 s where the run then took 0.76 s a step (2 threads, 2-core AMD EPYC VM).
+    - Three warm-up steps, because a new process's first steps are slow: after one, the probe read 0.96 s where
+      the run's steps took 0.68-0.77 s; after three, the fastest of three read 0.70 s before a run whose steps took
+      0.68 s and 0.78 s before one whose steps took 0.66 s: five are timed.
+    """
     import torch
     import train
-    from benchmarks.train_speed import step_seconds, validation_seconds
+    from benchmarks.train_speed import step_seconds
     torch.set_num_threads(threads)
     precision = train.resolve_precision(train.TrainConfig(model=init.config.arch), torch.device("cpu"))
     config = replace(init.config, max_len=max(init.config.max_len, seq_len), dropout=dropout, attn_dropout=attn_dropout)
-    bf16 = precision == "bf16"
-    return (min(step_seconds(config, batch_size, seq_len, 3, bf16)),
-            min(validation_seconds(config, batch_size, seq_len, 3, bf16)))
+    return min(step_seconds(config, batch_size, seq_len, 5, bf16=precision == "bf16", warmup=3))
+
+
+def measure_validation_seconds(init, data: Path, batch_size: int, seq_len: int, threads: int) -> float:
+    """Seconds a validation spends on one token, measured as train.py validates: `train.Validation` of the init
+    model on the first 8 windows of each of the built held-out split's streams (~2 s), the faster of two. The
+    run's own code, not a forward of random tokens: at celery's run's start such a forward read 4.7 s for the
+    49K held-out and guard tokens, where the run's validations took 6.5 s (this way: 6.1-6.9 s)."""
+    import time
+    import torch
+    import train
+    from dataset.corpus import load_split
+    torch.set_num_threads(threads)
+    cfg = train.TrainConfig(data=str(data), batch_size=batch_size, seq_len=seq_len,
+                            eval_tokens=8 * batch_size * seq_len + 1)
+    validation = train.Validation(load_split(str(data), "valid"), init.tokenizer, cfg)
+    precision = train.resolve_precision(train.TrainConfig(model=init.config.arch), torch.device("cpu"))
+    model = init.model.float()
+    seconds = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        validation(model, torch.device("cpu"), precision)
+        seconds.append(time.perf_counter() - t0)
+    return min(seconds) / validation.tokens.size
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -152,11 +176,10 @@ def auto_budget(args, init, data: Path, run: Path, replay: str) -> int:
     project_share = 1.0 - (args.replay_fraction if replay else 0.0)
     valid_tokens = meta["splits"]["valid"]["tokens"] + (train.TrainConfig.guard_tokens if replay else 0)
     if torch.cuda.is_available():  # a GPU's steps take milliseconds: the passes alone decide
-        step_s, forward_s = 0.0, 0.0
+        step_s, valid_s = 0.0, 0.0
     else:
-        step_s, forward_s = measure_seconds(init, args.batch_size, seq_len, args.threads, args.dropout,
-                                            args.attn_dropout)
-    valid_s = valid_tokens / (args.batch_size * seq_len) * forward_s
+        step_s = measure_step_seconds(init, args.batch_size, seq_len, args.threads, args.dropout, args.attn_dropout)
+        valid_s = valid_tokens * measure_validation_seconds(init, data, args.batch_size, seq_len, args.threads)
     steps = budget_steps(meta["splits"]["train"]["tokens"], args.batch_size * project_share * seq_len, step_s,
                          valid_s, args.eval_every)
     print(f"budget: {steps} steps ({RECIPE['passes']} passes over your code's "
