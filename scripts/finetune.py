@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import math
 import shutil
+import statistics
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -75,13 +76,14 @@ def budget_steps(train_tokens: int, project_tokens_per_step: float, seconds_per_
 def measure_step_seconds(init, batch_size: int, seq_len: int, threads: int, dropout: float,
                          attn_dropout: float) -> float:
     """Seconds of one training step of the init checkpoint's architecture at this batch on this machine, in the
-    precision train.py will use: the fastest of five timed steps after three warm-up steps (random weights and
-    tokens, ~6 s).
-    - The fastest, because a moment's other load only slows a step: with four short jobs beside it the mean of two
-      steps read 1.79 s where the run then took 0.76 s a step (2 threads, 2-core AMD EPYC VM).
+    precision train.py will use: the median of five timed steps after three warm-up steps (random weights and
+    tokens, ~6 s). Measured on a 2-core AMD EPYC VM, 2 threads, before celery's runs:
     - Three warm-up steps, because a new process's first steps are slow: after one, the probe read 0.96 s where
-      the run's steps took 0.68-0.77 s; after three, the fastest of three read 0.70 s before a run whose steps took
-      0.68 s and 0.78 s before one whose steps took 0.66 s: five are timed.
+      the run's steps took 0.68-0.77 s.
+    - The median, not the fastest: this VM's speed varies from minute to minute, and the fastest of five read
+      0.54 s before a run whose steps took 0.62-0.75 s, a budget 25 % too long (the fastest of three: 0.70 and
+      0.78 s before runs at 0.68 and 0.66 s). Nor the mean: with four short jobs beside it, the mean of two read
+      1.79 s where the run then took 0.76 s.
     """
     import torch
     import train
@@ -89,12 +91,12 @@ def measure_step_seconds(init, batch_size: int, seq_len: int, threads: int, drop
     torch.set_num_threads(threads)
     precision = train.resolve_precision(train.TrainConfig(model=init.config.arch), torch.device("cpu"))
     config = replace(init.config, max_len=max(init.config.max_len, seq_len), dropout=dropout, attn_dropout=attn_dropout)
-    return min(step_seconds(config, batch_size, seq_len, 5, bf16=precision == "bf16", warmup=3))
+    return statistics.median(step_seconds(config, batch_size, seq_len, 5, bf16=precision == "bf16", warmup=3))
 
 
 def measure_validation_seconds(init, data: Path, batch_size: int, seq_len: int, threads: int) -> float:
     """Seconds a validation spends on one token, measured as train.py validates: `train.Validation` of the init
-    model on the first 8 windows of each of the built held-out split's streams (~2 s), the faster of two. The
+    model on the first 8 windows of each of the built held-out split's streams (~2 s), the mean of two. The
     run's own code, not a forward of random tokens: at celery's run's start such a forward read 4.7 s for the
     49K held-out and guard tokens, where the run's validations took 6.5 s (this way: 6.1-6.9 s)."""
     import time
@@ -112,7 +114,7 @@ def measure_validation_seconds(init, data: Path, batch_size: int, seq_len: int, 
         t0 = time.perf_counter()
         validation(model, torch.device("cpu"), precision)
         seconds.append(time.perf_counter() - t0)
-    return min(seconds) / validation.tokens.size
+    return statistics.mean(seconds) / validation.tokens.size
 
 
 def parse_args(argv=None) -> argparse.Namespace:
