@@ -73,7 +73,7 @@ def budget_steps(train_tokens: int, project_tokens_per_step: float, seconds_per_
     return max(RECIPE["steps"], min(steps, fits))
 
 
-def measure_step_seconds(init, batch_size: int, seq_len: int, threads: int, dropout: float,
+def measure_step_seconds(init, batch_size: int, seq_len: int, precision: str, dropout: float,
                          attn_dropout: float) -> float:
     """Seconds of one training step of the init checkpoint's architecture at this batch on this machine, in the
     precision train.py will use: the median of five timed steps after three warm-up steps (random weights and
@@ -85,16 +85,12 @@ def measure_step_seconds(init, batch_size: int, seq_len: int, threads: int, drop
       0.78 s before runs at 0.68 and 0.66 s). Nor the mean: with four short jobs beside it, the mean of two read
       1.79 s where the run then took 0.76 s.
     """
-    import torch
-    import train
     from benchmarks.train_speed import step_seconds
-    torch.set_num_threads(threads)
-    precision = train.resolve_precision(train.TrainConfig(model=init.config.arch), torch.device("cpu"))
-    config = replace(init.config, max_len=max(init.config.max_len, seq_len), dropout=dropout, attn_dropout=attn_dropout)
+    config = replace(init.config, dropout=dropout, attn_dropout=attn_dropout)  # seq_len <= its max_len (main)
     return statistics.median(step_seconds(config, batch_size, seq_len, 5, bf16=precision == "bf16", warmup=3))
 
 
-def measure_validation_seconds(init, data: Path, batch_size: int, seq_len: int, threads: int) -> float:
+def measure_validation_seconds(init, data: Path, batch_size: int, seq_len: int, precision: str) -> float:
     """Seconds a validation spends on one token, measured as train.py validates: `train.Validation` of the init
     model on the first 8 windows of each of the built held-out split's streams (~2 s), the mean of two. The
     run's own code, not a forward of random tokens: at celery's run's start such a forward read 4.7 s for the
@@ -103,11 +99,9 @@ def measure_validation_seconds(init, data: Path, batch_size: int, seq_len: int, 
     import torch
     import train
     from dataset.corpus import load_split
-    torch.set_num_threads(threads)
     cfg = train.TrainConfig(data=str(data), batch_size=batch_size, seq_len=seq_len,
                             eval_tokens=8 * batch_size * seq_len + 1)
     validation = train.Validation(load_split(str(data), "valid"), init.tokenizer, cfg)
-    precision = train.resolve_precision(train.TrainConfig(model=init.config.arch), torch.device("cpu"))
     model = init.model.float()
     seconds = []
     for _ in range(2):
@@ -164,7 +158,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def auto_budget(args, init, data: Path, run: Path, replay: str) -> int:
+def auto_budget(args, init, data: Path, run: Path, replay: str, seq_len: int) -> int:
     """budget_steps for this corpus and machine; on --resume the budget the interrupted run started with."""
     last = run / "last.pt"
     if args.resume and last.is_file():
@@ -174,14 +168,15 @@ def auto_budget(args, init, data: Path, run: Path, replay: str) -> int:
     import torch
     import train
     meta = load_meta(data)
-    seq_len = min(RECIPE["seq_len"], init.config.max_len)
     project_share = 1.0 - (args.replay_fraction if replay else 0.0)
     valid_tokens = meta["splits"]["valid"]["tokens"] + (train.TrainConfig.guard_tokens if replay else 0)
     if torch.cuda.is_available():  # a GPU's steps take milliseconds: the passes alone decide
         step_s, valid_s = 0.0, 0.0
-    else:
-        step_s = measure_step_seconds(init, args.batch_size, seq_len, args.threads, args.dropout, args.attn_dropout)
-        valid_s = valid_tokens * measure_validation_seconds(init, data, args.batch_size, seq_len, args.threads)
+    else:  # both probes in the threads and the precision the run will use
+        torch.set_num_threads(args.threads)
+        precision = train.resolve_precision(train.TrainConfig(model=init.config.arch), torch.device("cpu"))
+        step_s = measure_step_seconds(init, args.batch_size, seq_len, precision, args.dropout, args.attn_dropout)
+        valid_s = valid_tokens * measure_validation_seconds(init, data, args.batch_size, seq_len, precision)
     steps = budget_steps(meta["splits"]["train"]["tokens"], args.batch_size * project_share * seq_len, step_s,
                          valid_s, args.eval_every)
     print(f"budget: {steps} steps ({RECIPE['passes']} passes over your code's "
@@ -227,12 +222,13 @@ def main(argv=None) -> int:
                   f"~4 points, docs/training.md)", file=sys.stderr)
     # ---- the step budget: as given, as the interrupted run had it (--resume), or from your code's size
     import train
+    seq_len = min(RECIPE["seq_len"], init.config.max_len)
     if args.auto_steps:
-        args.steps = auto_budget(args, init, data, run, replay)
+        args.steps = auto_budget(args, init, data, run, replay, seq_len)
     cfg = train.TrainConfig(
         data=str(data), out=str(run), init=args.init, resume=args.resume, minutes=args.minutes, steps=args.steps,
         lr=args.lr, warmup=args.warmup, min_lr_ratio=RECIPE["min_lr_ratio"], batch_size=args.batch_size,
-        seq_len=min(RECIPE["seq_len"], init.config.max_len), dropout=args.dropout, attn_dropout=args.attn_dropout,
+        seq_len=seq_len, dropout=args.dropout, attn_dropout=args.attn_dropout,
         weight_decay=RECIPE["weight_decay"], eval_every=args.eval_every, eval_tokens=0, patience=args.patience,
         replay=replay, replay_fraction=args.replay_fraction if replay else 0.0, threads=args.threads,
         guard=replay if args.guard_rise > 0 else "", guard_rise=args.guard_rise,

@@ -166,7 +166,8 @@ def test_tiny_finetune_lowers_held_out_loss_and_writes_a_servable_model(tiny_ckp
     model = load_checkpoint(out)
     assert model.meta["valid_loss"] < losses[0] - 0.3, (losses, model.meta)  # held-out loss of the written model
     assert model.tokenizer.sha256 == load_checkpoint(tiny_ckpt).tokenizer.sha256
-    assert (model.config.dropout, model.config.attention_dropout) == (finetune.RECIPE["dropout"], finetune.RECIPE["attn_dropout"])
+    assert (model.config.dropout, model.config.attention_dropout) == \
+        (finetune.RECIPE["dropout"], finetune.RECIPE["attn_dropout"])
     assert not list(tmp_path.glob(".personal.pt.*"))  # no temporary left over
 
 
@@ -301,11 +302,13 @@ def test_the_budget_is_measured_on_the_built_corpus_and_kept_on_resume(tiny_ckpt
     data, run = tmp_path / "data", tmp_path / "run"
     build_personal_corpus([PROJECT], data, init.tokenizer, valid_fraction=0.2)
     args = finetune.parse_args([str(PROJECT), "--threads", "1"])
-    assert finetune.auto_budget(args, init, data, run, replay="") == finetune.RECIPE["steps"]
-    assert re.search(r"budget: 540 steps \(1.3 passes over your code's [0-9,]+ tokens.* s a step", capsys.readouterr().out)
+    seq_len = min(finetune.RECIPE["seq_len"], init.config.max_len)  # as main() gives it
+    assert finetune.auto_budget(args, init, data, run, replay="", seq_len=seq_len) == finetune.RECIPE["steps"]
+    assert re.search(r"budget: 540 steps \(1.3 passes over your code's [0-9,]+ tokens.* s a step",
+                     capsys.readouterr().out)
     # an interrupted run continues with the budget it started with, whatever this machine measures now
     save_checkpoint(run / "last.pt", init.model, init.config, init.tokenizer, step=3,
                     train_config={**init.train_config, "steps": 777} if init.train_config else {"steps": 777})
     resumed = finetune.parse_args([str(PROJECT), "--resume"])
     assert load_checkpoint(run / "last.pt").train_config["steps"] == 777
-    assert finetune.auto_budget(resumed, init, data, run, replay="") == 777
+    assert finetune.auto_budget(resumed, init, data, run, replay="", seq_len=seq_len) == 777
