@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import sys
 import time
-from pathlib import Path
+from collections import Counter
+from pathlib import Path, PurePosixPath
 
 import torch
 
@@ -25,7 +27,7 @@ from .confidence import summary_lines
 from .metrics import (EDITOR_SUFFIX_LINES, char_surprise, clip_text, following_lines, line_completion, line_scores,
                       percentile, sample_inside_spans, sample_regions, simulate_typing, token_stats)
 from .predictor import Predictor, PredictorConfig
-from .project import neighbours, split_projects
+from .project import NOT_PROJECT_DIRS, neighbours, split_projects
 from .remote import RemotePredictor
 from .views import keystrokes_html, surprise_html
 
@@ -68,6 +70,9 @@ def parse_args(argv=None):
                         "which the engine keeps 16K characters; 20 until 2026-12-05)")
     p.add_argument("--extra-chars", type=int, default=200_000,
                    help="project protocol: characters of other files sent with each request")
+    p.add_argument("--project-root", metavar="DIR",
+                   help="with --files: the project they belong to; the project protocol's other files are all of its "
+                        ".py files (as the editor's workspace sends them), not only the other files given")
     p.add_argument("--start-fraction", type=float, default=0.0,
                    help="type each file from this fraction of it (0: from the top; the text before is there)")
     p.add_argument("--no-context", action="store_true",
@@ -107,18 +112,57 @@ def parse_args(argv=None):
     return args
 
 
-def load_texts(args) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]]]:
+def unique_names(items: list[tuple[str, str]]) -> list[str]:
+    """A short name per (prefix, relative path): `prefix/basename`, or `prefix/relative path` where two share a
+    basename (a project's several `__init__.py`; before 2026-12-06 such files overwrote each other)."""
+    short = [f"{prefix}/{PurePosixPath(rel).name}".lstrip("/") for prefix, rel in items]
+    taken = Counter(short)
+    return [s if taken[s] == 1 else f"{prefix}/{rel}".lstrip("/") for s, (prefix, rel) in zip(short, items)]
+
+
+def project_files(root: Path) -> dict[str, Path]:
+    """Every .py file under `root` by its relative path, as the editor lists a workspace (the folders it leaves
+    out skipped: virtual environments, caches, build output)."""
+    out = {}
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if path.is_file() and not any(part in NOT_PROJECT_DIRS for part in rel.parts[:-1]):
+            out[rel.as_posix()] = path
+    return out
+
+
+def load_texts(args) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]], dict[str, str]]:
     """(name -> text of the files to evaluate, name -> (path, text) of the other files of its project for the
-    project-aware protocol, chosen by `project.neighbours` within --extra-chars)."""
+    project-aware protocol, chosen by `project.neighbours` within --extra-chars, name -> its project)."""
     if args.files:
-        paths = [(Path(f).name, Path(f)) for f in args.files]
-        for _, path in paths:
+        given = [Path(f) for f in args.files]
+        for path in given:
             if not path.is_file():
                 raise SystemExit(f"error: no such file: {path}")
-        # The files given form one project: each one's neighbours are the others.
-        projects = {name: ("files", name) for name, _ in paths}
-        members = {"files": {name: path for name, path in paths}}
+        if args.project_root:
+            # The files belong to this project: their neighbours are all its files (the editor's workspace).
+            root = Path(args.project_root).resolve()
+            if not root.is_dir():
+                raise SystemExit(f"error: --project-root {args.project_root} is not a folder")
+            rels = []
+            for path in given:
+                try:
+                    rels.append(path.resolve().relative_to(root).as_posix())
+                except ValueError:
+                    raise SystemExit(f"error: {path} is not under --project-root {args.project_root}")
+            members = {"files": project_files(root)}
+            members["files"].update(zip(rels, given))
+        else:
+            # The files given form one project: each one's neighbours are the others.
+            root = Path(os.path.commonpath([str(p.resolve().parent) for p in given]))
+            rels = [p.resolve().relative_to(root).as_posix() for p in given]
+            members = {"files": dict(zip(rels, given))}
+        names = unique_names([("", r) for r in rels])
+        paths = list(zip(names, given))
+        projects = {name: ("files", rel) for name, rel in zip(names, rels)}
     else:
+        if args.project_root:
+            raise SystemExit("error: --project-root goes with --files (a split's projects are its own)")
         try:
             members = split_projects(args.data, args.split)
         except FileNotFoundError as e:
@@ -135,8 +179,9 @@ def load_texts(args) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]]]:
             found = sorted(picked, key=lambda x: str(x[2]))
         elif args.max_files and len(found) > args.max_files:
             found = sorted(random.Random(args.seed).sample(found, args.max_files), key=lambda x: str(x[2]))
-        paths = [(f"{project}/{path.name}", path) for project, _, path in found]
-        projects = {f"{project}/{path.name}": (project, rel) for project, rel, path in found}
+        names = unique_names([(project, str(rel)) for project, rel, _ in found])
+        paths = [(name, path) for name, (_, _, path) in zip(names, found)]
+        projects = {name: (project, rel) for name, (project, rel, _) in zip(names, found)}
     texts = {}
     for name, path in paths:
         text = _read(path)
@@ -152,7 +197,7 @@ def load_texts(args) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]]]:
             if project not in project_texts:
                 project_texts[project] = {r: t for r, p in members[project].items() if (t := _read(p)) is not None}
             extras[name] = neighbours(rel, project_texts[project], args.extra_chars)
-    return texts, extras
+    return texts, extras, {name: project for name, (project, _) in projects.items()}
 
 
 def _read(path: Path) -> str | None:
@@ -213,7 +258,7 @@ def evaluate(args) -> dict:
     model, tokenizer = predictor.model, predictor.tokenizer
     # What the typing simulation and line completion ask: this process's predictor, or the server.
     completer = RemotePredictor(args.server, args.token) if args.server else predictor
-    texts, extras = load_texts(args)
+    texts, extras, project_of = load_texts(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     chunk = model.max_context or 512
@@ -228,7 +273,7 @@ def evaluate(args) -> dict:
     bits = tokens = correct = chars = 0
     t_start = time.time()
     for name, text in texts.items():
-        row = {"file": name, "project": name.rsplit("/", 1)[0] if "/" in name else "files",
+        row = {"file": name, "project": project_of[name],
                "extra_chars": sum(len(t) for _, t in extras.get(name, [])), "chars_typed": 0}
         start, end = _region(text, args)
         # Edit in the middle: whole lines, each region's last newline stays (the cursor is on its own line, the

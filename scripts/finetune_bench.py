@@ -4,7 +4,9 @@
 
 Holds out a fifth of the project's (cleaned) files, chosen by a hash of their path; fine-tunes the shipped
 model on the rest (scripts/finetune.py with --exclude); then types the held-out files with the shipped and
-the fine-tuned model (`python -m evaluate --files ... --protocol lines project`) and the standard held-out
+the fine-tuned model (`python -m evaluate --files ... --protocol lines project --project-root PROJECT`: the
+project-aware requests carry the project's other files, those the model was fine-tuned on among them, as the
+editor's workspace context sends them) and the standard held-out
 test projects with the fine-tuned model (the command in docs/training.md), and prints the held-out gain with its
 95 % interval paired over the files (`python -m evaluate.confidence`). One torch thread throughout.
 Prints the commands it runs; their reports are under WORK/eval-*.
@@ -49,6 +51,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-standard", action="store_true")
     p.add_argument("--skip-train", action="store_true",
                    help="evaluate WORK/personal.pt as it is (re-measure a run with today's engine)")
+    p.add_argument("--neighbours", choices=["project", "typed"], default="project",
+                   help="the project protocol's other files: the whole project folder, as the editor's workspace "
+                        "sends them (python -m evaluate --project-root; since 2026-12-06), or only the other typed "
+                        "held-out files (the protocol before)")
     p.add_argument("--tag", default="", help="appended to the report folders' names (eval-heldout-ft-TAG, ...)")
     # split at "--" by hand: argparse gives a trailing nargs="*" positional nothing after the first positional
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -56,6 +62,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv[:cut])
     args.finetune_args = argv[cut + 1:]
     return args
+
+
+def heldout_options(args: argparse.Namespace, files: list[str]) -> list[str]:
+    """`python -m evaluate` options typing the held-out files, 20 lines and project-aware; the project-aware
+    requests' other files come from the whole project unless --neighbours typed."""
+    options = ["--files", *files, "--protocol", "lines", "project"]
+    if args.neighbours == "project":
+        options += ["--project-root", str(args.project.resolve())]
+    return options
 
 
 def main(argv=None) -> int:
@@ -73,11 +88,10 @@ def main(argv=None) -> int:
             "--threads", "1", "--no-progress", "--exclude", *[r["path"] for r in held], *args.finetune_args])
     tag = f"-{args.tag}" if args.tag else ""
     evaluate = [py, "-m", "evaluate", "--threads", "1", "--line-samples", "0", "--max-chars", str(args.max_chars)]
+    heldout = heldout_options(args, files)
     if not args.skip_base:
-        sh([*evaluate, "--model", "checkpoints/default.pt", "--files", *files, "--protocol", "lines", "project",
-            "--out", str(work / f"eval-heldout-base{tag}")])
-    sh([*evaluate, "--model", model, "--files", *files, "--protocol", "lines", "project",
-        "--out", str(work / f"eval-heldout-ft{tag}")])
+        sh([*evaluate, "--model", "checkpoints/default.pt", *heldout, "--out", str(work / f"eval-heldout-base{tag}")])
+    sh([*evaluate, "--model", model, *heldout, "--out", str(work / f"eval-heldout-ft{tag}")])
     if not args.skip_standard:
         sh([*evaluate, "--model", model, "--data", "data/default-model", "--split", "test", "--max-files", "12",
             "--protocol", "lines", "--out", str(work / f"eval-standard-ft{tag}")])

@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads or 1)
     config = PredictorConfig(auto_beam_width=args.auto_beam_width)
     predictor = Predictor.from_checkpoint(args.model, config=config, quantize=args.quantize)
-    texts, extras = load_texts(args)
+    texts, extras, _ = load_texts(args)
     for protocol in args.protocol:
         result = Breakdown()
         for name, text in texts.items():

@@ -255,6 +255,37 @@ def test_evaluate_through_a_running_server_matches_in_process(ckpt, tmp_path):
         assert same >= 9  # of 10 (near-ties, above)
 
 
+def test_files_sharing_a_name_are_all_typed_and_a_project_root_gives_every_neighbour(ckpt, tmp_path):
+    """Two given files named alike (a project's `__init__.py`s) are both typed, under their relative paths
+    (they overwrote each other before); with --project-root the project protocol's neighbours are all the
+    project's .py files but the typed one, as the editor's workspace sends them (a virtual environment's are
+    not the project's), where without it they are only the other files given."""
+    root = tmp_path / "proj"
+    texts = {"pkg/__init__.py": TINY_TEXT, "pkg/sub/__init__.py": TINY_TEXT.replace("Stack", "Heap"),
+             "pkg/util.py": "def helper(x):\n    return x\n" * 10, "tests/test_a.py": "import pkg\n" * 5,
+             "venv/lib/site.py": "x = 1\n" * 1000}
+    for rel, text in texts.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    typed = [str(root / "pkg/__init__.py"), str(root / "pkg/sub/__init__.py")]
+    common = ["--model", str(ckpt), "--files", *typed, "--max-chars", "120", "--line-samples", "0",
+              "--protocol", "project"]
+    assert main(common + ["--out", str(tmp_path / "given")]) == 0
+    given = json.loads((tmp_path / "given" / "eval.json").read_text())
+    assert sorted(r["file"] for r in given["files"]) == ["__init__.py", "sub/__init__.py"]
+    assert {r["project"] for r in given["files"]} == {"files"}
+    extra = {r["file"]: r["extra_chars"] for r in given["files"]}
+    assert extra == {"__init__.py": len(texts["pkg/sub/__init__.py"]), "sub/__init__.py": len(TINY_TEXT)}
+    assert main(common + ["--project-root", str(root), "--out", str(tmp_path / "whole")]) == 0
+    whole = json.loads((tmp_path / "whole" / "eval.json").read_text())
+    assert sorted(r["file"] for r in whole["files"]) == ["pkg/__init__.py", "pkg/sub/__init__.py"]
+    project = sum(len(t) for rel, t in texts.items() if not rel.startswith("venv/"))
+    for row in whole["files"]:
+        assert row["extra_chars"] == project - len(texts[row["file"]])
+    with pytest.raises(SystemExit, match="not under --project-root"):
+        main(common + ["--project-root", str(root / "tests")])
+
+
 def test_files_per_project_and_project_protocol_on_a_split(ckpt, tmp_path):
     """--files-per-project samples every project equally; the project protocol sends each file's
     neighbours from its own project only, and the report has per-project figures for both protocols."""

@@ -250,6 +250,11 @@ def test_bench_passes_options_after_double_dash():
                              "--replay-fraction", "0.125"])
     assert args.minutes == 5 and args.finetune_args == ["--lr", "3e-4", "--replay-fraction", "0.125"]
     assert bench.parse_args(["/tmp/proj", "--work", "w"]).finetune_args == []
+    # The project-aware requests carry the whole project (the editor's workspace), or only the typed files.
+    assert bench.heldout_options(bench.parse_args(["/tmp/proj", "--work", "w"]), ["/tmp/proj/a.py"]) == [
+        "--files", "/tmp/proj/a.py", "--protocol", "lines", "project", "--project-root", "/tmp/proj"]
+    assert "--project-root" not in bench.heldout_options(
+        bench.parse_args(["/tmp/proj", "--work", "w", "--neighbours", "typed"]), ["/tmp/proj/a.py"])
 
 
 def test_the_recipe_budget_is_steps_unless_minutes_are_given():
