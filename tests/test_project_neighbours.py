@@ -29,3 +29,15 @@ def test_order_imports_then_folder_then_the_rest_by_path():
     assert [p for p, _ in sent] == order  # each text with its path
     assert order == ["shop/models.py", "shop/billing/invoices.py", "shop/util.py",
                      "docs/conf.py", "other/alpha.py", "other/zeta.py", "shop/billing/__init__.py"]
+
+
+def test_the_folders_left_out_are_the_extensions():
+    """`python -m evaluate --project-root` lists a project as the extension lists a workspace: the same folders
+    (environments, build output, caches) are not the project's."""
+    import re
+    from pathlib import Path
+
+    from evaluate.project import NOT_PROJECT_DIRS
+    ts = (Path(__file__).resolve().parent.parent / "vscode-extension" / "src" / "workspaceContext.ts").read_text()
+    listed = re.search(r"NOT_PROJECT_DIRS = \[([^\]]*)\]", ts).group(1)
+    assert set(re.findall(r"'([^']+)'", listed)) == NOT_PROJECT_DIRS
