@@ -73,6 +73,9 @@ def parse_args(argv=None):
     p.add_argument("--project-root", metavar="DIR",
                    help="with --files: the project they belong to; the project protocol's other files are all of its "
                         ".py files (as the editor's workspace sends them), not only the other files given")
+    p.add_argument("--span-extra", action="store_true",
+                   help="middle and inside protocols: send the project's other files (as the project protocol does) "
+                        "with every request; with --context-lines 0 the request is the editor's whole request")
     p.add_argument("--start-fraction", type=float, default=0.0,
                    help="type each file from this fraction of it (0: from the top; the text before is there)")
     p.add_argument("--no-context", action="store_true",
@@ -190,7 +193,7 @@ def load_texts(args) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]], 
     if not texts:
         raise SystemExit("error: no non-empty UTF-8 files to evaluate")
     extras: dict[str, list[tuple[str, str]]] = {}
-    if "project" in args.protocol:
+    if "project" in args.protocol or args.span_extra:
         project_texts: dict[str, dict[str, str]] = {}  # each project's files read once
         for name in texts:
             project, rel = projects[name]
@@ -217,13 +220,14 @@ def _col(kind: str, protocol: str) -> str:
     return kind if protocol == "lines" else f"{kind}_{protocol}"
 
 
-def _retype_spans(completer, text: str, spans, kind, args, suffix_lines: int | None):
+def _retype_spans(completer, text: str, spans, kind, args, suffix_lines: int | None, extra=None):
     """The edit protocols: each span [a, b) deleted and retyped, the prompt the last --context-lines lines; the
-    suffix the text from b: the rest of b's line and its next `suffix_lines` lines, or (None) nothing."""
+    suffix the text from b: the rest of b's line and its next `suffix_lines` lines, or (None) nothing; `extra`
+    (--span-extra) the project's other files with every request."""
     total = None
     for a, b in spans:
         suffix = following_lines(text, b, suffix_lines) if suffix_lines is not None else ""
-        r = simulate_typing(completer, text, kind, args.context_lines, start=a, end=b, suffix=suffix)
+        r = simulate_typing(completer, text, kind, args.context_lines, extra=extra, start=a, end=b, suffix=suffix)
         if total is None:
             total = r
         else:
@@ -267,7 +271,7 @@ def evaluate(args) -> dict:
               "auto_beam_width": args.auto_beam_width, "split": None if args.files else args.split, "files": [],
               "kinds": args.kind, "protocols": args.protocol, "columns": [_col(k, p) for k, p in cols],
               "context_lines": args.context_lines, "extra_chars": args.extra_chars, "max_chars": args.max_chars,
-              "start_fraction": args.start_fraction, "context": not args.no_context}
+              "start_fraction": args.start_fraction, "span_extra": args.span_extra, "context": not args.no_context}
     totals = {_col(k, p): [0, 0] for k, p in cols}  # column -> [chars, keystrokes]
     all_ms = {_col(k, p): [] for k, p in cols}
     bits = tokens = correct = chars = 0
@@ -286,7 +290,8 @@ def evaluate(args) -> dict:
             completer.clear_cache()
             if protocol in SPAN_PROTOCOLS:
                 suffix_lines = args.suffix_lines if SPAN_PROTOCOLS[protocol] == "editor" else SPAN_PROTOCOLS[protocol]
-                r = _retype_spans(completer, text, spans[protocol.split("-")[0]], KIND_NAMES[kind], args, suffix_lines)
+                r = _retype_spans(completer, text, spans[protocol.split("-")[0]], KIND_NAMES[kind], args, suffix_lines,
+                                  extras.get(name) if args.span_extra else None)
                 if r is None:
                     continue
             else:
@@ -324,7 +329,8 @@ def evaluate(args) -> dict:
             completer.clear_cache()
             lines = 0 if protocol == "project" else args.context_lines
             samples = line_completion(completer, texts, args.line_samples, args.seed, lines,
-                                      extra=extras if protocol == "project" else None,
+                                      extra=extras if protocol == "project" or (args.span_extra and protocol == "middle")
+                                      else None,
                                       suffix_lines=args.suffix_lines if protocol == "middle" else 0)
             line_results[protocol] = samples
     projects: dict[str, dict] = {}

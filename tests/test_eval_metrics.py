@@ -286,6 +286,30 @@ def test_files_sharing_a_name_are_all_typed_and_a_project_root_gives_every_neigh
         main(common + ["--project-root", str(root / "tests")])
 
 
+def test_span_extra_sends_the_projects_other_files_with_the_edit_protocols(ckpt, tmp_path):
+    """--span-extra: the middle protocols' requests carry the project's other files, as the editor's do. The
+    typed file calls forty made-up helpers defined only in the other file, one a line: with the other file the
+    copy model completes their names, without it nothing can."""
+    rng = random.Random(0)
+    words = "alpha beta gamma delta epsilon zeta theta iota kappa lam mu nu xi rho sigma tau phi chi psi".split()
+    names = ["_".join(rng.sample(words, 4)) for _ in range(40)]
+    (tmp_path / "helpers.py").write_text("".join(f"def {n}(value):\n    return value + {i}\n\n\n"
+                                                 for i, n in enumerate(names)))
+    typed = tmp_path / "main.py"
+    typed.write_text("from helpers import *\n\n\ndef run(value):\n"
+                     + "".join(f"    value = {n}(value)\n" for n in names) + "    return value\n")
+    common = ["--model", str(ckpt), "--files", str(typed), "--project-root", str(tmp_path), "--regions", "2",
+              "--protocol", "middle-nosuffix", "--context-lines", "2", "--line-samples", "0"]
+    saved = {}
+    for flag in ([], ["--span-extra"]):
+        out = tmp_path / f"r{len(flag)}"
+        assert main(common + flag + ["--out", str(out)]) == 0
+        report = json.loads((out / "eval.json").read_text())
+        assert report["span_extra"] == bool(flag)
+        saved[bool(flag)] = report["overall"]["saved_auto_middle-nosuffix"]
+    assert saved[True] > saved[False] + 0.2
+
+
 def test_files_per_project_and_project_protocol_on_a_split(ckpt, tmp_path):
     """--files-per-project samples every project equally; the project protocol sends each file's
     neighbours from its own project only, and the report has per-project figures for both protocols."""
