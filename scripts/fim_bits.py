@@ -84,6 +84,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     # The evaluation's own file choice: --split / --max-files / --seed pick the files `python -m evaluate` does.
     args.files, args.files_per_project, args.protocol = None, 0, ["middle"]
+    args.project_root, args.span_extra = None, False  # a split's own projects, no input_extra
     texts, _, _ = load_texts(args)
     print(f"{len(texts)} files of the {args.split} split, {args.regions} regions of {args.region_lines} lines each, "
           f"{args.prefix_tokens} prefix tokens; bits per middle token, left to right / FIM (less)")

@@ -162,7 +162,7 @@ def _write_gap_corpus(root: Path, tok: Tokenizer, n_docs: int = 3000) -> Path:
     return root
 
 
-def test_tiny_fim_model_fills_a_gap_only_the_suffix_determines(tmp_path):
+def test_tiny_fim_model_fills_a_gap_only_the_suffix_determines(tmp_path, capsys):
     import train
     from evaluate.predictor import Predictor
     from models.checkpoint import load_checkpoint
@@ -202,6 +202,19 @@ def test_tiny_fim_model_fills_a_gap_only_the_suffix_determines(tmp_path):
     options = argparse.Namespace(regions=1, region_lines=1, seed=0, prefix_tokens=4, suffix_tokens=16)
     l2r, fim, n = measure(ckpt.model, ckpt.tokenizer, texts, options)["last third"]
     assert n == len(WORDS) and fim < 0.6 * l2r and l2r / n > 2.0, (l2r, fim, n)
+    # ... and its command picks the validation files as `python -m evaluate` does (`load_texts` with the script's
+    # own options: once they lacked --project-root / --span-extra and the script stopped with an AttributeError).
+    import fim_bits
+    files = data / "corpus" / "files" / "valid" / "gaps"
+    files.mkdir(parents=True)
+    (files / "gaps.py").write_text("".join(texts.values()))
+    (data / "corpus" / "manifest.json").write_text(json.dumps({"files": [
+        {"project": "gaps", "path": "gaps.py", "split": "valid", "sha256": "", "chars": 0}]}))
+    capsys.readouterr()
+    assert fim_bits.main(["--model", str(tmp_path / "run" / "last.pt"), "--data", str(data), "--regions", "1",
+                          "--region-lines", "1", "--prefix-tokens", "4", "--suffix-tokens", "16"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 files of the valid split" in printed and "last.pt: all " in printed, printed
 
 
 def test_init_from_a_checkpoint_without_fim_tokens_grows_its_vocabulary(tmp_path):
