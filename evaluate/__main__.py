@@ -193,7 +193,7 @@ def load_texts(args) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]], 
     if not texts:
         raise SystemExit("error: no non-empty UTF-8 files to evaluate")
     extras: dict[str, list[tuple[str, str]]] = {}
-    if "project" in args.protocol or args.span_extra:
+    if any(sends_extra(protocol, args) for protocol in args.protocol):
         project_texts: dict[str, dict[str, str]] = {}  # each project's files read once
         for name in texts:
             project, rel = projects[name]
@@ -213,6 +213,12 @@ def _read(path: Path) -> str | None:
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def sends_extra(protocol: str, args) -> bool:
+    """Whether the protocol's requests carry the project's other files as `input_extra`: the project protocol's
+    always, the edit protocols' with --span-extra."""
+    return protocol == "project" or (args.span_extra and protocol in SPAN_PROTOCOLS)
 
 
 def _col(kind: str, protocol: str) -> str:
@@ -291,13 +297,13 @@ def evaluate(args) -> dict:
             if protocol in SPAN_PROTOCOLS:
                 suffix_lines = args.suffix_lines if SPAN_PROTOCOLS[protocol] == "editor" else SPAN_PROTOCOLS[protocol]
                 r = _retype_spans(completer, text, spans[protocol.split("-")[0]], KIND_NAMES[kind], args, suffix_lines,
-                                  extras.get(name) if args.span_extra else None)
+                                  extras.get(name) if sends_extra(protocol, args) else None)
                 if r is None:
                     continue
             else:
                 lines = args.context_lines if protocol == "lines" else 0  # project: the whole text before the cursor
                 r = simulate_typing(completer, text, KIND_NAMES[kind], lines,
-                                    extra=extras.get(name) if protocol == "project" else None, start=start, end=end)
+                                    extra=extras.get(name) if sends_extra(protocol, args) else None, start=start, end=end)
             totals[col][0] += r.chars
             totals[col][1] += r.keystrokes
             all_ms[col] += r.request_ms
@@ -329,8 +335,7 @@ def evaluate(args) -> dict:
             completer.clear_cache()
             lines = 0 if protocol == "project" else args.context_lines
             samples = line_completion(completer, texts, args.line_samples, args.seed, lines,
-                                      extra=extras if protocol == "project" or (args.span_extra and protocol == "middle")
-                                      else None,
+                                      extra=extras if sends_extra(protocol, args) else None,
                                       suffix_lines=args.suffix_lines if protocol == "middle" else 0)
             line_results[protocol] = samples
     projects: dict[str, dict] = {}
