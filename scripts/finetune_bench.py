@@ -55,6 +55,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the project protocol's other files: the whole project folder, as the editor's workspace "
                         "sends them (python -m evaluate --project-root; since 2026-12-06), or only the other typed "
                         "held-out files (the protocol before)")
+    p.add_argument("--also", nargs="+", default=[], metavar="DIR",
+                   help="more folders to fine-tune on beside the project (its dependencies, say); the held-out "
+                        "fifth and the project protocol's files are still the project's own")
     p.add_argument("--tag", default="", help="appended to the report folders' names (eval-heldout-ft-TAG, ...)")
     # split at "--" by hand: argparse gives a trailing nargs="*" positional nothing after the first positional
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -73,6 +76,14 @@ def heldout_options(args: argparse.Namespace, files: list[str]) -> list[str]:
     return options
 
 
+def finetune_command(args: argparse.Namespace, held_paths: list[str], model: str) -> list[str]:
+    """scripts/finetune.py on the project (and the --also folders) without the held-out files, one thread."""
+    budget = ["--minutes", str(args.minutes)] if args.minutes is not None else []
+    return [sys.executable, "scripts/finetune.py", str(args.project), *map(str, args.also), "--work", str(args.work),
+            "--out", model, *budget, "--threads", "1", "--no-progress", "--exclude", *held_paths,
+            *args.finetune_args]
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     work = Path(args.work)
@@ -82,10 +93,8 @@ def main(argv=None) -> int:
     print(f"held out {len(held)} files, typing {len(typed)}: {', '.join(r['path'] for r in typed)}", flush=True)
     py = sys.executable
     model = str(work / "personal.pt")
-    budget = ["--minutes", str(args.minutes)] if args.minutes is not None else []
     if not args.skip_train:
-        sh([py, "scripts/finetune.py", str(args.project), "--work", str(work), "--out", model, *budget,
-            "--threads", "1", "--no-progress", "--exclude", *[r["path"] for r in held], *args.finetune_args])
+        sh(finetune_command(args, [r["path"] for r in held], model))
     tag = f"-{args.tag}" if args.tag else ""
     evaluate = [py, "-m", "evaluate", "--threads", "1", "--line-samples", "0", "--max-chars", str(args.max_chars)]
     heldout = heldout_options(args, files)

@@ -255,6 +255,14 @@ def test_bench_passes_options_after_double_dash():
         "--files", "/tmp/proj/a.py", "--protocol", "lines", "project", "--project-root", "/tmp/proj"]
     assert "--project-root" not in bench.heldout_options(
         bench.parse_args(["/tmp/proj", "--work", "w", "--neighbours", "typed"]), ["/tmp/proj/a.py"])
+    # --also: more folders trained on beside the project; finetune.py reads all of them as sources.
+    args = bench.parse_args(["/tmp/proj", "--work", "w", "--also", "/tmp/dep1", "/tmp/dep2", "--", "--lr", "3e-4"])
+    cmd = bench.finetune_command(args, ["pkg/held.py"], "w/personal.pt")
+    parsed = finetune.parse_args(cmd[2:])
+    assert parsed.sources == ["/tmp/proj", "/tmp/dep1", "/tmp/dep2"]
+    assert parsed.exclude == ["pkg/held.py"] and parsed.lr == 3e-4 and parsed.out == "w/personal.pt"
+    assert finetune.parse_args(bench.finetune_command(bench.parse_args(["/tmp/proj", "--work", "w"]), ["a.py"],
+                                                      "m.pt")[2:]).sources == ["/tmp/proj"]
 
 
 def test_the_recipe_budget_is_steps_unless_minutes_are_given():
