@@ -95,7 +95,6 @@ class TrainConfig:
     guard_tokens: int = 16384  # guard validation tokens per evaluation
     fim_rate: float = 0.0  # fraction of training documents (pieces of windows) rearranged for FIM
     fim_spm: float = 1.0  # fraction of those in SPM order (the rest PSM)
-    fim_faithful_gap: int = 0  # > 0: SPM suffixes at RoPE positions after the cursor, gap ~ U[0, this)
     prefetch: int = -1  # batches made ahead in a thread (dataset/prefetch.py); -1: 2 on CUDA, 0 on the CPU
     progress_bar: bool = False  # a tqdm bar with ETA instead of a log line every log_every steps
     track: bool = True  # labml tracking (local sqlite)
@@ -504,13 +503,10 @@ def train(cfg: TrainConfig) -> Path:
 
     def make_batch():
         batch, reset = data.next()
-        target_mask = positions = None
-        if cfg.fim_rate > 0 and cfg.fim_faithful_gap > 0:
-            batch, target_mask, positions = fim_rows(batch, tokenizer, fim_rng, cfg.fim_rate, cfg.fim_spm,
-                                                     cfg.fim_faithful_gap)
-        elif cfg.fim_rate > 0:
+        target_mask = None
+        if cfg.fim_rate > 0:
             batch, target_mask = fim_rows(batch, tokenizer, fim_rng, cfg.fim_rate, cfg.fim_spm)
-        return (batch, target_mask, reset, positions), generators()
+        return (batch, target_mask, reset), generators()
     prefetch = cfg.prefetch if cfg.prefetch >= 0 else (2 if device.type == "cuda" else 0)
     batches = Prefetcher(make_batch, generators(), prefetch)
 
@@ -622,17 +618,14 @@ def train(cfg: TrainConfig) -> Path:
             for group in optimizer.param_groups:
                 group["lr"] = lr
 
-            batch, target_mask, reset, positions = batches.next()
+            batch, target_mask, reset = batches.next()
             x, y = to_tensor(batch, device)
             if target_mask is not None and not target_mask.all():
                 y = y.masked_fill(~torch.from_numpy(target_mask).to(device), -1)  # padding: no loss
             if reset or not carry_state:
                 state = None
             with autocast_context(device, precision):
-                if positions is not None:
-                    logits, state = model(x, state, positions=torch.from_numpy(positions[:, :-1].astype(np.int64)).to(device))
-                else:
-                    logits, state = model(x, state)
+                logits, state = model(x, state)
                 loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-1)
             state = map_state(torch.Tensor.detach, state) if carry_state else None
             if scaler is not None:
@@ -748,7 +741,6 @@ def parse_args(argv=None) -> TrainConfig:
                    help="largest relative rise of the guard's valid loss over step 0's for a new best.pt")
     p.add_argument("--fim-rate", type=float, default=defaults.fim_rate,
                    help="fraction of training documents rearranged for fill-in-the-middle (adds the FIM tokens)")
-    p.add_argument("--fim-faithful-gap", type=int, default=defaults.fim_faithful_gap)
     p.add_argument("--fim-spm", type=float, default=defaults.fim_spm,
                    help="fraction of the FIM documents in suffix-prefix-middle order (the rest prefix-suffix-middle)")
     p.add_argument("--prefetch", type=int, default=defaults.prefetch,

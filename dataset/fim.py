@@ -81,7 +81,7 @@ def fim_decode(tokenizer: Tokenizer, ids) -> str:
 
 
 def fim_rows(batch: np.ndarray, tokenizer: Tokenizer, rng: np.random.Generator, rate: float,
-             spm_fraction: float = 1.0, faithful_gap: int = 0):
+             spm_fraction: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Context-level FIM on a batch of training windows.
 
     batch: [B, L] token ids (L = seq_len + 1). Returns (rows [B, L], target_mask [B, L - 1] bool):
@@ -106,32 +106,24 @@ def fim_rows(batch: np.ndarray, tokenizer: Tokenizer, rng: np.random.Generator, 
             if len(piece) >= 2 and rng.random() < rate:
                 text = tokenizer.decode(piece)  # a piece cut inside a character gets U+FFFD there
                 spm = bool(rng.random() < spm_fraction)
-                parts3 = split_text(text, rng)
-                gap = int(rng.integers(0, faithful_gap)) if faithful_gap > 0 else 0
-                plan.append((spm, len(texts), i == len(pieces) - 1, gap))
-                texts.extend(_texts_to_encode(*parts3, spm))
-                if faithful_gap > 0:
-                    texts.append(parts3[0])  # the prefix alone: where the cursor is in the body
+                plan.append((spm, len(texts), i == len(pieces) - 1))
+                texts.extend(_texts_to_encode(*split_text(text, rng), spm))
             else:
                 plan.append(piece)
         plans.append(plan)
     encoded = tokenizer.encode_batch(texts) if texts else []
     rows = np.empty_like(batch)
-    positions = np.empty_like(batch) if faithful_gap > 0 else None
     mask = np.ones((B, L - 1), dtype=bool)
     for r, plan in enumerate(plans):
         out: list[list[list[int]]] = []  # per piece: [head, suffix ids, tail] or [ids]
-        info = []  # per piece: (n prefix tokens, gap) for SPM FIM pieces, else None
         for item in plan:
             if isinstance(item, tuple):
-                spm, at, last, gap = item
+                spm, at, last = item
                 head, suffix_ids, tail = _assemble(tokenizer, spm, encoded[at:at + (2 if spm else 3)])
                 # The middle ends with eot: the separator that follows, or one added at the row's end.
                 out.append([head, suffix_ids, tail + ([eot] if last else [])])
-                info.append((len(encoded[at + (2 if spm else 3)]), gap) if faithful_gap > 0 and spm else None)
             else:
                 out.append([item])
-                info.append(None)
         excess = sum(len(p) for parts in out for p in parts) + len(out) - 1 - L
         for parts in reversed(out):  # trim the ends of suffixes, last piece first
             if excess <= 0:
@@ -141,39 +133,16 @@ def fim_rows(batch: np.ndarray, tokenizer: Tokenizer, rng: np.random.Generator, 
                 parts[1] = parts[1][:len(parts[1]) - cut]
                 excess -= cut
         flat: list[int] = []
-        pos: list[int] = []
-        p = 2  # the next position of the text's own order (from 2: the head of an SPM piece at the row start sits before it)
         for i, parts in enumerate(out):
             if i:
                 flat.append(eot)
-                pos.append(p)
-                p += 1
-            if info[i] is not None:
-                # Position-faithful SPM: the body [MID] prefix middle takes the text's positions; the suffix is
-                # put `gap` positions after the cursor (the end of the prefix), as it stands in the file.
-                n_prefix, gap = info[i]
-                head, suffix_ids, tail = parts
-                s0 = p + 1 + n_prefix + gap
-                pos.extend([s0 - 2, s0 - 1])
-                pos.extend(range(s0, s0 + len(suffix_ids)))
-                pos.extend(range(p, p + len(tail)))
-                p += len(tail)
-                flat.extend(head + suffix_ids + tail)
-                continue
-            for part in parts:
-                flat.extend(part)
-                pos.extend(range(p, p + len(part)))
-                p += len(part)
-        flat, pos = flat[:L], pos[:L]
+            for p in parts:
+                flat.extend(p)
+        flat = flat[:L]
         if len(flat) < L:  # shorter after re-encoding: pad, and mask the padding's targets
             mask[r, len(flat) - 1:] = False
-            pos += list(range(p, p + L - len(flat)))
             flat += [eot] * (L - len(flat))
         rows[r] = flat
-        if positions is not None:
-            positions[r] = pos
-    if faithful_gap > 0:
-        return rows, mask, positions
     return rows, mask
 
 

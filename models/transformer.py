@@ -73,10 +73,6 @@ class RotaryEmbedding(nn.Module):
         angles = torch.cat((angles, angles), dim=-1)  # [length, d_head]: feature k and k + d/2 share theta_k
         return angles.cos().float(), angles.sin().float()
 
-    def at(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos/sin for explicit positions [B, T] -> [B, 1, T, d_head] (broadcast over heads)."""
-        return self.cos_table[positions][:, None], self.sin_table[positions][:, None]
-
     def forward(self, start: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         if start + length <= self.cos_table.shape[0]:
             return self.cos_table[start:start + length], self.sin_table[start:start + length]
@@ -200,8 +196,7 @@ class TransformerModel(LanguageModel):
         k = torch.arange(cached + new, device=device)[None, :]
         return (k <= q) & (k > q - window), False
 
-    def forward(self, tokens: torch.Tensor, state: TransformerState | None = None, last_only: bool = False,
-                positions: torch.Tensor | None = None):
+    def forward(self, tokens: torch.Tensor, state: TransformerState | None = None, last_only: bool = False):
         """tokens: LongTensor[B, T] -> logits [B, T, V] ([B, 1, V] with `last_only`), new TransformerState."""
         B, T = tokens.shape
         keep = self.config.max_len - 1  # positions a future token can still see
@@ -217,10 +212,7 @@ class TransformerModel(LanguageModel):
                 shared_v = tuple(s[:, :, drop:] for s in state.shared_values)
         start = state.position if state is not None else 0
         cached = state.keys[0].shape[2] if state is not None else 0
-        if positions is not None:  # explicit RoPE positions [B, T] (position-faithful FIM)
-            cos, sin = self.rotary.at(positions)
-        else:
-            cos, sin = self.rotary(start, T)  # [T, d_head]
+        cos, sin = self.rotary(start, T)  # [T, d_head]
         mask, is_causal = self._mask(cached, T, tokens.device)
 
         x = self.dropout(self.embed(tokens))  # [B, T, d]
