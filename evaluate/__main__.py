@@ -294,16 +294,16 @@ def evaluate(args) -> dict:
         for i, (kind, protocol) in enumerate(cols):
             col = _col(kind, protocol)
             completer.clear_cache()
+            extra = extras.get(name) if sends_extra(protocol, args) else None
             if protocol in SPAN_PROTOCOLS:
                 suffix_lines = args.suffix_lines if SPAN_PROTOCOLS[protocol] == "editor" else SPAN_PROTOCOLS[protocol]
                 r = _retype_spans(completer, text, spans[protocol.split("-")[0]], KIND_NAMES[kind], args, suffix_lines,
-                                  extras.get(name) if sends_extra(protocol, args) else None)
+                                  extra)
                 if r is None:
                     continue
             else:
                 lines = args.context_lines if protocol == "lines" else 0  # project: the whole text before the cursor
-                r = simulate_typing(completer, text, KIND_NAMES[kind], lines,
-                                    extra=extras.get(name) if sends_extra(protocol, args) else None, start=start, end=end)
+                r = simulate_typing(completer, text, KIND_NAMES[kind], lines, extra=extra, start=start, end=end)
             totals[col][0] += r.chars
             totals[col][1] += r.keystrokes
             all_ms[col] += r.request_ms

@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evaluate.__main__ import load_texts  # noqa: E402
+from evaluate.__main__ import load_texts, parse_args as evaluate_args  # noqa: E402
 from evaluate.fim import FimConfig, fim_head  # noqa: E402
 from evaluate.metrics import sample_regions  # noqa: E402
 from serving.loading import load_for_inference  # noqa: E402
@@ -82,10 +82,11 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    # The evaluation's own file choice: --split / --max-files / --seed pick the files `python -m evaluate` does.
-    args.files, args.files_per_project, args.protocol = None, 0, ["middle"]
-    args.project_root, args.span_extra = None, False  # a split's own projects, no input_extra
-    texts, _, _ = load_texts(args)
+    # The evaluation's own file choice: --split / --max-files / --seed pick the files `python -m evaluate` does,
+    # read by its own options (their defaults: a split's own projects, no input_extra).
+    choice = evaluate_args(["--model", args.model[0], "--data", args.data, "--split", args.split, "--max-files",
+                            str(args.max_files), "--seed", str(args.seed), "--protocol", "middle"])
+    texts, _, _ = load_texts(choice)
     print(f"{len(texts)} files of the {args.split} split, {args.regions} regions of {args.region_lines} lines each, "
           f"{args.prefix_tokens} prefix tokens; bits per middle token, left to right / FIM (less)")
     for path in args.model:
