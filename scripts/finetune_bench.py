@@ -44,6 +44,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--minutes", type=float, default=None,
                    help="a wall-clock budget instead of the recipe's steps (scripts/finetune.py)")
     p.add_argument("--max-chars", type=int, default=1000)
+    p.add_argument("--start-fraction", type=float, default=0.0,
+                   help="type each held-out file from this fraction of it, the text before present (python -m "
+                        "evaluate --start-fraction; 0: from the top, the protocol so far)")
     p.add_argument("--eval-files", type=int, default=0, metavar="N",
                    help="type only the first N held-out files (their hash order; a large project's fifth is "
                         "hundreds of files); all of them are still kept out of training")
@@ -68,9 +71,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def heldout_options(args: argparse.Namespace, files: list[str]) -> list[str]:
-    """`python -m evaluate` options typing the held-out files, 20 lines and project-aware; the project-aware
-    requests' other files come from the whole project unless --neighbours typed."""
+    """`python -m evaluate` options typing the held-out files, 20 lines and project-aware, from the top or from
+    --start-fraction of each file; the project-aware requests' other files come from the whole project unless
+    --neighbours typed."""
     options = ["--files", *files, "--protocol", "lines", "project"]
+    if args.start_fraction > 0:
+        options += ["--start-fraction", str(args.start_fraction)]
     if args.neighbours == "project":
         options += ["--project-root", str(args.project.resolve())]
     return options

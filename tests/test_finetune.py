@@ -19,6 +19,7 @@ import train
 from dataset.corpus import load_split
 from dataset.encode import train_tokenizer
 from dataset.personal import MAX_VALID_CHARS, SourceError, build_personal_corpus, gather, split_records
+from evaluate import __main__ as evaluate_main
 from models.checkpoint import load_checkpoint, save_checkpoint
 from tests.tiny_model import make_tiny_checkpoint
 
@@ -255,6 +256,9 @@ def test_bench_passes_options_after_double_dash():
         "--files", "/tmp/proj/a.py", "--protocol", "lines", "project", "--project-root", "/tmp/proj"]
     assert "--project-root" not in bench.heldout_options(
         bench.parse_args(["/tmp/proj", "--work", "w", "--neighbours", "typed"]), ["/tmp/proj/a.py"])
+    # Typing from inside the files: python -m evaluate's own option, which both models' runs get.
+    options = bench.heldout_options(bench.parse_args(["/tmp/proj", "--work", "w", "--start-fraction", "0.5"]), ["a.py"])
+    assert evaluate_main.parse_args([*options, "--model", "m.pt"]).start_fraction == 0.5
     # --also: more folders trained on beside the project; finetune.py reads all of them as sources.
     args = bench.parse_args(["/tmp/proj", "--work", "w", "--also", "/tmp/dep1", "/tmp/dep2", "--", "--lr", "3e-4"])
     cmd = bench.finetune_command(args, ["pkg/held.py"], "w/personal.pt")
