@@ -21,6 +21,9 @@ spread). The draws come from a fixed seed, so a report prints the same interval 
 
 One report: each column's interval, and the paired gain of each `X` over `X-nosuffix` (#11's suffix gain).
 Two reports: the paired difference B - A of every column they share, over the files they share.
+A report may be several joined by `+` (`top/eval.json+middle/eval.json`: the same files typed at several
+places, `--start-fraction`): each file's characters and keystrokes are summed over them first, so the file
+stays the unit that is resampled.
 """
 from __future__ import annotations
 
@@ -62,6 +65,22 @@ def _arrays(counts: dict[str, tuple[int, int]], files) -> tuple[np.ndarray, np.n
     files = list(files)
     return (np.array([counts[f][0] for f in files], dtype=np.float64),
             np.array([counts[f][1] for f in files], dtype=np.float64))
+
+
+def pooled_report(reports: list[dict]) -> dict:
+    """One report of several typing the same files (at different places): per file, each shared column's
+    characters and keystrokes summed. A file counts where it was typed in every report."""
+    columns = [c for c in reports[0]["columns"] if all(c in r["columns"] for r in reports[1:])]
+    rows: dict[str, dict] = {}
+    for report in reports:
+        for row in report["files"]:
+            total = rows.setdefault(row["file"], {"file": row["file"], "reports": 0})
+            total["reports"] += 1
+            for c in columns:
+                for key in (f"chars_typed_{c}", f"keystrokes_{c}"):
+                    total[key] = total.get(key, 0) + row.get(key, 0)
+    files = [row for row in rows.values() if row.pop("reports") == len(reports)]
+    return {"columns": columns, "files": files}
 
 
 def saved_over(counts: dict[str, tuple[int, int]], files) -> float:
@@ -143,7 +162,8 @@ def _points(iv: Interval) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m evaluate.confidence", description=__doc__.split("\n\n")[0])
-    p.add_argument("reports", nargs="+", help="eval.json of `python -m evaluate` (one, or two to compare: B - A)")
+    p.add_argument("reports", nargs="+", help="eval.json of `python -m evaluate` (one, or two to compare: B - A); "
+                                              "A+A2+...: several pooled by file")
     p.add_argument("--columns", nargs="*", help="columns to compare (default: all the reports share)")
     p.add_argument("--resamples", type=int, default=RESAMPLES)
     p.add_argument("--seed", type=int, default=0)
@@ -151,7 +171,8 @@ def main(argv=None) -> int:
     if len(args.reports) > 2:
         p.error("one report, or two to compare")
     try:
-        reports = [json.loads(Path(r).read_text(encoding="utf-8")) for r in args.reports]
+        reports = [pooled_report([json.loads(Path(part).read_text(encoding="utf-8")) for part in r.split("+")])
+                   for r in args.reports]
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

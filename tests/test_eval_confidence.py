@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from evaluate.confidence import interval, main, paired_difference, saved_over, summary_lines
+from evaluate.confidence import interval, main, paired_difference, pooled_report, saved_over, summary_lines
 
 
 def counts(n_files, saved, seed=0, spread=0.0, chars=400):
@@ -94,3 +94,22 @@ def test_command_one_report_and_two(tmp_path, capsys):
     bad.write_text("{not json")
     assert main([str(bad)]) == 2
     assert main([str(tmp_path / "missing.json")]) == 2
+
+
+def test_reports_joined_by_plus_are_pooled_by_file(tmp_path, capsys):
+    """The same files typed at two places: a file's characters and keystrokes are summed over both reports (the
+    file stays the unit resampled); a file typed in only one of them is left out."""
+    top, middle = counts(6, 0.5), counts(6, 0.7, chars=200)
+    middle["only_here.py"] = (300, 0)
+    pooled = pooled_report([report(["auto"], {"auto": top}), report(["auto", "x"], {"auto": middle, "x": middle})])
+    assert pooled["columns"] == ["auto"]
+    assert {r["file"]: (r["chars_typed_auto"], r["keystrokes_auto"]) for r in pooled["files"]} == {
+        f: (top[f][0] + middle[f][0], top[f][1] + middle[f][1]) for f in top}
+    paths = []
+    for name, data in (("top.json", top), ("mid.json", middle)):
+        paths.append(tmp_path / name)
+        paths[-1].write_text(json.dumps(report(["auto"], {"auto": data})))
+    assert main(["+".join(map(str, paths))]) == 0
+    expected = 100 * (1 - sum(top[f][1] + middle[f][1] for f in top) / sum(top[f][0] + middle[f][0] for f in top))
+    assert capsys.readouterr().out.startswith(f"auto: {expected:.1f} % (95 % interval")
+    assert main([f"{paths[0]}+{tmp_path / 'missing.json'}"]) == 2
