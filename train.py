@@ -476,6 +476,7 @@ def train(cfg: TrainConfig) -> Path:
     fim_rng = np.random.Generator(np.random.PCG64([cfg.seed, d.rank, 0xF1F]))  # its own stream: resumable
     train_seconds, tokens_seen, best_loss, bad_evals = 0.0, 0, float("inf"), 0
     guard_start = None  # the guard's loss at step 0 (of --init's model)
+    init_valid = None  # --init's model on the validation split ({"loss", "bpc"}): the mark a fine-tune reports
     if resume is not None:
         optimizer.load_state_dict(ckpt.optimizer_state)
         train_seconds = resume.get("train_seconds", 0.0)
@@ -483,6 +484,7 @@ def train(cfg: TrainConfig) -> Path:
         best_loss = resume.get("best_loss", float("inf"))
         bad_evals = resume.get("bad_evals", 0)
         guard_start = resume.get("guard_start")
+        init_valid = resume.get("init_valid")
         data.load_state_dict(resume["data"])
         if "fim_rng" in resume:
             fim_rng.bit_generator.state = resume["fim_rng"][d.rank % len(resume["fim_rng"])]
@@ -537,8 +539,10 @@ def train(cfg: TrainConfig) -> Path:
                 "chars_per_token": validation.chars / validation.n_targets}
         if metrics:
             meta.update({f"valid_{k}": v for k, v in metrics.items()})
+        if init_valid is not None:
+            meta.update({f"init_valid_{k}": v for k, v in init_valid.items()})
         resume_state = {"train_seconds": train_seconds, "tokens_seen": tokens_seen, "best_loss": best_loss,
-                        "bad_evals": bad_evals, "guard_start": guard_start,
+                        "bad_evals": bad_evals, "guard_start": guard_start, "init_valid": init_valid,
                         **batches.state, "torch_rng": [torch.get_rng_state()],
                         "cuda_rng": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else []}
         save_checkpoint(path, raw_model, model_config, tokenizer, optimizer=optimizer, step=step,
@@ -548,8 +552,10 @@ def train(cfg: TrainConfig) -> Path:
         return step / cfg.steps if cfg.steps > 0 else train_seconds / (cfg.minutes * 60)
 
     def evaluate_and_save(final: bool):
-        nonlocal best_loss, bad_evals, guard_start
+        nonlocal best_loss, bad_evals, guard_start, init_valid
         metrics = validation(raw_model, device, precision)
+        if init_ckpt is not None and step == 0 and init_valid is None:
+            init_valid = {"loss": metrics["loss"], "bpc": metrics["bpc"]}
         kept = True  # the guard: a model that forgot more than guard_rise of the start's loss is never best
         guard_note = ""
         if guard is not None:

@@ -186,6 +186,14 @@ def auto_budget(args, init, data: Path, run: Path, replay: str, seq_len: int) ->
     return steps
 
 
+def held_out_change(meta: dict) -> str:
+    """The starting model's and the written model's held-out figures, as the user reads them."""
+    bpc, start = meta.get("valid_bpc", float("nan")), meta.get("init_valid_bpc")
+    if start is None:  # a checkpoint from before train.py recorded the start
+        return f"{bpc:.3f} bits/char"
+    return f"{start:.3f} -> {bpc:.3f} bits/char ({bpc / start - 1:+.1%} against the starting model)"
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     work = Path(args.work)
@@ -249,10 +257,8 @@ def main(argv=None) -> int:
                  "sources": [str(Path(s).resolve()) for s in args.sources], "params": best.model.num_params()})
     save_checkpoint(args.out, best.model, best.config, best.tokenizer, step=best.step,
                     train_config=best.train_config, meta=meta, half=True)
-    start_loss = init.meta.get("valid_loss")
-    print(f"wrote {args.out}: step {best.step}, held-out loss {best.meta.get('valid_loss', float('nan')):.4f} "
-          f"({best.meta.get('valid_bpc', float('nan')):.3f} bits/char); serve it: make serve MODEL={args.out}"
-          + ("" if start_loss is None else ""), flush=True)
+    print(f"wrote {args.out}: step {best.step}; your held-out files: {held_out_change(best.meta)}; "
+          f"serve it: make serve MODEL={args.out}", flush=True)
     return 0
 
 

@@ -166,6 +166,15 @@ def test_tiny_finetune_lowers_held_out_loss_and_writes_a_servable_model(tiny_ckp
     assert len(losses) >= 2
     model = load_checkpoint(out)
     assert model.meta["valid_loss"] < losses[0] - 0.3, (losses, model.meta)  # held-out loss of the written model
+    # The user is told what it gained: the starting model's held-out figure (step 0) beside the written one's.
+    assert model.meta["init_valid_loss"] == pytest.approx(losses[0], abs=1e-4)
+    start_bpc = float(re.search(r"step 0: valid loss [0-9.]+, ([0-9.]+) bits/char", log).group(1))
+    said = re.search(r"your held-out files: ([0-9.]+) -> ([0-9.]+) bits/char \(([-+0-9.]+)%", log)
+    assert said, log
+    assert float(said.group(1)) == pytest.approx(start_bpc, abs=1e-3)
+    assert float(said.group(2)) == pytest.approx(model.meta["valid_bpc"], abs=1e-3)
+    assert model.meta["valid_bpc"] < start_bpc
+    assert float(said.group(3)) < 0
     assert model.tokenizer.sha256 == load_checkpoint(tiny_ckpt).tokenizer.sha256
     assert (model.config.dropout, model.config.attention_dropout) == \
         (finetune.RECIPE["dropout"], finetune.RECIPE["attn_dropout"])
