@@ -44,9 +44,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--minutes", type=float, default=None,
                    help="a wall-clock budget instead of the recipe's steps (scripts/finetune.py)")
     p.add_argument("--max-chars", type=int, default=1000)
-    p.add_argument("--start-fraction", type=float, default=0.0,
-                   help="type each held-out file from this fraction of it, the text before present (python -m "
-                        "evaluate --start-fraction; 0: from the top, the protocol so far)")
+    p.add_argument("--places", type=float, nargs="+", default=[0.0], metavar="F",
+                   help="type each held-out file from these fractions of it, the text before present (python -m "
+                        "evaluate --start-fraction; reports eval-*-fNN; 0: from the top, the first protocol); with "
+                        "several, the gain pooled by file over them is printed last")
     p.add_argument("--eval-files", type=int, default=0, metavar="N",
                    help="type only the first N held-out files (their hash order; a large project's fifth is "
                         "hundreds of files); all of them are still kept out of training")
@@ -66,17 +67,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     argv = list(sys.argv[1:] if argv is None else argv)
     cut = argv.index("--") if "--" in argv else len(argv)
     args = p.parse_args(argv[:cut])
+    if not all(0 <= f < 1 for f in args.places):
+        p.error("--places: fractions in [0, 1)")
     args.finetune_args = argv[cut + 1:]
     return args
 
 
-def heldout_options(args: argparse.Namespace, files: list[str]) -> list[str]:
+def place_suffix(fraction: float) -> str:
+    """The report folders' suffix of a place: none for the top (the first protocol's names), -f33 for 0.33."""
+    return f"-f{round(100 * fraction)}" if fraction > 0 else ""
+
+
+def heldout_options(args: argparse.Namespace, files: list[str], place: float = 0.0) -> list[str]:
     """`python -m evaluate` options typing the held-out files, 20 lines and project-aware, from the top or from
-    --start-fraction of each file; the project-aware requests' other files come from the whole project unless
-    --neighbours typed."""
+    `place` (a fraction) of each file; the project-aware requests' other files come from the whole project
+    unless --neighbours typed."""
     options = ["--files", *files, "--protocol", "lines", "project"]
-    if args.start_fraction > 0:
-        options += ["--start-fraction", str(args.start_fraction)]
+    if place > 0:
+        options += ["--start-fraction", str(place)]
     if args.neighbours == "project":
         options += ["--project-root", str(args.project.resolve())]
     return options
@@ -103,18 +111,24 @@ def main(argv=None) -> int:
         sh(finetune_command(args, [r["path"] for r in held], model))
     tag = f"-{args.tag}" if args.tag else ""
     evaluate = [py, "-m", "evaluate", "--threads", "1", "--line-samples", "0", "--max-chars", str(args.max_chars)]
-    heldout = heldout_options(args, files)
-    if not args.skip_base:
-        sh([*evaluate, "--model", "checkpoints/default.pt", *heldout, "--out", str(work / f"eval-heldout-base{tag}")])
-    sh([*evaluate, "--model", model, *heldout, "--out", str(work / f"eval-heldout-ft{tag}")])
+    pairs = []  # (the shipped model's report, the fine-tuned model's) at each place
+    for place in args.places:
+        heldout = heldout_options(args, files, place)
+        name = f"{tag}{place_suffix(place)}"
+        if not args.skip_base:
+            sh([*evaluate, "--model", "checkpoints/default.pt", *heldout, "--out", str(work / f"eval-heldout-base{name}")])
+        sh([*evaluate, "--model", model, *heldout, "--out", str(work / f"eval-heldout-ft{name}")])
+        base = work / f"eval-heldout-base{name}" / "eval.json"
+        if not base.exists():
+            base = work / f"eval-heldout-base{place_suffix(place)}" / "eval.json"  # --tag, --skip-base: the untagged
+        if base.exists():  # the gain with its paired interval over the held-out files (evaluate/confidence.py)
+            pairs.append((str(base), str(work / f"eval-heldout-ft{name}" / "eval.json")))
+            sh([py, "-m", "evaluate.confidence", *pairs[-1]])
+    if len(args.places) > 1 and len(pairs) == len(args.places):  # all places pooled by file
+        sh([py, "-m", "evaluate.confidence", "+".join(b for b, _ in pairs), "+".join(f for _, f in pairs)])
     if not args.skip_standard:
         sh([*evaluate, "--model", model, "--data", "data/default-model", "--split", "test", "--max-files", "12",
             "--protocol", "lines", "--out", str(work / f"eval-standard-ft{tag}")])
-    base = work / f"eval-heldout-base{tag}" / "eval.json"
-    if not base.exists():
-        base = work / "eval-heldout-base" / "eval.json"  # --tag with --skip-base: the untagged base run
-    if base.exists():  # the gain with its paired interval over the held-out files (evaluate/confidence.py)
-        sh([py, "-m", "evaluate.confidence", str(base), str(work / f"eval-heldout-ft{tag}" / "eval.json")])
     return 0
 
 

@@ -265,9 +265,15 @@ def test_bench_passes_options_after_double_dash():
         "--files", "/tmp/proj/a.py", "--protocol", "lines", "project", "--project-root", "/tmp/proj"]
     assert "--project-root" not in bench.heldout_options(
         bench.parse_args(["/tmp/proj", "--work", "w", "--neighbours", "typed"]), ["/tmp/proj/a.py"])
-    # Typing from inside the files: python -m evaluate's own option, which both models' runs get.
-    options = bench.heldout_options(bench.parse_args(["/tmp/proj", "--work", "w", "--start-fraction", "0.5"]), ["a.py"])
-    assert evaluate_main.parse_args([*options, "--model", "m.pt"]).start_fraction == 0.5
+    # Typing from inside the files: python -m evaluate's own option at each place, reports named by the place.
+    args = bench.parse_args(["/tmp/proj", "--work", "w", "--places", "0", "0.33", "0.67"])
+    assert args.places == [0.0, 0.33, 0.67]
+    assert [bench.place_suffix(f) for f in args.places] == ["", "-f33", "-f67"]
+    assert evaluate_main.parse_args([*bench.heldout_options(args, ["a.py"], 0.33), "--model", "m.pt"]).start_fraction == 0.33
+    assert "--start-fraction" not in bench.heldout_options(args, ["a.py"], 0.0)
+    assert bench.parse_args(["/tmp/proj", "--work", "w"]).places == [0.0]  # the first protocol by default
+    with pytest.raises(SystemExit):
+        bench.parse_args(["/tmp/proj", "--work", "w", "--places", "1.0"])
     # --also: more folders trained on beside the project; finetune.py reads all of them as sources.
     args = bench.parse_args(["/tmp/proj", "--work", "w", "--also", "/tmp/dep1", "/tmp/dep2", "--", "--lr", "3e-4"])
     cmd = bench.finetune_command(args, ["pkg/held.py"], "w/personal.pt")
