@@ -4,7 +4,8 @@
 
 Holds out a fifth of the project's (cleaned) files, chosen by a hash of their path; fine-tunes the shipped
 model on the rest (scripts/finetune.py with --exclude); then types the held-out files with the shipped and
-the fine-tuned model (`python -m evaluate --files ... --protocol lines project --project-root PROJECT`: the
+the fine-tuned model, from the top of each file or at `--places` inside it (`python -m evaluate --files ...
+--protocol lines project --project-root PROJECT`: the
 project-aware requests carry the project's other files, those the model was fine-tuned on among them, as the
 editor's workspace context sends them) and the standard held-out
 test projects with the fine-tuned model (the command in docs/training.md), and prints the held-out gain with its
