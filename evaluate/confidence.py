@@ -72,15 +72,15 @@ def pooled_report(reports: list[dict]) -> dict:
     characters and keystrokes summed. A file counts where it was typed in every report."""
     columns = [c for c in reports[0]["columns"] if all(c in r["columns"] for r in reports[1:])]
     rows: dict[str, dict] = {}
+    seen: dict[str, int] = {}  # file -> how many of the reports typed it
     for report in reports:
         for row in report["files"]:
-            total = rows.setdefault(row["file"], {"file": row["file"], "reports": 0})
-            total["reports"] += 1
+            total = rows.setdefault(row["file"], {"file": row["file"]})
+            seen[row["file"]] = seen.get(row["file"], 0) + 1
             for c in columns:
                 for key in (f"chars_typed_{c}", f"keystrokes_{c}"):
                     total[key] = total.get(key, 0) + row.get(key, 0)
-    files = [row for row in rows.values() if row.pop("reports") == len(reports)]
-    return {"columns": columns, "files": files}
+    return {"columns": columns, "files": [row for f, row in rows.items() if seen[f] == len(reports)]}
 
 
 def saved_over(counts: dict[str, tuple[int, int]], files) -> float:
