@@ -45,7 +45,8 @@ data-default: install
 
 # make train SOURCES="DIR [DIR ...]" [TRAIN_STEPS=540 | TRAIN_MINUTES=M] [OUT=checkpoints/personal.pt]: fine-tunes the shipped
 # model on your folders (its tokenizer; default corpus replayed when built) and writes OUT atomically
-# (scripts/finetune.py, docs/training.md). RESUME=1 continues an interrupted run.
+# (scripts/finetune.py, docs/training.md). RESUME=1 continues an interrupted run. TYPING_CHARS=0 skips the typing
+# of held-out files with both models that ends the run (evaluate/gain.py).
 # Without SOURCES: reproduces checkpoints/default.pt (transformer 4x256, see README) into $(RUN)/default.pt:
 # from scratch, fill-in-the-middle on half of the documents from the first step (dataset/fim.py), 6,200 steps
 # of 128 x 256 tokens (203M tokens, ~17 passes over the corpus); the best validation checkpoint is shipped.
@@ -68,7 +69,8 @@ train: install
 	@test -f $(DEFAULT_DATA)/corpus/meta.json || $(MAKE) --no-print-directory data-default || \
 	  echo "warning: could not build $(DEFAULT_DATA) (make data-default); fine-tuning without replay" >&2
 	$(PY) scripts/finetune.py $(SOURCES) --init checkpoints/default.pt --out $(OUT) $(FT_BUDGET) \
-	  --replay $(DEFAULT_DATA) --threads $(THREADS) $(if $(RESUME),--resume,)
+	  --replay $(DEFAULT_DATA) --threads $(THREADS) $(if $(RESUME),--resume,) \
+	  $(if $(TYPING_CHARS),--typing-chars $(TYPING_CHARS),)
 else
 TRAIN_STEPS ?= 6200
 train: data-default

@@ -89,7 +89,8 @@ def split_records(records: list[dict], valid_fraction: float, max_valid_chars: i
             raise SourceError("only one short file: nothing left to hold out for validation")
         head, tail = "".join(lines[:cut]), "".join(lines[cut:])
         records[:] = [{**r, "text": head, "chars": len(head)},
-                      {**r, "path": r["path"] + "#tail", "text": tail, "chars": len(tail), "split": "valid"}]
+                      {**r, "path": r["path"].removesuffix(".py") + ".tail.py", "text": tail, "chars": len(tail),
+                       "split": "valid"}]  # the manifest names the file as written, so split_files finds it
         return
     order = sorted(records, key=lambda r: _hash(f"{r['project']}/{r['path']}"))
     target = min(valid_fraction * sum(r["chars"] for r in records), max_valid_chars)
@@ -126,7 +127,7 @@ def build_personal_corpus(sources: list[str | Path], out: str | Path, tokenizer:
                      "tokens": int(ids.size)}
     files = corpus / "files"
     for r in records:
-        _write_text_atomic(files / r["split"] / r["project"] / r["path"].replace("#tail", ".tail.py"), r["text"])
+        _write_text_atomic(files / r["split"] / r["project"] / r["path"], r["text"])
     _write_text_atomic(corpus / "tokenizer.json", tokenizer.to_json())
     manifest = {"files": [{k: r[k] for k in ("project", "path", "split", "sha256", "chars")} for r in records]}
     _write_text_atomic(corpus / "manifest.json", json.dumps(manifest, indent=1))

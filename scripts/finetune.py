@@ -16,7 +16,9 @@
    project, more for a large one (budget_steps: 1.3 passes over your code, at most 1,620 steps and what fits
    15 minutes at the speed measured here before the run);
 3. OUT = best.pt exported (fp16), written atomically: a failed or interrupted run leaves OUT untouched;
-   `--resume` continues an interrupted run from WORK/run/last.pt.
+   `--resume` continues an interrupted run from WORK/run/last.pt;
+4. what it saves in the editor: up to --typing-chars (4,000) characters of the held-out files typed with the
+   starting and the fine-tuned model, the project as context (evaluate/gain.py), keystrokes saved printed last.
 
 Exit codes: 0 done, 2 bad input (missing folder, no .py files, nothing usable, bad checkpoint), 130/143
 interrupted (OUT untouched; run again with --resume).
@@ -50,7 +52,10 @@ RECIPE = {"lr": 2e-4, "warmup": 20, "min_lr_ratio": 0.1, "batch_size": 8, "seq_l
           # small projects up to 1,620 steps, and no more than fits 15 minutes on this machine.
           "passes": 1.3, "max_steps": 1620, "budget_minutes": 15.0,
           # A checkpoint trained to fill in the middle keeps doing it on your code (its FIM rate)
-          "fim_rate": 0.5}
+          "fim_rate": 0.5,
+          # The run ends by typing this much of your held-out files with both models (evaluate/gain.py): bits per
+          # character do not say what the editor will save with your project as context (~1 minute on one thread)
+          "typing_chars": 4000}
 
 
 def budget_steps(train_tokens: int, project_tokens_per_step: float, seconds_per_step: float,
@@ -147,6 +152,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue WORK/run/last.pt (corpus reused)")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    p.add_argument("--typing-chars", type=int, default=RECIPE["typing_chars"], metavar="N",
+                   help="at the end, type up to N characters of the held-out files with the starting and the "
+                        "fine-tuned model, the project as context, and print the keystrokes saved (0: skip)")
     args = p.parse_args(argv)
     steps, minutes = getattr(args, "steps", None), getattr(args, "minutes", None)
     if steps is not None and minutes is not None:
@@ -259,6 +267,15 @@ def main(argv=None) -> int:
                     train_config=best.train_config, meta=meta, half=True)
     print(f"wrote {args.out}: step {best.step}; your held-out files: {held_out_change(best.meta)}; "
           f"serve it: make serve MODEL={args.out}", flush=True)
+    # ---- what it saves in the editor: the held-out files typed by both models (evaluate/gain.py)
+    if args.typing_chars > 0:
+        import torch
+        from evaluate.gain import typing_gain
+        torch.set_num_threads(args.threads)
+        print(f"typing up to {args.typing_chars:,} characters of your held-out files with both models "
+              f"(--typing-chars 0 skips it)...", flush=True)
+        gain = typing_gain(args.init, args.out, data, max_chars=args.typing_chars)
+        print(gain.summary() if gain else "no held-out file to type", flush=True)
     return 0
 
 

@@ -179,6 +179,14 @@ def test_tiny_finetune_lowers_held_out_loss_and_writes_a_servable_model(tiny_ckp
     assert (model.config.dropout, model.config.attention_dropout) == \
         (finetune.RECIPE["dropout"], finetune.RECIPE["attn_dropout"])
     assert not list(tmp_path.glob(".personal.pt.*"))  # no temporary left over
+    # It ends by typing held-out files with both models (evaluate/gain.py): the fine-tuned model saves more.
+    typed = re.search(r"typing (\d+) of your held-out files \(([0-9,]+) characters\) with the project as context: "
+                      r"the starting model saves ([0-9.]+)% of keystrokes, yours ([0-9.]+)% \(([-+0-9.]+) points\)",
+                      log)
+    assert typed, log
+    assert int(typed.group(1)) >= 1 and int(typed.group(2).replace(",", "")) > 0
+    assert float(typed.group(4)) > float(typed.group(3)), typed.group(0)
+    assert float(typed.group(5)) == pytest.approx(float(typed.group(4)) - float(typed.group(3)), abs=0.11)
 
 
 def test_early_stopping_keeps_the_best_held_out_model(tiny_ckpt, tmp_path, capsys):
@@ -344,3 +352,41 @@ def test_the_budget_is_measured_on_the_built_corpus_and_kept_on_resume(tiny_ckpt
     resumed = finetune.parse_args([str(PROJECT), "--resume"])
     assert load_checkpoint(run / "last.pt").train_config["steps"] == 777
     assert finetune.auto_budget(resumed, init, data, run, replay="", seq_len=seq_len) == 777
+
+
+def test_typing_gain_types_the_held_out_files_with_the_project_as_context(tiny_ckpt, tmp_path):
+    """evaluate/gain.py: the held-out files (never their training neighbours) are typed, each with the project's
+    other files as input_extra; one checkpoint against itself gains exactly nothing."""
+    from evaluate.gain import held_out_requests, typing_gain
+    ckpt = load_checkpoint(tiny_ckpt)
+    meta = build_personal_corpus([PROJECT], tmp_path / "data", ckpt.tokenizer, valid_fraction=0.3)
+    manifest = __import__("json").loads((tmp_path / "data" / "corpus" / "manifest.json").read_text())
+    held = {f["path"] for f in manifest["files"] if f["split"] == "valid"}
+    trained = {f["path"] for f in manifest["files"] if f["split"] == "train"}
+    assert held and trained
+    requests = held_out_requests(tmp_path / "data", max_chars=10**6, chars_per_file=300)
+    assert len(requests) == meta["splits"]["valid"]["files"]
+    sources = {p: (PROJECT / p).read_text() for p in held | trained}
+    for text, extra in requests:
+        typed_from = [p for p in held if sources[p].startswith(text)]
+        assert len(typed_from) == 1 and len(text) <= 300  # the top of one held-out file, cut at a line end
+        names = {name for name, _ in extra}
+        assert typed_from[0] not in names and trained <= names  # its project's other files, not itself
+    assert len(held_out_requests(tmp_path / "data", max_chars=1, chars_per_file=300)) == 1  # stops at max_chars
+    gain = typing_gain(tiny_ckpt, tiny_ckpt, tmp_path / "data", max_chars=600, chars_per_file=300)
+    assert gain.chars > 0 and gain.start_keystrokes == gain.tuned_keystrokes
+    assert gain.start_keystrokes <= gain.chars and "(+0.0 points)" in gain.summary()
+
+
+def test_a_single_file_project_holds_out_its_tail_under_the_name_it_is_written(tiny_ckpt, tmp_path):
+    """One file: its last tenth is the held-out record, and the manifest names the file as written, so the split's
+    files (dataset.corpus.split_files) exist and can be typed."""
+    from dataset.corpus import split_files
+    from evaluate.gain import held_out_requests
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "only.py").write_text((PROJECT / "inventory" / "store.py").read_text())
+    build_personal_corpus([src], tmp_path / "data", load_checkpoint(tiny_ckpt).tokenizer, valid_fraction=0.2)
+    valid = split_files(tmp_path / "data", "valid")
+    assert [p.name for _, p in valid] == ["only.tail.py"] and all(p.is_file() for _, p in valid)
+    assert len(held_out_requests(tmp_path / "data")) == 1
