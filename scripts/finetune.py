@@ -273,7 +273,7 @@ def main(argv=None) -> int:
         from evaluate.gain import typing_gain
         torch.set_num_threads(args.threads)
         print(f"typing up to {args.typing_chars:,} characters of your held-out files with both models "
-              f"(--typing-chars 0 skips it)...", flush=True)
+              f"(--typing-chars 0, make train TYPING_CHARS=0, skips it)...", flush=True)
         gain = typing_gain(args.init, args.out, data, max_chars=args.typing_chars)
         print(gain.summary() if gain else "no held-out file to type", flush=True)
     return 0
