@@ -274,7 +274,15 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
         print(f"typing up to {args.typing_chars:,} characters of your held-out files with both models "
               f"(--typing-chars 0, make train TYPING_CHARS=0, skips it)...", flush=True)
-        gain = typing_gain(args.init, args.out, data, max_chars=args.typing_chars)
+        try:
+            gain = typing_gain(args.init, args.out, data, max_chars=args.typing_chars)
+        except KeyboardInterrupt:  # OUT is written whole: only the report is lost
+            print(f"typing interrupted; {args.out} is written", file=sys.stderr)
+            return 130
+        except Exception as e:  # a failed report does not fail the run that wrote OUT
+            print(f"warning: could not type the held-out files ({type(e).__name__}: {e}); {args.out} is written",
+                  file=sys.stderr)
+            return 0
         print(gain.summary() if gain else "no held-out file to type", flush=True)
     return 0
 

@@ -390,3 +390,19 @@ def test_a_single_file_project_holds_out_its_tail_under_the_name_it_is_written(t
     valid = split_files(tmp_path / "data", "valid")
     assert [p.name for _, p in valid] == ["only.tail.py"] and all(p.is_file() for _, p in valid)
     assert len(held_out_requests(tmp_path / "data")) == 1
+
+
+def test_a_failed_typing_report_keeps_the_written_model_and_exit_code(tiny_ckpt, tmp_path, capsys, monkeypatch):
+    """The report comes after OUT is written: its failure is a warning, not a failed run."""
+    import evaluate.gain
+
+    def broken(*args, **kwargs):
+        raise OSError("disk gone")
+    monkeypatch.setattr(evaluate.gain, "typing_gain", broken)
+    out = tmp_path / "personal.pt"
+    rc = finetune.main([str(PROJECT), "--init", str(tiny_ckpt), "--out", str(out), "--work", str(tmp_path / "w"),
+                        "--steps", "4", "--eval-every", "2", "--batch-size", "4", "--valid-fraction", "0.2",
+                        "--no-progress", "--replay", ""])
+    assert rc == 0
+    assert "warning: could not type the held-out files (OSError: disk gone)" in capsys.readouterr().err
+    assert load_checkpoint(out).step >= 0
