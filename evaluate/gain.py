@@ -6,7 +6,8 @@
 Bits per character say the fine-tuned model predicts your held-out files better; they do not say whether the
 editor will save you keystrokes, and on a project whose other files the editor already sends as context the two
 part ways (python-dateutil: held-out loss 1.007 -> 0.918 bits/char (-9 %), +0.4 points of keystrokes with the
-project as context; docs/training.md "With the whole project as context"). So the run types some of the files it held out:
+project as context; docs/training.md "With the whole project as context"). So the run types some of the files it
+held out:
 
     files    the held-out tenth of your files (dataset/personal.py): never trained on (they chose the best step,
              so the figure leans a little their way), in an order fixed by a hash of their paths (not by folder
