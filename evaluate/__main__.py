@@ -27,7 +27,7 @@ from .confidence import summary_lines
 from .metrics import (EDITOR_SUFFIX_LINES, char_surprise, clip_text, following_lines, line_completion, line_scores,
                       percentile, sample_inside_spans, sample_regions, simulate_typing, token_stats)
 from .predictor import Predictor, PredictorConfig
-from .project import NOT_PROJECT_DIRS, neighbours, split_projects
+from .project import EXTRA_CHARS, NOT_PROJECT_DIRS, neighbours, split_projects
 from .remote import RemotePredictor
 from .views import keystrokes_html, surprise_html
 
@@ -68,7 +68,7 @@ def parse_args(argv=None):
     p.add_argument("--suffix-lines", type=int, default=EDITOR_SUFFIX_LINES,
                    help="middle protocol: lines after the cursor line sent as the suffix (default: the editor's, of "
                         "which the engine keeps 16K characters; 20 until 2026-12-05)")
-    p.add_argument("--extra-chars", type=int, default=200_000,
+    p.add_argument("--extra-chars", type=int, default=EXTRA_CHARS,
                    help="project protocol: characters of other files sent with each request")
     p.add_argument("--project-root", metavar="DIR",
                    help="with --files: the project they belong to; the project protocol's other files are all of its "

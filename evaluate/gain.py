@@ -31,9 +31,7 @@ from dataset.corpus import corpus_dir
 
 from .metrics import clip_text, simulate_typing
 from .predictor import Predictor, PredictorConfig
-from .project import neighbours, split_projects
-
-EXTRA_CHARS = 200_000  # input_extra per request, as python -m evaluate --extra-chars
+from .project import EXTRA_CHARS, neighbours, split_projects
 
 
 @dataclass
@@ -65,20 +63,21 @@ def held_out_requests(data_dir: str | Path, max_chars: int = 4000, chars_per_fil
     held = split_projects(data_dir, "valid")
     trained = split_projects(data_dir, "train")
     candidates = []
+    project_texts: dict[str, dict[str, str]] = {}  # each project's files (train and held-out) read once
     for project, files in held.items():
-        texts = {rel: path.read_text(encoding="utf-8") for rel, path in trained.get(project, {}).items()}
-        texts.update({rel: path.read_text(encoding="utf-8") for rel, path in files.items()})
+        texts = project_texts[project] = {rel: path.read_text(encoding="utf-8")
+                                          for rel, path in {**trained.get(project, {}), **files}.items()}
         for rel in files:
             typed = clip_text(texts[rel], chars_per_file)
             if typed.strip():
                 key = hashlib.blake2b(f"{project}/{rel}".encode(), digest_size=8).digest()
-                candidates.append((key, len(typed), typed, neighbours(rel, texts, extra_chars)))
+                candidates.append((key, project, rel, typed))
     requests, total = [], 0
-    for _, n, typed, extra in sorted(candidates, key=lambda c: c[0]):
+    for _, project, rel, typed in sorted(candidates):
         if total >= max_chars:
             break
-        requests.append((typed, extra))
-        total += n
+        requests.append((typed, neighbours(rel, project_texts[project], extra_chars)))  # only for the files typed
+        total += len(typed)
     return requests
 
 

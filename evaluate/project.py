@@ -26,6 +26,10 @@ from pathlib import Path, PurePosixPath
 NOT_PROJECT_DIRS = frozenset({"node_modules", ".git", ".hg", ".venv", "venv", ".tox", ".nox", "site-packages",
                               "__pycache__", "build", "dist", ".mypy_cache", ".pytest_cache"})
 
+# Characters of other files sent with each request: `python -m evaluate --extra-chars`'s default and
+# evaluate/gain.py's.
+EXTRA_CHARS = 200_000
+
 _IMPORT = re.compile(r"^\s*(?:from\s+(\.*[\w.]*)\s+import\s+([\w., ()]+)|import\s+([\w., ]+))", re.M)
 
 

@@ -269,9 +269,7 @@ def main(argv=None) -> int:
           f"serve it: make serve MODEL={args.out}", flush=True)
     # ---- what it saves in the editor: the held-out files typed by both models (evaluate/gain.py)
     if args.typing_chars > 0:
-        import torch
-        from evaluate.gain import typing_gain
-        torch.set_num_threads(args.threads)
+        from evaluate.gain import typing_gain  # in train.py's threads (--threads)
         print(f"typing up to {args.typing_chars:,} characters of your held-out files with both models "
               f"(--typing-chars 0, make train TYPING_CHARS=0, skips it)...", flush=True)
         try:
