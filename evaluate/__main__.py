@@ -29,6 +29,7 @@ from .metrics import (EDITOR_SUFFIX_LINES, char_surprise, clip_text, following_l
 from .predictor import Predictor, PredictorConfig
 from .project import EXTRA_CHARS, NOT_PROJECT_DIRS, neighbours, split_projects
 from .remote import RemotePredictor
+from .breakdown import keystroke_breakdown, project_names
 from .views import keystrokes_html, surprise_html
 
 KIND_NAMES = {"auto": None, "word": "word", "line": "line", "block": "block"}
@@ -280,6 +281,7 @@ def evaluate(args) -> dict:
               "start_fraction": args.start_fraction, "span_extra": args.span_extra, "context": not args.no_context}
     totals = {_col(k, p): [0, 0] for k, p in cols}  # column -> [chars, keystrokes]
     all_ms = {_col(k, p): [] for k, p in cols}
+    by_class = {_col(k, p): Counter() for k, p in cols if p not in SPAN_PROTOCOLS}  # column -> keystrokes by class
     bits = tokens = correct = chars = 0
     t_start = time.time()
     for name, text in texts.items():
@@ -291,6 +293,7 @@ def evaluate(args) -> dict:
         spans = {"middle": [(a, b - 1) for a, b in sample_regions(text, args.regions, args.region_lines,
                                                                      random.Random(f"{args.seed}/{name}"))],
                  "inside": sample_inside_spans(text, args.spans, random.Random(f"{args.seed}/inside/{name}"))}
+        in_project = project_names(t for _, t in extras.get(name, []))  # the same classes for every column
         for i, (kind, protocol) in enumerate(cols):
             col = _col(kind, protocol)
             completer.clear_cache()
@@ -314,6 +317,9 @@ def evaluate(args) -> dict:
             row[f"p50_ms_{col}"] = percentile(r.request_ms, 50)
             if protocol in SPAN_PROTOCOLS:
                 continue  # the spans are pieces of the file: no single view
+            counts = keystroke_breakdown(text, start, end, r.accepted, in_project)
+            row[f"keystrokes_by_class_{col}"] = dict(counts)
+            by_class[col].update(counts)
             (out / f"{_safe(name)}.{col}.keystrokes.html").write_text(
                 keystrokes_html(f"{name}: keystrokes ({col})", text[start:end], r.accepted, r.saved),
                 encoding="utf-8")
@@ -358,6 +364,7 @@ def evaluate(args) -> dict:
         # as the file rows: the most any protocol typed (the middle protocols type only their regions)
         "chars_typed": sum(row["chars_typed"] for row in report["files"]),
         **{f"chars_typed_{c}": n for c, (n, _) in totals.items()},
+        **{f"keystrokes_by_class_{c}": dict(counts) for c, counts in by_class.items()},
         "bits_per_char": bits / max(chars, 1), "accuracy": correct / max(tokens, 1), "tokens": tokens,
         "line_completion": {p: line_scores(s) for p, s in line_results.items()},
         "seconds": time.time() - t_start,
