@@ -20,6 +20,10 @@ Counts are of keystrokes; as shares of the characters typed they sum to 1 - keys
 the same text (the same files, the same `--project-root`) compare class by class:
 
     python -m evaluate.breakdown BASE/eval.json FINE_TUNED/eval.json
+
+`python -m evaluate` records these counts in every report at no cost. The deeper probe,
+scripts/keystroke_breakdown.py, types the files again to split them further (code, strings and comments;
+which part of a request held each identifier).
 """
 from __future__ import annotations
 

@@ -15,7 +15,8 @@ Takes `python -m evaluate`'s file and protocol options and prints two tables for
   `input_extra` chunks (X), in the suffix (S); keystrokes spent on them (typed characters inside, plus one
   per accepted suggestion that starts inside).
 
-Validation files only (the test projects are for reporting, not for finding what to change).
+Validation files only (the test projects are for reporting, not for finding what to change). The coarser
+classes every `python -m evaluate` report records (evaluate/breakdown.py) need no second typing run.
 """
 from __future__ import annotations
 
