@@ -79,15 +79,20 @@ def table(reports: list[tuple[str, dict]]) -> str:
     """Markdown: one row per report and column (saved, then each class as % of the characters typed)."""
     lines = ["| report | column | saved | " + " | ".join(CLASSES) + " |",
              "|---|---|---:|" + "---:|" * len(CLASSES)]
+    missing = []
     for label, report in reports:
         o = report["overall"]
         for col in report["columns"]:
             counts = o.get(f"keystrokes_by_class_{col}")
-            if counts is None:
-                continue  # a span protocol's column, or a report from before the breakdown
+            if counts is None:  # a span protocol's column, or a report from before the breakdown
+                missing.append(f"{label} {col}")
+                continue
             s = shares(counts, o[f"chars_typed_{col}"])
             lines.append(f"| {label} | {col} | {o[f'saved_{col}']:.1%} | "
                          + " | ".join(f"{100 * s[c]:.1f}" for c in CLASSES) + " |")
+    if missing:
+        lines.append(f"\nNo breakdown (an edit protocol's column, or a report written before 2026-12-07): "
+                     + ", ".join(missing))
     return "\n".join(lines)
 
 

@@ -9,7 +9,8 @@ the fine-tuned model, from the top of each file or at `--places` inside it (`pyt
 project-aware requests carry the project's other files, those the model was fine-tuned on among them, as the
 editor's workspace context sends them) and the standard held-out
 test projects with the fine-tuned model (the command in docs/training.md), and prints the held-out gain with its
-95 % interval paired over the files (`python -m evaluate.confidence`). One torch thread throughout.
+95 % interval paired over the files (`python -m evaluate.confidence`) and where it came from, keystroke class by
+class (`python -m evaluate.breakdown`). One torch thread throughout.
 Prints the commands it runs; their reports are under WORK/eval-*.
 """
 from __future__ import annotations
@@ -125,6 +126,7 @@ def main(argv=None) -> int:
         if base.exists():  # the gain with its paired interval over the held-out files (evaluate/confidence.py)
             pairs.append((str(base), str(work / f"eval-heldout-ft{name}" / "eval.json")))
             sh([py, "-m", "evaluate.confidence", *pairs[-1]])
+            sh([py, "-m", "evaluate.breakdown", *pairs[-1]])  # where the gain came from, class by class
     if len(args.places) > 1 and len(pairs) == len(args.places):  # all places pooled by file
         sh([py, "-m", "evaluate.confidence", "+".join(b for b, _ in pairs), "+".join(f for _, f in pairs)])
     if not args.skip_standard:

@@ -67,3 +67,11 @@ def test_evaluate_reports_the_breakdown_and_the_command_prints_it(ckpt, tmp_path
     printed = capsys.readouterr().out
     assert printed.count(f"| {out} | auto_project |") == 1 and "name_rest_project" in printed
     assert main([str(tmp_path / "missing")]) == 2
+    # A report without the breakdown (written before it, or an edit protocol's column) is named, not dropped.
+    old = dict(report, overall={k: v for k, v in report["overall"].items() if not k.startswith("keystrokes_by")})
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    capsys.readouterr()
+    assert main([str(tmp_path / "old.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "No breakdown" in printed and f"{tmp_path / 'old.json'} auto_project" in printed
+    assert f"| {tmp_path / 'old.json'} |" not in printed
