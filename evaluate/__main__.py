@@ -23,13 +23,13 @@ import torch
 from dataset.clean import normalise_newlines
 from models.quantize import QUANTIZE_CHOICES
 
+from .breakdown import keystroke_breakdown, project_names
 from .confidence import summary_lines
 from .metrics import (EDITOR_SUFFIX_LINES, char_surprise, clip_text, following_lines, line_completion, line_scores,
                       percentile, sample_inside_spans, sample_regions, simulate_typing, token_stats)
 from .predictor import Predictor, PredictorConfig
 from .project import EXTRA_CHARS, NOT_PROJECT_DIRS, neighbours, split_projects
 from .remote import RemotePredictor
-from .breakdown import keystroke_breakdown, project_names
 from .views import keystrokes_html, surprise_html
 
 KIND_NAMES = {"auto": None, "word": "word", "line": "line", "block": "block"}

@@ -11,8 +11,9 @@ the project holds. Each keystroke falls in one class:
     name_start          the first character of a name (a run of \\w: identifier, keyword, number, word of
                         prose): the choice of which name comes next
     name_rest_file      a later character of a name the text before it already holds (the file so far)
-    name_rest_project   a later character of a name only the project's other files hold (those sent as
-                        `input_extra`): what project context and fine-tuning can teach
+    name_rest_project   a later character of a name only the project's other files hold (those the project
+                        protocol sends as `input_extra`, for every column alike, so that columns compare; none
+                        when only the 20-line protocol runs): what project context and fine-tuning can teach
     name_rest_new       a later character of a name neither holds: new to the project
 
 A name is classed by where it occurs as a whole word, so `get_user` is new even where `get_users` is not.
