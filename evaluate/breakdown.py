@@ -108,10 +108,14 @@ def main(argv=None) -> int:
     for arg in args.reports:
         path = Path(arg) / "eval.json" if Path(arg).is_dir() else Path(arg)
         try:
-            reports.append((arg, json.loads(path.read_text(encoding="utf-8"))))
+            report = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             print(f"error: cannot read {path}: {e}", file=sys.stderr)
             return 2
+        if not isinstance(report, dict) or not isinstance(report.get("overall"), dict) or "columns" not in report:
+            print(f"error: {path} is not a `python -m evaluate` report (no overall figures)", file=sys.stderr)
+            return 2
+        reports.append((arg, report))
     print(table(reports))
     return 0
 

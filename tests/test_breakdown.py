@@ -67,6 +67,9 @@ def test_evaluate_reports_the_breakdown_and_the_command_prints_it(ckpt, tmp_path
     printed = capsys.readouterr().out
     assert printed.count(f"| {out} | auto_project |") == 1 and "name_rest_project" in printed
     assert main([str(tmp_path / "missing")]) == 2
+    (tmp_path / "other.json").write_text('{"files": []}')
+    assert main([str(tmp_path / "other.json")]) == 2
+    assert "not a `python -m evaluate` report" in capsys.readouterr().err
     # A report without the breakdown (written before it, or an edit protocol's column) is named, not dropped.
     old = dict(report, overall={k: v for k, v in report["overall"].items() if not k.startswith("keystrokes_by")})
     (tmp_path / "old.json").write_text(json.dumps(old))
