@@ -60,13 +60,13 @@ def keystroke_breakdown(text: str, start: int, end: int, accepted: list[tuple[in
         name, a, b = m.group(), m.start(), m.end()
         rest = ("name_rest_file" if name in seen else
                 "name_rest_project" if name in in_project else "name_rest_new")
-        for i in range(max(a, start), min(b, end)):
+        for i in range(max(a, start), b):
             if typed[i - start]:
                 counts["name_start" if i == a else rest] += 1
+                typed[i - start] = 0  # counted: what stays typed lies outside names
         seen.add(name)
-    names_at = {i for m in NAME.finditer(text, 0, end) for i in range(max(m.start(), start), m.end())}
     for i in range(start, end):
-        if typed[i - start] and i not in names_at:
+        if typed[i - start]:
             counts["space" if text[i].isspace() else "punct"] += 1
     return counts
 
