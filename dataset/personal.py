@@ -2,6 +2,8 @@
 
     meta = build_personal_corpus(["~/code/proj"], "runs/personal/data", tokenizer, valid_fraction=0.1)
 
+A folder's files are what `dataset/workspace.py` says is its project: in a git repository, what git would
+commit (its ignore rules leave out data, build output, generated code); elsewhere every .py file.
 Same layout as `python -m dataset build` (corpus/{train,valid,test}.npy, tokenizer.json, meta.json,
 manifest.json, files/), so `train.py --data` reads it. Files go through the same cleaning as the default
 corpus (too large, generated, minified, not UTF-8, duplicates are dropped). Splits are by file, not by
@@ -22,8 +24,9 @@ import numpy as np
 from dataset.build import BuildConfig, _write_text_atomic, scan
 from dataset.clean import SKIP_REASONS, CleanConfig
 from dataset.encode import encode_documents, save_array, token_dtype
-from dataset.sources import folder_project
+from dataset.sources import Project
 from dataset.tokenizer import Tokenizer
+from dataset.workspace import project_py_files
 
 
 class SourceError(ValueError):
@@ -34,8 +37,12 @@ def _hash(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big")
 
 
-def gather(sources: list[str | Path], clean: CleanConfig | None = None, progress: bool = False) -> list[dict]:
-    """Cleaned, de-duplicated files of the source folders; raises SourceError when there are none."""
+def gather(sources: list[str | Path], clean: CleanConfig | None = None, progress: bool = False,
+           described: list[dict] | None = None) -> list[dict]:
+    """Cleaned, de-duplicated files of the source folders; raises SourceError when there are none.
+
+    A folder's files are its project's (`dataset/workspace.py`: in a git repository, what git would commit).
+    `described`, when given, gets one entry per folder: its path, how it was listed and what git left out."""
     if not sources:
         raise SourceError("no source folder given (SOURCES=\"DIR [DIR ...]\")")
     projects, names = [], Counter()
@@ -48,10 +55,14 @@ def gather(sources: list[str | Path], clean: CleanConfig | None = None, progress
         folder = folder.resolve()
         names[folder.name] += 1
         name = folder.name if names[folder.name] == 1 else f"{folder.name}-{names[folder.name]}"
-        project = folder_project(f"local/{name}", folder)
-        if not project.files:
-            raise SourceError(f"source folder {src} has no .py files")
-        projects.append(project)
+        listing = project_py_files(folder)
+        if not listing.files:
+            raise SourceError(f"source folder {src} has no .py files"
+                              + (f" that git does not ignore ({listing.ignored} ignored)" if listing.ignored else ""))
+        projects.append(Project(f"local/{name}", folder, listing.files))
+        if described is not None:
+            described.append({"kind": "local", "path": str(folder), "listed_by": listing.by,
+                              "py_files": len(listing.files), "py_files_ignored": listing.ignored})
     skipped: Counter = Counter()
     skipped_files: list[dict] = []
     config = BuildConfig(progress=progress, clean=clean or CleanConfig())
@@ -108,7 +119,8 @@ def build_personal_corpus(sources: list[str | Path], out: str | Path, tokenizer:
     """Write out/corpus from the source folders with `tokenizer`; returns meta (also in meta.json).
 
     `exclude`: relative paths ("pkg/mod.py") to leave out entirely (benchmarks hold files out this way)."""
-    records = gather(sources, clean, progress)
+    described: list[dict] = []
+    records = gather(sources, clean, progress, described)
     if exclude:
         records = [r for r in records if r["path"] not in exclude]
         if not records:
@@ -133,7 +145,7 @@ def build_personal_corpus(sources: list[str | Path], out: str | Path, tokenizer:
     _write_text_atomic(corpus / "manifest.json", json.dumps(manifest, indent=1))
     meta = {"vocab_size": tokenizer.vocab_size, "eot_id": tokenizer.eot_id, "dtype": dtype.name,
             "tokenizer_sha256": tokenizer.sha256, "splits": splits,
-            "sources": [{"kind": "local", "path": str(Path(s).resolve())} for s in sources],
+            "sources": described,
             "layout": "each document is preceded and followed by eot: eot d1 eot d2 eot ... dn eot",
             "personal": {"valid_fraction": valid_fraction}}
     _write_text_atomic(corpus / "meta.json", json.dumps(meta, indent=1))

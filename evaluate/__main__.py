@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from dataset.clean import normalise_newlines
+from dataset.workspace import project_py_files
 from models.quantize import QUANTIZE_CHOICES
 
 from .breakdown import keystroke_breakdown, project_names
@@ -28,7 +29,7 @@ from .confidence import summary_lines
 from .metrics import (EDITOR_SUFFIX_LINES, char_surprise, clip_text, following_lines, line_completion, line_scores,
                       percentile, sample_inside_spans, sample_regions, simulate_typing, token_stats)
 from .predictor import Predictor, PredictorConfig
-from .project import EXTRA_CHARS, NOT_PROJECT_DIRS, neighbours, split_projects
+from .project import EXTRA_CHARS, neighbours, split_projects
 from .remote import RemotePredictor
 from .views import keystrokes_html, surprise_html
 
@@ -125,14 +126,9 @@ def unique_names(items: list[tuple[str, str]]) -> list[str]:
 
 
 def project_files(root: Path) -> dict[str, Path]:
-    """Every .py file under `root` by its relative path, as the editor lists a workspace (the folders it leaves
-    out skipped: virtual environments, caches, build output)."""
-    out = {}
-    for path in sorted(root.rglob("*.py")):
-        rel = path.relative_to(root)
-        if path.is_file() and not any(part in NOT_PROJECT_DIRS for part in rel.parts[:-1]):
-            out[rel.as_posix()] = path
-    return out
+    """The project's .py files under `root` by relative path, as the editor lists a workspace: what git would
+    commit, without virtual environments, caches and build output (dataset/workspace.py)."""
+    return {rel: root / rel for rel in project_py_files(root).files}
 
 
 def load_texts(args) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]], dict[str, str]]:

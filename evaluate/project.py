@@ -20,12 +20,6 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePosixPath
 
-# Folders whose .py files are not the user's project (dependencies, environments, build output, caches): the
-# extension's list (vscode-extension/src/workspaceContext.ts NOT_PROJECT_DIRS), so a protocol given a whole
-# project (`python -m evaluate --project-root`) sends what the editor would.
-NOT_PROJECT_DIRS = frozenset({"node_modules", ".git", ".hg", ".venv", "venv", ".tox", ".nox", "site-packages",
-                              "__pycache__", "build", "dist", ".mypy_cache", ".pytest_cache"})
-
 # Characters of other files sent with each request: `python -m evaluate --extra-chars`'s default and
 # evaluate/gain.py's.
 EXTRA_CHARS = 200_000

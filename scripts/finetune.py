@@ -224,6 +224,10 @@ def main(argv=None) -> int:
             print(f"error: {e}; nothing written to {args.out}", file=sys.stderr)
             return 2
         sp = meta["splits"]
+        for src in meta["sources"]:
+            print(f"{src['path']}: {src['py_files']:,} .py files" + (
+                f" (git: its ignore rules leave out {src['py_files_ignored']:,} more)" if src["py_files_ignored"]
+                else " (git)" if src["listed_by"] == "git" else ""), flush=True)
         print(f"corpus: {sp['train']['files']} train files ({sp['train']['tokens']:,} tokens), "
               f"{sp['valid']['files']} held-out files ({sp['valid']['tokens']:,} tokens) for early stopping, "
               f"tokenizer of {args.init}", flush=True)

@@ -37,7 +37,7 @@ def test_the_folders_left_out_are_the_extensions():
     import re
     from pathlib import Path
 
-    from evaluate.project import NOT_PROJECT_DIRS
+    from dataset.workspace import NOT_PROJECT_DIRS
     ts = (Path(__file__).resolve().parent.parent / "vscode-extension" / "src" / "workspaceContext.ts").read_text()
     listed = re.search(r"NOT_PROJECT_DIRS = \[([^\]]*)\]", ts).group(1)
     assert set(re.findall(r"'([^']+)'", listed)) == NOT_PROJECT_DIRS

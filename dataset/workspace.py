@@ -1,0 +1,97 @@
+"""Which .py files under a folder are the user's project: what git would commit, less what never is.
+
+    listing = project_py_files(Path("~/code/proj").expanduser())
+    listing.files     # ["pkg/__init__.py", "pkg/mod.py", ...]: sorted, relative, `/`-separated
+    listing.by        # "git" or "walk"
+    listing.ignored   # .py files git's ignore rules left out (0 when walked)
+
+A project folder holds more Python than its code: data the project downloads (this repository's own `data/`
+holds 7,205 .py files of the default corpus, `runs/` 3,388 more, against its 118 tracked ones), build output,
+generated modules, vendored copies, scratch. Training on them (`make train SOURCES=`) spends the budget on
+someone else's code and holds out the wrong files; sending them as context (`python -m evaluate
+--project-root`, the editor's workspace context) crowds out the project's own. The project says what is
+not its code in its ignore files, so:
+
+1. In a git work tree, with git on PATH: `git ls-files --cached --others --exclude-standard`, the files
+   tracked and those untracked that no ignore rule (every `.gitignore`, `.git/info/exclude`,
+   `core.excludesFile`) excludes: what `git add -A` would commit. git applies its own rules, not a copy of
+   them.
+2. Otherwise (no git, not a repository, or git lists no .py file in a folder that has some: a folder the
+   repository ignores, named on purpose): every .py file under the folder, hidden folders left out, but
+   git's listing again in each repository found inside (a folder of several projects, `~/code`).
+
+Either way, files in NOT_PROJECT_DIRS (environments, caches, build output: committed or not, they are not
+the project) and symbolic links are left out. The extension lists a workspace with the same folders left out
+(vscode-extension/src/workspaceContext.ts) and asks git the same question (`checkIgnore` of VS Code's git
+extension), so training, evaluation and the editor agree on what the project is.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+# Folders whose .py files are not the user's project (dependencies, environments, build output, caches): the
+# extension's list too (vscode-extension/src/workspaceContext.ts NOT_PROJECT_DIRS; tests check they agree).
+NOT_PROJECT_DIRS = frozenset({"node_modules", ".git", ".hg", ".venv", "venv", ".tox", ".nox", "site-packages",
+                              "__pycache__", "build", "dist", ".mypy_cache", ".pytest_cache"})
+
+GIT_TIMEOUT_S = 60  # a listing of a large repository takes well under a second; a hung git must not hang us
+
+
+@dataclass
+class Listing:
+    files: list[str]  # relative POSIX paths of the project's .py files, sorted
+    by: str  # "git" (its ignore rules applied) or "walk" (every .py file, but git's in repositories inside)
+    ignored: int = 0  # .py files git's ignore rules left out
+
+
+def _git_py_files(root: Path, *options: str) -> list[str] | None:
+    """`git ls-files` of the .py files under root (paths relative to it), or None without git or a repository."""
+    try:
+        run = subprocess.run(["git", "-C", str(root), "ls-files", "-z", *options, "--", "*.py"],
+                             capture_output=True, timeout=GIT_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if run.returncode != 0:  # "not a git repository", a broken one, a too-old git
+        return None
+    return [p for p in run.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
+
+
+def _is_project_file(root: Path, rel: str) -> bool:
+    parts = rel.split("/")
+    path = root / rel
+    return (not any(part in NOT_PROJECT_DIRS for part in parts[:-1]) and not path.is_symlink()
+            and path.is_file())  # tracked but deleted in the work tree: not there to read
+
+
+def _walk(root: Path, listing: Listing) -> None:
+    """Every .py file under root into `listing`, except where a folder is a repository of its own: there git's."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        rel_dir = here.relative_to(root).as_posix()
+        prefix = "" if rel_dir == "." else f"{rel_dir}/"
+        if here != root and os.path.exists(os.path.join(dirpath, ".git")):
+            listed = _git_py_files(here, "--cached", "--others", "--exclude-standard")
+            if listed:  # a repository inside the folder (~/code holding several): its own rules
+                listing.files += [prefix + rel for rel in listed]
+                listing.ignored += len(_git_py_files(here, "--others", "--ignored", "--exclude-standard") or [])
+                dirnames[:] = []
+                continue
+        dirnames[:] = [d for d in dirnames if d not in NOT_PROJECT_DIRS and not d.startswith(".")
+                       and not os.path.islink(os.path.join(dirpath, d))]
+        listing.files += [prefix + name for name in filenames if name.endswith(".py")]
+
+
+def project_py_files(root: Path) -> Listing:
+    """The project's .py files under the folder `root` (see the module docstring)."""
+    root = Path(root)
+    listed = _git_py_files(root, "--cached", "--others", "--exclude-standard")
+    if listed:
+        listing = Listing(listed, "git", len(_git_py_files(root, "--others", "--ignored", "--exclude-standard") or []))
+    else:
+        listing = Listing([], "walk")
+        _walk(root, listing)
+    listing.files = sorted({rel for rel in listing.files if _is_project_file(root, rel)})
+    return listing
