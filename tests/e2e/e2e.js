@@ -38,7 +38,8 @@ const WANT_ACCEPTED = 3;
 const MIN_ACCEPTED = 2;
 // Project context: billing.py (defines normalise_invoice_total) is in the workspace (1a, read from disk) and then
 // open in another tab (1b, its editor's text); typing a prefix of the name in main.py must be completed from it:
-// the extension sends billing.py as input_extra.
+// the extension sends billing.py as input_extra, and not generated/schema_pb2.py, which the workspace's .gitignore
+// leaves out.
 const PROJECT = { name: 'project-context', typed: 'total = normalise_inv', want: 'oice_total', autoClosed: '' };
 // Fill in the middle: typed on a new line 2, above `import sys`; `lines` is pythonAutocomplete.suffixLines' default
 // (the document is far shorter than its 16K characters: the suffix is the rest of the file).
@@ -324,6 +325,7 @@ async function clearLine(page) {
       if (tabs.some((t) => (t || '').includes('billing.py'))) failures.push(`${name}: billing.py is open already: ${JSON.stringify(tabs)}`);
       if (!got) failures.push(`${name}: no answered request for the typed text (${exchanges.length - exFrom} recorded)`);
       else if (!sent.some((c) => c.filename === 'billing.py' && c.text === BILLING)) failures.push(`${name}: input_extra does not carry billing.py from disk: ${JSON.stringify(sent.map((c) => c.filename))}`);
+      if (fs.existsSync(path.join(WS, '.git')) && sent.some((c) => c.filename.startsWith('generated/'))) failures.push(`${name}: input_extra carries generated/schema_pb2.py, which the workspace's .gitignore leaves out: ${JSON.stringify(sent.map((c) => c.filename))}`);
       if (typeof shown !== 'string' || !shown.startsWith(PROJECT.want)) failures.push(`${name}: expected ghost text starting with ${JSON.stringify(PROJECT.want)}, the extension showed ${JSON.stringify(shown ?? 'nothing')}`);
       await clearLine(page);
       const back = await saveAndCheck(page, doc);

@@ -159,6 +159,14 @@ def invoice_summary(lines):
     total = normalise_invoice_total(sum(line["amount"] for line in lines))
     return {"lines": len(lines), "total": total}
 PY
+# Generated code the project's .gitignore leaves out: the workspace context must not send it
+# (vscode-extension/src/gitFiles.ts). Without git on this machine the workspace stays a plain folder.
+if command -v git > /dev/null; then
+  mkdir -p "$RUN/ws/generated"
+  printf 'generated/\n' > "$RUN/ws/.gitignore"
+  printf 'SCHEMA_VERSION = 3\n' > "$RUN/ws/generated/schema_pb2.py"
+  git -C "$RUN/ws" init -q
+fi
 t "extension installed: $EXT"
 
 # 7) code-server

@@ -6,6 +6,7 @@ import { buildContext, DEFAULT_LIMITS } from './context';
 import { CompletionEngine, EngineSettings } from './engine';
 import { DocumentLike, ExtraContext, withLf } from './extraContext';
 import { ExtraChunk } from './ring';
+import { gitPyFiles } from './gitFiles';
 import { isNotProject, neighbourOrder, NOT_PROJECT_GLOB } from './workspaceContext';
 import { Suggestion } from './filters';
 import { ServerMonitor, ServerState } from './monitor';
@@ -162,11 +163,28 @@ export function activate(context: vscode.ExtensionContext): void {
     wsTextChars -= t.length;
   };
   let wsListed: Promise<void> | undefined;
+  const wsGitFolders = new Set<string>(); // workspace folders git listed: a new file there may be one it ignores
   let wsSeq = 0;
   const relative = (u: vscode.Uri) => vscode.workspace.asRelativePath(u, false);
+  // Each folder as git would commit it (gitFiles.ts), else every .py file findFiles finds; relisted after a file is
+  // created in a git folder or a .gitignore is saved (~10 ms).
   const listWorkspace = () => (wsListed ??= (async () => {
-    for (const u of await vscode.workspace.findFiles('**/*.py', NOT_PROJECT_GLOB, WORKSPACE_MAX_FILES)) wsFiles.set(relative(u), u);
+    const files = new Map<string, vscode.Uri>();
+    const folders = new Set<string>();
+    for (const folder of vscode.workspace.workspaceFolders ?? []) {
+      const listed = folder.uri.scheme === 'file' ? await gitPyFiles(folder.uri.fsPath) : undefined;
+      if (listed) folders.add(folder.uri.toString());
+      const uris = listed
+        ? listed.filter((rel) => !isNotProject(rel)).slice(0, WORKSPACE_MAX_FILES).map((rel) => vscode.Uri.joinPath(folder.uri, rel))
+        : await vscode.workspace.findFiles(new vscode.RelativePattern(folder, '**/*.py'), NOT_PROJECT_GLOB, WORKSPACE_MAX_FILES);
+      for (const u of uris) files.set(relative(u), u);
+    }
+    wsFiles.clear();
+    for (const [rel, u] of files) wsFiles.set(rel, u);
+    wsGitFolders.clear();
+    for (const f of folders) wsGitFolders.add(f);
   })());
+  const relistWorkspace = () => { wsListed = undefined; }; // the next refresh lists again
   const readWorkspaceFile = async (u: vscode.Uri): Promise<string | undefined> => {
     const key = u.toString();
     let text = wsTexts.get(key);
@@ -212,7 +230,12 @@ export function activate(context: vscode.ExtensionContext): void {
     prepareSoon();
   };
   const watcher = vscode.workspace.createFileSystemWatcher('**/*.py');
-  watcher.onDidCreate((u) => { if (wsListed && !isNotProject(relative(u))) wsFiles.set(relative(u), u); });
+  watcher.onDidCreate((u) => {
+    if (!wsListed || isNotProject(relative(u))) return;
+    const folder = vscode.workspace.getWorkspaceFolder(u);
+    if (folder && wsGitFolders.has(folder.uri.toString())) relistWorkspace(); // git says whether it is ignored
+    else wsFiles.set(relative(u), u);
+  });
   watcher.onDidDelete((u) => { wsFiles.delete(relative(u)); forgetText(u.toString()); });
   watcher.onDidChange((u) => forgetText(u.toString()));
 
@@ -314,8 +337,12 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
     vscode.window.onDidChangeActiveTextEditor(editorChanged),
     watcher,
+    vscode.workspace.onDidChangeWorkspaceFolders(relistWorkspace),
     // a save may change the imports (and so the order), and closing a file makes it a workspace file again
-    vscode.workspace.onDidSaveTextDocument((d) => { if (d === vscode.window.activeTextEditor?.document) void refreshWorkspace(d); }),
+    vscode.workspace.onDidSaveTextDocument((d) => {
+      if (d.uri.path.endsWith('/.gitignore')) relistWorkspace(); // what the project is may have changed
+      if (d === vscode.window.activeTextEditor?.document) void refreshWorkspace(d);
+    }),
     vscode.languages.registerInlineCompletionItemProvider(SELECTOR, inline),
     { dispose: () => listRegistration?.dispose() },
     vscode.commands.registerCommand(`${SECTION}.toggle`, async () => {
