@@ -44,7 +44,8 @@ data-default: install
 	  $(foreach p,$(VALID_PYPI),--valid-project $(call name,$(p)))
 
 # make train SOURCES="DIR [DIR ...]" [TRAIN_STEPS=540 | TRAIN_MINUTES=M] [OUT=checkpoints/personal.pt]: fine-tunes the shipped
-# model on your folders (its tokenizer; default corpus replayed when built) and writes OUT atomically
+# model on your folders (in a git repository the files git would commit: dataset/workspace.py; its tokenizer;
+# default corpus replayed when built) and writes OUT atomically
 # (scripts/finetune.py, docs/training.md). RESUME=1 continues an interrupted run. TYPING_CHARS=0 skips the typing
 # of held-out files with both models that ends the run (evaluate/gain.py).
 # Without SOURCES: reproduces checkpoints/default.pt (transformer 4x256, see README) into $(RUN)/default.pt:
