@@ -55,7 +55,7 @@ def gather(sources: list[str | Path], clean: CleanConfig | None = None, progress
         folder = folder.resolve()
         names[folder.name] += 1
         name = folder.name if names[folder.name] == 1 else f"{folder.name}-{names[folder.name]}"
-        listing = project_py_files(folder)
+        listing = project_py_files(folder, count_ignored=described is not None)
         if not listing.files:
             raise SourceError(f"source folder {src} has no .py files"
                               + (f" that git does not ignore ({listing.ignored} ignored)" if listing.ignored else ""))

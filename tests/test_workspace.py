@@ -52,11 +52,12 @@ def make_repo(root):
 
 def test_a_repository_lists_what_git_would_commit(tmp_path):
     make_repo(tmp_path)
-    listing = project_py_files(tmp_path)
+    listing = project_py_files(tmp_path, count_ignored=True)
     assert listing.by == "git"
     assert listing.files == [".github/release.py", "pkg/__init__.py", "pkg/core.py", "pkg/new.py",
                              "pkg/sub/util.py"]
     assert listing.ignored == 5  # api_pb2, scratch, data/corpus/mod0-2
+    assert project_py_files(tmp_path).ignored == 0  # not counted unless asked (git walks the ignored folders)
 
 
 def test_a_subfolder_of_a_repository_keeps_its_rules(tmp_path):
@@ -87,7 +88,7 @@ def test_a_folder_of_repositories_applies_each_ones_rules(tmp_path):
     write(tmp_path, "two/.gitignore", "out/\n")
     git(tmp_path / "two", "init", "-q")
     write(tmp_path, "loose.py")
-    listing = project_py_files(tmp_path)
+    listing = project_py_files(tmp_path, count_ignored=True)
     assert listing.by == "walk"
     assert listing.files == ["loose.py", "one/.github/release.py", "one/pkg/__init__.py", "one/pkg/core.py",
                              "one/pkg/new.py", "one/pkg/sub/util.py", "two/main.py"]
