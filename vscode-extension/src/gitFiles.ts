@@ -9,7 +9,8 @@
 // `python -m evaluate --project-root`, so the editor sends as context the files the model was trained on.
 //
 // Pure Node (no `vscode` import): extension.ts lists each workspace folder with it, and falls back to findFiles
-// where it answers undefined.
+// where it answers undefined (a workspace folder holding several repositories is listed whole; dataset/workspace.py
+// lists each of them by git).
 import { execFile } from 'child_process';
 
 /** A listing of a large repository takes well under a second; a hung git must not hold the context back. */
