@@ -57,8 +57,7 @@ def gather(sources: list[str | Path], clean: CleanConfig | None = None, progress
         name = folder.name if names[folder.name] == 1 else f"{folder.name}-{names[folder.name]}"
         listing = project_py_files(folder, count_ignored=described is not None)
         if not listing.files:
-            raise SourceError(f"source folder {src} has no .py files"
-                              + (f" that git does not ignore ({listing.ignored} ignored)" if listing.ignored else ""))
+            raise SourceError(f"source folder {src} has no .py files")
         projects.append(Project(f"local/{name}", folder, listing.files))
         if described is not None:
             described.append({"kind": "local", "path": str(folder), "listed_by": listing.by,
