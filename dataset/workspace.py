@@ -22,8 +22,9 @@ not its code in its ignore files, so:
 
 Either way, files in NOT_PROJECT_DIRS (environments, caches, build output: committed or not, they are not
 the project) and symbolic links are left out. The extension lists a workspace with the same folders left out
-(vscode-extension/src/workspaceContext.ts) and asks git the same question (vscode-extension/src/gitFiles.ts runs
-the same `git ls-files`), so training, evaluation and the editor agree on what the project is.
+(vscode-extension/src/workspaceContext.ts) and lists a folder on disk the same way (vscode-extension/src/gitFiles.ts
+`projectPyFiles`: the same `git ls-files`, the same walk), so training, evaluation and the editor agree on what
+the project is.
 """
 from __future__ import annotations
 

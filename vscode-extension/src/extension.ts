@@ -6,7 +6,7 @@ import { buildContext, DEFAULT_LIMITS } from './context';
 import { CompletionEngine, EngineSettings } from './engine';
 import { DocumentLike, ExtraContext, withLf } from './extraContext';
 import { ExtraChunk } from './ring';
-import { gitPyFiles } from './gitFiles';
+import { projectPyFiles } from './gitFiles';
 import { isNotProject, neighbourOrder, NOT_PROJECT_GLOB } from './workspaceContext';
 import { Suggestion } from './filters';
 import { ServerMonitor, ServerState } from './monitor';
@@ -166,16 +166,17 @@ export function activate(context: vscode.ExtensionContext): void {
   const wsGitFolders = new Set<string>(); // workspace folders git listed: a new file there may be one it ignores
   let wsSeq = 0;
   const relative = (u: vscode.Uri) => vscode.workspace.asRelativePath(u, false);
-  // Each folder as git would commit it (gitFiles.ts), else every .py file findFiles finds; relisted after a file is
-  // created in a git folder or a .gitignore is saved (~10 ms).
+  // Each folder on disk as git would commit it, else walked with each repository inside it listed by git
+  // (gitFiles.ts); findFiles for folders not on disk. Relisted after a file is created in a git folder or a
+  // .gitignore is saved (~10 ms).
   const listWorkspace = () => (wsListed ??= (async () => {
     const files = new Map<string, vscode.Uri>();
     const folders = new Set<string>();
     for (const folder of vscode.workspace.workspaceFolders ?? []) {
-      const listed = folder.uri.scheme === 'file' ? await gitPyFiles(folder.uri.fsPath) : undefined;
-      if (listed) folders.add(folder.uri.toString());
+      const listed = folder.uri.scheme === 'file' ? await projectPyFiles(folder.uri.fsPath, WORKSPACE_MAX_FILES) : undefined;
+      if (listed?.by === 'git') folders.add(folder.uri.toString());
       const uris = listed
-        ? listed.filter((rel) => !isNotProject(rel)).slice(0, WORKSPACE_MAX_FILES).map((rel) => vscode.Uri.joinPath(folder.uri, rel))
+        ? listed.files.map((rel) => vscode.Uri.joinPath(folder.uri, rel))
         : await vscode.workspace.findFiles(new vscode.RelativePattern(folder, '**/*.py'), NOT_PROJECT_GLOB, WORKSPACE_MAX_FILES);
       for (const u of uris) files.set(relative(u), u);
     }

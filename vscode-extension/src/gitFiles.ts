@@ -8,10 +8,17 @@
 // the project's). dataset/workspace.py asks git the same question for `make train SOURCES=` and
 // `python -m evaluate --project-root`, so the editor sends as context the files the model was trained on.
 //
-// Pure Node (no `vscode` import): extension.ts lists each workspace folder with it, and falls back to findFiles
-// where it answers undefined (a workspace folder holding several repositories is listed whole; dataset/workspace.py
-// lists each of them by git).
+// Where git cannot say (no git, not a repository, or a folder the repository ignores, opened on purpose), every .py
+// file is the project's, hidden folders left out, but a repository found inside (a workspace folder holding several,
+// `~/code`) is listed by git again: `projectPyFiles`, the algorithm of dataset/workspace.py `project_py_files`.
+// Either way NOT_PROJECT_DIRS (environments, build output, caches) and symbolic links are left out.
+//
+// Pure Node (no `vscode` import): extension.ts lists each workspace folder on disk with it (findFiles for the
+// others: remote, virtual).
 import { execFile } from 'child_process';
+import { promises as fs } from 'fs';
+import * as path from 'path';
+import { isNotProject, NOT_PROJECT_DIRS } from './workspaceContext';
 
 /** A listing of a large repository takes well under a second; a hung git must not hold the context back. */
 const GIT_TIMEOUT_MS = 10_000;
@@ -20,7 +27,7 @@ const GIT_MAX_BUFFER = 64 * 1024 * 1024;
 /**
  * The .py files git would commit under the folder `dir`, relative to it with `/`, sorted; undefined where git
  * cannot say (not installed, not a repository, a timeout) or lists none (a folder the repository ignores, opened
- * on purpose: every file is then the project's, as findFiles lists them).
+ * on purpose: `projectPyFiles` then walks it).
  */
 export function gitPyFiles(dir: string, git = 'git', timeoutMs = GIT_TIMEOUT_MS): Promise<string[] | undefined> {
   const args = ['-C', dir, 'ls-files', '-z', '--cached', '--others', '--exclude-standard', '--', '*.py'];
@@ -32,4 +39,50 @@ export function gitPyFiles(dir: string, git = 'git', timeoutMs = GIT_TIMEOUT_MS)
         resolve(files.length > 0 ? files : undefined);
       });
   });
+}
+
+/** A folder's project files: relative paths with `/`, sorted; `by` says whether git listed the folder itself. */
+export interface Listing { files: string[]; by: 'git' | 'walk' }
+
+/**
+ * The project's .py files under the folder `root`, at most `maxFiles` (dataset/workspace.py `project_py_files`):
+ * git's listing of the folder, else a walk that lists each repository inside it by git.
+ */
+export async function projectPyFiles(root: string, maxFiles: number, git = 'git'): Promise<Listing> {
+  const keep = (files: string[]) => [...new Set(files.filter((rel) => !isNotProject(rel)))].sort().slice(0, maxFiles);
+  // git lists what it tracks: a file deleted since, or a symbolic link (its text may be anywhere), is not read
+  const onDisk = async (dir: string, rels: string[]) => (await Promise.all(rels.map(async (rel) => {
+    try {
+      return (await fs.lstat(path.join(dir, rel))).isFile() ? rel : undefined;
+    } catch {
+      return undefined;
+    }
+  }))).filter((rel): rel is string => rel !== undefined);
+  const listed = await gitPyFiles(root, git);
+  if (listed) return { files: keep(await onDisk(root, listed.filter((rel) => !isNotProject(rel)))), by: 'git' };
+  const files: string[] = [];
+  const walk = async (dir: string, prefix: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await fs.readdir(dir, { withFileTypes: true });
+    } catch {
+      return; // unreadable: not the project's as far as we can tell
+    }
+    if (prefix && entries.some((e) => e.name === '.git')) {
+      const inner = await gitPyFiles(dir, git);
+      if (inner) { // a repository inside the folder: its own rules
+        files.push(...(await onDisk(dir, inner.filter((rel) => !isNotProject(rel)))).map((rel) => prefix + rel));
+        return;
+      }
+    }
+    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      if (files.length >= maxFiles) return;
+      if (e.isFile() && e.name.endsWith('.py')) files.push(prefix + e.name);
+      else if (e.isDirectory() && !e.name.startsWith('.') && !NOT_PROJECT_DIRS.includes(e.name)) {
+        await walk(path.join(dir, e.name), `${prefix}${e.name}/`);
+      }
+    }
+  };
+  await walk(root, '');
+  return { files: keep(files), by: 'walk' };
 }

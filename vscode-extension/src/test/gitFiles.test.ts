@@ -3,7 +3,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { gitPyFiles } from '../gitFiles';
+import { gitPyFiles, projectPyFiles } from '../gitFiles';
 
 /** No user or system git configuration: a global excludesFile would change what is ignored. */
 const env = { ...process.env, GIT_CONFIG_GLOBAL: os.devNull, GIT_CONFIG_NOSYSTEM: '1' };
@@ -43,6 +43,32 @@ describe('git files (the project as git would commit it)', () => {
     assert.deepStrictEqual(await gitPyFiles(path.join(root, 'pkg')), ['__init__.py', 'core.py', 'new.py', 'sub/util.py']);
     // a folder the repository ignores, opened on purpose: git lists none, so the caller lists every file
     assert.strictEqual(await gitPyFiles(path.join(root, 'data')), undefined);
+  });
+
+  it('lists a project as dataset/workspace.py does: git, else a walk that asks git in each repository inside', async () => {
+    // a repository: deleted and linked files left out, and the folders that are never the project
+    const one = path.join(root, 'one');
+    fs.mkdirSync(one);
+    git(one, 'init', '-q');
+    write(one, '.gitignore', 'out/\n');
+    for (const rel of ['pkg/a.py', 'pkg/gone.py', 'venv/lib/v.py', 'out/gen.py']) write(one, rel);
+    git(one, 'add', '-A', '-f');
+    fs.unlinkSync(path.join(one, 'pkg/gone.py'));
+    fs.symlinkSync(path.join(one, 'pkg/a.py'), path.join(one, 'pkg/link.py'));
+    assert.deepStrictEqual(await projectPyFiles(one, 100), { files: ['out/gen.py', 'pkg/a.py'], by: 'git' });
+    // a folder of repositories and loose files: walked, hidden and environment folders left out, each repository by git
+    write(root, 'two/main.py');
+    write(root, 'two/build/lib/main.py');
+    write(root, 'two/scratch/tmp.py');
+    write(root, 'two/.gitignore', 'scratch/\n');
+    git(path.join(root, 'two'), 'init', '-q');
+    for (const rel of ['loose.py', '.cache/c.py', 'node_modules/m.py', 'notes.txt']) write(root, rel);
+    assert.deepStrictEqual(await projectPyFiles(root, 100),
+      { files: ['loose.py', 'one/out/gen.py', 'one/pkg/a.py', 'two/main.py'], by: 'walk' });
+    assert.deepStrictEqual((await projectPyFiles(root, 2)).files.length, 2);
+    // without git every .py file is walked, ignored ones included
+    assert.deepStrictEqual(await projectPyFiles(root, 100, path.join(root, 'no-such-git')), {
+      files: ['loose.py', 'one/out/gen.py', 'one/pkg/a.py', 'two/main.py', 'two/scratch/tmp.py'], by: 'walk' });
   });
 
   it('answers undefined outside a repository and without git', async () => {
