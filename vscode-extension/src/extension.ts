@@ -163,7 +163,7 @@ export function activate(context: vscode.ExtensionContext): void {
     wsTextChars -= t.length;
   };
   let wsListed: Promise<void> | undefined;
-  const wsGitFolders = new Set<string>(); // workspace folders git listed: a new file there may be one it ignores
+  let wsGitFolders = new Set<string>(); // workspace folders git listed: a new file there may be one it ignores
   let wsSeq = 0;
   const relative = (u: vscode.Uri) => vscode.workspace.asRelativePath(u, false);
   // Each folder on disk as git would commit it, else walked with each repository inside it listed by git
@@ -182,8 +182,7 @@ export function activate(context: vscode.ExtensionContext): void {
     }
     wsFiles.clear();
     for (const [rel, u] of files) wsFiles.set(rel, u);
-    wsGitFolders.clear();
-    for (const f of folders) wsGitFolders.add(f);
+    wsGitFolders = folders;
   })());
   const relistWorkspace = () => { wsListed = undefined; }; // the next refresh lists again
   const readWorkspaceFile = async (u: vscode.Uri): Promise<string | undefined> => {

@@ -49,17 +49,20 @@ export interface Listing { files: string[]; by: 'git' | 'walk' }
  * git's listing of the folder, else a walk that lists each repository inside it by git.
  */
 export async function projectPyFiles(root: string, maxFiles: number, git = 'git'): Promise<Listing> {
-  const keep = (files: string[]) => [...new Set(files.filter((rel) => !isNotProject(rel)))].sort().slice(0, maxFiles);
-  // git lists what it tracks: a file deleted since, or a symbolic link (its text may be anywhere), is not read
-  const onDisk = async (dir: string, rels: string[]) => (await Promise.all(rels.map(async (rel) => {
-    try {
-      return (await fs.lstat(path.join(dir, rel))).isFile() ? rel : undefined;
-    } catch {
-      return undefined;
-    }
-  }))).filter((rel): rel is string => rel !== undefined);
+  const keep = (files: string[]) => [...new Set(files)].sort().slice(0, maxFiles);
+  // What git lists, less NOT_PROJECT_DIRS and what is not a plain file here: git lists what it tracks, so a file
+  // deleted since, or a symbolic link (its text may be anywhere), which are never read. (The walk leaves them out
+  // as it goes.)
+  const projectFiles = async (dir: string, listed: string[]) => (await Promise.all(
+    listed.filter((rel) => !isNotProject(rel)).map(async (rel) => {
+      try {
+        return (await fs.lstat(path.join(dir, rel))).isFile() ? rel : undefined;
+      } catch {
+        return undefined;
+      }
+    }))).filter((rel): rel is string => rel !== undefined);
   const listed = await gitPyFiles(root, git);
-  if (listed) return { files: keep(await onDisk(root, listed.filter((rel) => !isNotProject(rel)))), by: 'git' };
+  if (listed) return { files: keep(await projectFiles(root, listed)), by: 'git' };
   const files: string[] = [];
   const walk = async (dir: string, prefix: string): Promise<void> => {
     let entries;
@@ -71,7 +74,7 @@ export async function projectPyFiles(root: string, maxFiles: number, git = 'git'
     if (prefix && entries.some((e) => e.name === '.git')) {
       const inner = await gitPyFiles(dir, git);
       if (inner) { // a repository inside the folder: its own rules
-        files.push(...(await onDisk(dir, inner.filter((rel) => !isNotProject(rel)))).map((rel) => prefix + rel));
+        files.push(...(await projectFiles(dir, inner)).map((rel) => prefix + rel));
         return;
       }
     }
