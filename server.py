@@ -10,6 +10,7 @@
 and the engine's project context); `input_extra` is llama.cpp /infill's list of
 `{"filename": str, "text": str}` chunks (other files, recently edited regions) for the project context.
     GET  /health        200 {"status": "ok", "model": {...}} when ready, 503 while loading
+A new file at `--model`'s path (`make train` writes one) is served without a restart (serving/reload.py).
     GET  /metrics       Prometheus text format (prometheus_client)
 
 The first three response fields are those of labml's python_autocomplete reference server, so its
@@ -47,6 +48,7 @@ from serving.gate import ModelGate, QueueFull  # noqa: F401 - re-exported (tests
 from serving.loading import load_for_inference, load_model, model_info, plain  # noqa: F401 - re-exported
 from serving.metrics import Metrics
 from serving.pool import EngineError, LocalEngine, NoWorker, PoolConfig, WorkerLost, WorkerPool
+from serving.reload import CheckpointWatcher, ModelReloader
 
 __version__ = "0.1.0"
 KINDS = ("word", "line", "block")
@@ -56,6 +58,8 @@ DEFAULT_MODEL = "checkpoints/default.pt"
 # shorter search instead of a late answer (16 clients on 2 cores: p99 367 -> 269 ms, a typist's keystrokes
 # saved 51.7 % alone / 51.8 % under that load; docs/server.md "Latency budget under load").
 DEFAULT_TIME_BUDGET_MS = 250.0
+# How often the server looks at its checkpoint's file for a new model (serving/reload.py).
+DEFAULT_RELOAD_INTERVAL_S = 2.0
 log = logging.getLogger("autocomplete.server")
 
 
@@ -103,6 +107,7 @@ class AppState:
         self.engine = None
         self.model_info = dict(config.model_info)
         self.metrics = Metrics(self)
+        self.reloader: ModelReloader | None = None  # set by main(): the checkpoint can be served anew
         if predictor is not None:
             self.set_ready(predictor)
 
@@ -359,6 +364,8 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
         body = {"status": "ok"}
         if authorized():  # with a token set, anonymous callers learn only that it is up
             workers = engine.snapshot()
+            if state.reloader is not None:
+                body["reload"] = state.reloader.snapshot()
             body.update(model=state.model_info, version=__version__,
                         queue={"depth": engine.depth, "capacity": config.queue_size},
                         workers={"configured": len(engine.slots), "ready": sum(
@@ -474,6 +481,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="int8 weights in memory (models/quantize.py): auto = int8 on the CPU, none on a GPU")
     p.add_argument("--batch-wait-ms", type=float, default=PoolConfig.batch_wait_ms,
                    help="longest a forward call waits for others to join its batch")
+    p.add_argument("--reload-interval", type=float, default=DEFAULT_RELOAD_INTERVAL_S,
+                   help="seconds between looks at the checkpoint: a new file there (make train writes one) is "
+                        "loaded and swapped in without dropping a request (serving/reload.py); 0: only on "
+                        "SIGUSR1 (default %(default)s)")
     return p.parse_args(argv)
 
 
@@ -516,6 +527,8 @@ def main(argv=None) -> int:
         return fail("--cache-mb must be > 0 and --batch-wait-ms >= 0")
     if not args.time_budget_ms >= 0:
         return fail("--time-budget-ms must be >= 0 (0: no budget)")
+    if not 0 <= args.reload_interval <= 86400:
+        return fail("--reload-interval must be in 0..86400 seconds (0: only on SIGUSR1)")
     if args.host.lower() == "localhost":
         args.host = "127.0.0.1"  # one socket (waitress would bind ::1 too, each on its own port 0)
     model = Path(args.model)
@@ -545,16 +558,20 @@ def main(argv=None) -> int:
     print(f"listening on http://{args.host}:{port} (loading {model} ...)", flush=True)
 
     pool = None
+    state = app_state(app)
 
     def load():
         nonlocal pool
         t0 = time.perf_counter()
         try:
+            reloader = ModelReloader(state, str(model))  # the file's signature before it is read
             if args.workers == 0:
                 import torch  # most of the start-up time: imported here, after binding
                 if args.torch_threads:
                     torch.set_num_threads(args.torch_threads)
-                engine, info = load_model(str(model), args.device, args.quantize)
+                predictor, info = load_model(str(model), args.device, args.quantize)
+                engine = LocalEngine(predictor, config.queue_size,
+                                     loader=lambda: load_model(str(model), args.device, args.quantize))
                 where = "in the server process"
             else:
                 pool = WorkerPool(PoolConfig(
@@ -565,7 +582,10 @@ def main(argv=None) -> int:
                 info = pool.start()
                 engine = pool
                 where = f"{args.workers} worker(s) x {args.slots} slot(s), malloc: {allocator}"
-            app_state(app).set_ready(engine, info)
+            state.set_ready(engine, info)
+            state.reloader = reloader
+            if args.reload_interval > 0:
+                CheckpointWatcher(reloader, args.reload_interval).start()
             print(f"model ready: {model} ({info['arch']}, {info['params']:,} parameters, {info['device']}, "
                   f"{where}, {time.perf_counter() - t0:.1f} s)", flush=True)
         except BaseException as e:  # noqa: BLE001 - any failure to load ends the server, in one line
@@ -576,6 +596,16 @@ def main(argv=None) -> int:
 
     threading.Thread(target=load, name="model-loader", daemon=True).start()
     import signal
+
+    def on_sigusr1(*_):
+        if state.reloader is None:
+            log.warning("SIGUSR1 while the model is still loading: ignored")
+            return
+        threading.Thread(target=state.reloader.reload, args=("SIGUSR1",), name="model-reloader",
+                         daemon=True).start()
+    # SIGUSR1, not nginx's SIGHUP: a terminal's hangup reaches the whole foreground group (make, the server,
+    # its workers) and must still end the server, not leave it running without its terminal.
+    signal.signal(signal.SIGUSR1, on_sigusr1)
     # SIGTERM (systemd, docker, the tests) ends the process like Ctrl-C: workers are stopped, not orphaned.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:

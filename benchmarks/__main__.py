@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-PARTS = ["dataset", "train_speed", "batches", "latency", "model_size", "server_load", "budget", "context", "replicas", "soak"]
+PARTS = ["dataset", "train_speed", "batches", "latency", "model_size", "server_load", "budget", "context", "replicas", "reload",
+         "soak"]
 
 
 def main(argv=None) -> int:

@@ -32,6 +32,9 @@ class Metrics:
         self.engine_seconds = Counter("autocomplete_engine_seconds", "Time spent inside the completion engine.",
                                       registry=self.registry)
         self.errors = Counter("autocomplete_errors", "Failed requests by kind.", ["kind"], registry=self.registry)
+        self.reloads = Counter("autocomplete_model_reloads",
+                               "Reloads of the checkpoint (the file changed, or SIGUSR1) by result: ok, failed.",
+                               ["result"], registry=self.registry)
         self.registry.register(_StateCollector(state))
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float | None = None):
@@ -41,6 +44,9 @@ class Metrics:
 
     def error(self, kind: str):
         self.errors.labels(kind).inc()
+
+    def reload(self, result: str):
+        self.reloads.labels(result).inc()
 
     def add_engine_time(self, seconds: float):
         self.engine_seconds.inc(seconds)

@@ -105,6 +105,7 @@ class _Worker:
         self.stats: dict = {}
         self.restarts = 0
         self.info: dict = {}
+        self.retired = False  # replaced by a reload: finishes what it has, is never respawned
 
 
 class WorkerPool:
@@ -117,6 +118,7 @@ class WorkerPool:
         self.gates = [SlotGate(row, config.queue_size) for row in self.slots]
         self._ids = itertools.count()
         self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()
         self._closed = False
         self.info: dict = {}
         self.deaths = 0
@@ -145,7 +147,58 @@ class WorkerPool:
             t.join()
         if not any(w.ready for w in self.workers):
             raise RuntimeError(self.workers[0].info.get("error", "no engine worker started"))
+        self.info = next(w.info for w in self.workers if w.ready)
         return self.info
+
+    def reload(self) -> dict:
+        """Serve `config.model` as the file is now (reload.py): a new worker per old one, all loaded before
+        any is swapped in; the old ones finish their requests and stop. Raises RuntimeError, the old workers
+        still serving, when a new one cannot start. Returns the new model's info."""
+        with self._reload_lock:
+            fresh = [_Worker(w.index) for w in self.workers]
+            with self._fork_lock:
+                self._forking += len(fresh)
+            threads = [threading.Thread(target=self._spawn, args=(w, True), daemon=True) for w in fresh]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            failed = [w for w in fresh if not w.ready]
+            with self._lock:
+                closed = self._closed
+                if not failed and not closed:
+                    old, self.workers = self.workers, fresh
+                    for new, before in zip(fresh, old):
+                        new.restarts = before.restarts
+                        before.retired = True
+            if failed or closed:
+                for w in fresh:
+                    if w.ready:
+                        w.retired = True
+                        self._retire(w)
+                raise RuntimeError(failed[0].info.get("error", "engine worker did not start") if failed
+                                   else "the pool is closed")
+            self.info = fresh[0].info
+        for w in old:
+            threading.Thread(target=self._retire, args=(w,), name=f"pool-retire-{w.index}", daemon=True).start()
+        return self.info
+
+    def _retire(self, w: _Worker) -> None:
+        """Stop worker `w`, replaced by a reload, once the requests sent to it are answered."""
+        deadline = time.monotonic() + self.config.request_timeout_s
+        while w.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with self._lock:
+            w.ready = False
+        if w.process is None:  # it never started
+            return
+        try:
+            with w.send_lock:
+                w.conn.send(None)  # see close(): a stop message, its reader thread then reads EOF
+            w.conn.close()
+        except OSError:  # it died meanwhile (its connection closed)
+            pass
+        processes.reap_or_kill(w.process.pid, 5)
 
     def _spawn(self, w: _Worker, counted: bool = False) -> None:
         """Start worker `w` and wait until it has loaded the model (or failed: `w.info["error"]`); then stop
@@ -189,11 +242,10 @@ class WorkerPool:
             w.info = {"error": payload}
             return
         with self._lock:
-            if self._closed:
+            if self._closed or w.retired:  # closed, or replaced by a reload while it started
                 process.kill()
                 return
             w.process, w.conn, w.info = process, parent, payload
-            self.info = payload
             w.ready = True
         threading.Thread(target=self._reader, args=(w, parent), name=f"pool-reader-{w.index}",
                          daemon=True).start()
@@ -249,10 +301,10 @@ class WorkerPool:
     # ------------------------------------------------------------------ requests
     def complete(self, slot: Slot, args: dict):
         """Run a validated request on `slot` (whose gate the caller holds): (completions, engine ms)."""
-        w = self.workers[slot.worker]
         rid = next(self._ids)
         entry = {"event": threading.Event(), "result": None}
         with self._lock:
+            w = self.workers[slot.worker]  # read with its in_flight count: a reload retires it only when 0
             if not w.ready:
                 raise WorkerLost(f"engine worker {w.index} is restarting")
             w.pending[rid] = entry
@@ -304,7 +356,7 @@ class WorkerPool:
             w.ready = False
             pending = list(w.pending.values())
             process, conn = w.process, w.conn
-            closed = self._closed
+            closed = self._closed or w.retired  # a retired worker (reload) has its replacement already
             if not closed:
                 self.deaths += 1
                 w.restarts += 1
@@ -323,7 +375,7 @@ class WorkerPool:
 
         def respawn():
             processes.reap_or_kill(process.pid, 10)
-            while not self._closed:
+            while not self._closed and not w.retired:
                 self._spawn(w)
                 if w.ready or self._closed:
                     return
@@ -344,10 +396,12 @@ class WorkerPool:
 
 
 class LocalEngine:
-    """`--workers 0`: the predictor in the HTTP process, one slot (the single-model server of before)."""
+    """`--workers 0`: the predictor in the HTTP process, one slot (the single-model server of before).
+    `loader() -> (predictor, model info)` loads the model again for `reload` (reload.py)."""
 
-    def __init__(self, predictor, queue_size: int):
+    def __init__(self, predictor, queue_size: int, loader=None):
         self.predictor = predictor
+        self.loader = loader
         self.slot = Slot(0, 0)
         self.slot.gate = ModelGate(queue_size)
         self.slots = [[self.slot]]
@@ -365,14 +419,23 @@ class LocalEngine:
     def depth(self) -> int:
         return self.slot.gate.depth
 
+    def reload(self) -> dict:
+        if self.loader is None:
+            raise RuntimeError("this engine was given no way to load its model again")
+        predictor, info = self.loader()
+        self.predictor = predictor  # one assignment: a request in flight keeps the predictor it started with
+        self.stats = {}
+        return info
+
     def complete(self, slot: Slot, args: dict):
         t0 = time.perf_counter()
-        completions = self.predictor.complete(args["prompt"], suffix=args["suffix"], kind=args["kind"],
+        predictor = self.predictor
+        completions = predictor.complete(args["prompt"], suffix=args["suffix"], kind=args["kind"],
                                               max_suggestions=args["max_suggestions"],
                                               time_budget_ms=args["time_budget_ms"], extra=args["extra"])
         engine_ms = (time.perf_counter() - t0) * 1000
         from .worker import engine_stats
-        self.stats = engine_stats(self.predictor)  # read while we hold the slot: never waits
+        self.stats = engine_stats(predictor)  # read while we hold the slot: never waits
         return [(c.text, c.prob) for c in completions], engine_ms
 
     def snapshot(self) -> dict:

@@ -1,0 +1,118 @@
+"""A checkpoint that changes under a running server: the server notices and serves the new model.
+
+Why. `make train SOURCES=...` ends by renaming the fine-tuned model onto `checkpoints/personal.pt`, and the
+user retrains as the code moves on; a team's server gets a new model from whoever trains it. A server
+started with `--model checkpoints/personal.pt` should serve each new file without a restart: a restart
+drops the editor's requests for the seconds it loads (503 or refused connections), and on a shared server
+it is someone else's job.
+
+What is watched (`CheckpointWatcher`). The path, polled every `--reload-interval` seconds (2 by default;
+0: never), by its signature `(device, inode, size, mtime)`: one `os.stat`, a few microseconds, no
+dependency (inotify would need one, and would see nothing across some network file systems). A changed
+signature is acted on once it has held for one more poll, so a file copied in place (`cp`, not a rename)
+is read only after the writer stopped; `make train` renames, so a new inode appears whole. A path that
+vanishes is waited for (nothing is reloaded, the loaded model keeps serving). SIGUSR1 reloads at once,
+whether or not the file changed (for `--reload-interval 0`, or a file system whose times do not move). Not
+SIGHUP, nginx's and gunicorn's reload signal: closing the terminal of `make serve` sends SIGHUP to the whole
+foreground group, and that must still end the server.
+
+How the engine changes, no request lost (`ModelReloader`, the engines' `reload()`):
+- Worker pool (`WorkerPool.reload`): a second set of workers is started beside the serving ones, each
+  loading the file as it is now; only when all are ready are they swapped in, under the pool's lock, one
+  list assignment. A request already sent to an old worker finishes there; each old worker is stopped once
+  it has none in flight. The surge costs a second set of workers' memory and a core's worth of loading for
+  a few seconds. If one new worker fails to load (a truncated or broken file), the new ones are stopped and
+  the old ones keep serving: the error is logged and shown by /health, and the next change is tried again.
+- In-process engine (`--workers 0`, `LocalEngine.reload`): the new Predictor is built on the reloader's
+  thread, then replaces the old one in one assignment; a request keeps the Predictor it started with.
+Each engine's caches belong to its model, so the new one starts cold: a client's first request after the
+swap costs what the first request after a start costs.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from datetime import datetime, timezone
+
+log = logging.getLogger("autocomplete.reload")
+
+
+def file_signature(path: str) -> tuple | None:
+    """(device, inode, size, mtime in ns) of `path`, None when it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+class ModelReloader:
+    """Runs one reload at a time on the app's engine and keeps what /health and /metrics show of them.
+
+    `state`: the server's AppState (its `engine` must have `reload() -> model info`, raising on failure)."""
+
+    def __init__(self, state, path: str):
+        self.state = state
+        self.path = path
+        self.signature = file_signature(path)  # what the serving model was loaded from
+        self.ok = 0
+        self.failed = 0
+        self.error: str | None = None           # the last attempt's error; None once one succeeds
+        self.loaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.last_seconds: float | None = None  # how long the last successful reload took
+        self._lock = threading.Lock()
+
+    def reload(self, reason: str) -> bool:
+        """Load the file as it is now and swap it in; False (the old model keeps serving) on failure."""
+        with self._lock:
+            signature = file_signature(self.path)
+            t0 = time.perf_counter()
+            log.info("reloading %s (%s)", self.path, reason)
+            try:
+                info = self.state.engine.reload()
+            except Exception as e:  # noqa: BLE001 - a bad file must never stop the server
+                self.failed += 1
+                self.error = " ".join(str(e).split())[:500] or type(e).__name__
+                self.signature = signature  # tried: wait for the next change rather than retry every poll
+                self.state.metrics.reload("failed")
+                log.error("reload of %s failed, still serving the model loaded at %s: %s", self.path,
+                          self.loaded_at, self.error)
+                return False
+            self.last_seconds = time.perf_counter() - t0
+            self.signature = signature
+            self.ok += 1
+            self.error = None
+            self.loaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            self.state.model_info = {**self.state.config.model_info, **info}
+            self.state.metrics.reload("ok")
+            log.info("serving %s (sha256 %s, step %s), swapped in after %.1f s", self.path, info.get("sha256"),
+                     info.get("step"), self.last_seconds)
+            return True
+
+    def snapshot(self) -> dict:
+        """What /health shows under "reload"."""
+        return {"ok": self.ok, "failed": self.failed, "error": self.error, "loaded_at": self.loaded_at,
+                "seconds": None if self.last_seconds is None else round(self.last_seconds, 2)}
+
+
+class CheckpointWatcher(threading.Thread):
+    """Polls the reloader's path every `interval_s`; a new signature that held for one more poll reloads."""
+
+    def __init__(self, reloader: ModelReloader, interval_s: float):
+        super().__init__(name="checkpoint-watcher", daemon=True)
+        self.reloader = reloader
+        self.interval_s = interval_s
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        seen = self.reloader.signature
+        while not self.stopped.wait(self.interval_s):
+            now = file_signature(self.reloader.path)
+            if now is not None and now == seen and now != self.reloader.signature:
+                self.reloader.reload("the file changed")
+            seen = now
+
+    def stop(self) -> None:
+        self.stopped.set()
