@@ -4,7 +4,8 @@
 `/health` with 503 while the model loads in a background thread, then serves:
 
     POST /autocomplete  {"prompt", "suffix"?, "kind"?, "max_suggestions"?, "time_budget_ms"?, "input_extra"?}
-                        -> {"success": true, "prediction": [str], "probs": [float], "id": str, "ms": float}
+                        -> {"success": true, "prediction": [str], "probs": [float], "id": str, "ms": float,
+                            "model": str (which model file answered: the sha256 prefix /health shows)}
 
 `prompt` may be the whole text before the cursor (the last `max_prompt_chars` are kept: the model's window
 and the engine's project context); `input_extra` is llama.cpp /infill's list of
@@ -322,7 +323,7 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
                 # Nobody will read the answer: leave the model to requests that still matter.
                 state.metrics.error("client_gone")
                 return Response(status=499)
-            completions, compute_ms = engine.complete(slot, args)
+            completions, compute_ms, model_sha = engine.complete(slot, args)
             engine_done = time.perf_counter()
         except WorkerLost as e:
             # The worker died under this request (and is being replaced): 502 like no_worker, so a load
@@ -338,13 +339,16 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
         state.metrics.add_engine_time(engine_done - queued)
         done = time.perf_counter()
         g.latency_seconds = done - start
-        response = jsonify({
+        body = {
             "success": True,
             "prediction": [text for text, _ in completions],
             "probs": [float(p) if math.isfinite(p) else 0.0 for _, p in completions],
             "id": uuid.uuid4().hex,
             "ms": round((done - start) * 1000, 3),
-        })
+        }
+        if model_sha:  # which model answered (sha256 prefix of its file): a client's cache of answers is
+            body["model"] = model_sha  # void once it changes (a reload, serving/reload.py)
+        response = jsonify(body)
         # Where the time went, for clients and the load benchmark (W3C Server-Timing): waiting for a slot,
         # the engine as this process sees it (with the hop to its worker), the worker's own computation.
         response.headers["Server-Timing"] = \
@@ -570,7 +574,7 @@ def main(argv=None) -> int:
                 if args.torch_threads:
                     torch.set_num_threads(args.torch_threads)
                 predictor, info = load_model(str(model), args.device, args.quantize)
-                engine = LocalEngine(predictor, config.queue_size,
+                engine = LocalEngine(predictor, config.queue_size, model=info.get("sha256"),
                                      loader=lambda: load_model(str(model), args.device, args.quantize))
                 where = "in the server process"
             else:

@@ -8,7 +8,8 @@ For each server configuration a real `server.py` serves a copy of `--model` in a
 the default `--reload-interval` (2 s). Clients send requests back to back (the 20 lines before a random
 cursor in held-out files, as benchmarks/server_load.py): first `--reload-steady-s` seconds undisturbed,
 then the file is replaced `--reload-times` times as `make train` replaces it (a copy beside it, one
-rename), each time waiting until /health reports the swap, then 2 s more. Reported: the time from the
+rename), each time waiting until /health reports the swap, then 2-4 s more (a random phase of the watcher's
+looks). Reported: the time from the
 rename to the swap (the watcher's wait included) and the server's own load-and-swap time, the latency of
 the requests answered in the 3 s after each rename against the undisturbed ones, the requests that did not
 get 200 (the point: none), and the server's memory at its peak during a reload (the second set of workers)
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import statistics
 import tempfile
@@ -81,6 +83,7 @@ def run_one(model: Path, extra: list[str], clients: int, times: int, steady_s: f
             time.sleep(steady_s)
             before_mem = tree_memory_mib(srv.proc.pid)
             renames, to_swap, server_s, peak_pss = [], [], [], before_mem["pss"]
+            rng = random.Random(0)
             for n in range(times):
                 tmp_copy = served.with_suffix(".tmp")
                 shutil.copyfile(model, tmp_copy)
@@ -93,7 +96,7 @@ def run_one(model: Path, extra: list[str], clients: int, times: int, steady_s: f
                     time.sleep(0.05)
                 to_swap.append(time.monotonic() - t0)
                 server_s.append(requests.get(srv.url + "/health", timeout=30).json()["reload"]["seconds"])
-                time.sleep(2.0)
+                time.sleep(2.0 + rng.uniform(0, 2.0))  # the next rename at any phase of the watcher's looks
             stop.set()
             for t in threads:
                 t.join()
@@ -126,7 +129,8 @@ def run(args) -> str:
                 f"{r['before_pss']:.0f} / {r['peak_pss']:.0f} / {r['after_pss']:.0f} MiB |")
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     lines += ["", f"Model: {args.model}, replaced {times} times per row (a copy, one rename, as make train writes "
-                  f"it); --reload-interval 2 (the default), so a rename waits 2-4 s for the watcher's two looks. "
+                  f"it); --reload-interval 2 (the default): a rename waits 0-2 s for the watcher's look and 0.5 s more "
+                  f"for its second (the file must not move meanwhile). "
                   f"{os.cpu_count()} CPUs, load average {load}; every client its own keep-alive connection and "
                   f"X-Client-Id, sending back to back."]
     return "\n".join(lines)

@@ -300,7 +300,8 @@ class WorkerPool:
 
     # ------------------------------------------------------------------ requests
     def complete(self, slot: Slot, args: dict):
-        """Run a validated request on `slot` (whose gate the caller holds): (completions, engine ms)."""
+        """Run a validated request on `slot` (whose gate the caller holds): (completions, engine ms, the
+        sha256 prefix of the model file that computed them: a reload may have swapped it since)."""
         rid = next(self._ids)
         entry = {"event": threading.Event(), "result": None}
         with self._lock:
@@ -329,7 +330,7 @@ class WorkerPool:
             completions, engine_ms, stats = payload
             if stats is not None:
                 w.stats = stats
-            return completions, engine_ms
+            return completions, engine_ms, w.info.get("sha256")
         if kind == "lost":
             raise WorkerLost(payload)
         raise EngineError(payload)
@@ -399,8 +400,10 @@ class LocalEngine:
     """`--workers 0`: the predictor in the HTTP process, one slot (the single-model server of before).
     `loader() -> (predictor, model info)` loads the model again for `reload` (reload.py)."""
 
-    def __init__(self, predictor, queue_size: int, loader=None):
-        self.predictor = predictor
+    def __init__(self, predictor, queue_size: int, loader=None, model: str | None = None):
+        # (predictor, the sha256 prefix of its file or None where a test gave only a predictor): one
+        # attribute, so that a reload replaces both in one assignment and a request reads a matching pair
+        self.serving = (predictor, model)
         self.loader = loader
         self.slot = Slot(0, 0)
         self.slot.gate = ModelGate(queue_size)
@@ -423,20 +426,26 @@ class LocalEngine:
         if self.loader is None:
             raise RuntimeError("this engine was given no way to load its model again")
         predictor, info = self.loader()
-        self.predictor = predictor  # one assignment: a request in flight keeps the predictor it started with
+        self.serving = (predictor, info.get("sha256"))  # a request in flight keeps the pair it started with
         self.stats = {}
+        del predictor
+        import gc
+
+        from .memory import trim
+        gc.collect()  # the old model's cycles (modules, caches), then its freed heap back to the OS:
+        trim()        # without these the process kept ~130 MiB more after a reload (benchmarks/reload.py)
         return info
 
     def complete(self, slot: Slot, args: dict):
         t0 = time.perf_counter()
-        predictor = self.predictor
+        predictor, model = self.serving
         completions = predictor.complete(args["prompt"], suffix=args["suffix"], kind=args["kind"],
                                               max_suggestions=args["max_suggestions"],
                                               time_budget_ms=args["time_budget_ms"], extra=args["extra"])
         engine_ms = (time.perf_counter() - t0) * 1000
         from .worker import engine_stats
         self.stats = engine_stats(predictor)  # read while we hold the slot: never waits
-        return [(c.text, c.prob) for c in completions], engine_ms
+        return [(c.text, c.prob) for c in completions], engine_ms, model
 
     def snapshot(self) -> dict:
         rss = proc_memory_kib(rollup=False).get("VmRSS", 0) * 1024

@@ -9,12 +9,12 @@ it is someone else's job.
 What is watched (`CheckpointWatcher`). The path, polled every `--reload-interval` seconds (2 by default;
 0: never), by its signature `(device, inode, size, mtime)`: one `os.stat`, a few microseconds, no
 dependency (inotify would need one, and would see nothing across some network file systems). A changed
-signature is acted on once it has held for one more poll, so a file copied in place (`cp`, not a rename)
-is read only after the writer stopped; `make train` renames, so a new inode appears whole. A path that
-vanishes is waited for (nothing is reloaded, the loaded model keeps serving). SIGUSR1 reloads at once,
-whether or not the file changed (for `--reload-interval 0`, or a file system whose times do not move). Not
-SIGHUP, nginx's and gunicorn's reload signal: closing the terminal of `make serve` sends SIGHUP to the whole
-foreground group, and that must still end the server.
+signature is acted on once it has held for 0.5 s more (one more look, sooner than the interval), so a file
+copied in place (`cp`, not a rename) is read only after the writer stopped; `make train` renames, so a new
+inode appears whole. A path that vanishes is waited for (nothing is reloaded, the loaded model keeps
+serving). SIGUSR1 reloads at once, whether or not the file changed (for `--reload-interval 0`, or a file
+system whose times do not move). Not SIGHUP, nginx's and gunicorn's reload signal: closing the terminal of
+`make serve` sends SIGHUP to the whole foreground group, and that must still end the server.
 
 How the engine changes, no request lost (`ModelReloader`, the engines' `reload()`):
 - Worker pool (`WorkerPool.reload`): a second set of workers is started beside the serving ones, each
@@ -37,6 +37,7 @@ import time
 from datetime import datetime, timezone
 
 log = logging.getLogger("autocomplete.reload")
+SETTLE_S = 0.5  # a changed file is read once it has not changed for this long (or one interval, if shorter)
 
 
 def file_signature(path: str) -> tuple | None:
@@ -108,10 +109,14 @@ class CheckpointWatcher(threading.Thread):
 
     def run(self) -> None:
         seen = self.reloader.signature
-        while not self.stopped.wait(self.interval_s):
+        wait = self.interval_s
+        while not self.stopped.wait(wait):
             now = file_signature(self.reloader.path)
             if now is not None and now == seen and now != self.reloader.signature:
                 self.reloader.reload("the file changed")
+            # A change just seen is looked at again sooner: a renamed file is whole at once, so the wait is
+            # only for a writer still copying in place, whose writes move the size and time within 0.5 s.
+            wait = min(self.interval_s, SETTLE_S) if now != seen else self.interval_s
             seen = now
 
     def stop(self) -> None:

@@ -118,6 +118,8 @@ def test_a_renamed_checkpoint_is_served_by_new_workers_and_no_request_fails(chec
         assert before["reload"] == {"ok": 0, "failed": 0, "error": None, "loaded_at": before["reload"]["loaded_at"],
                                     "seconds": None}
         assert answers(s.url) == old_answers
+        r = requests.post(s.url + "/autocomplete", json={"prompt": PROMPTS[0]}, timeout=30)
+        assert r.json()["model"] == before["model"]["sha256"]
         with Typist(s.url) as typist:
             time.sleep(0.5)
             replace(other_checkpoint, model)
@@ -128,6 +130,9 @@ def test_a_renamed_checkpoint_is_served_by_new_workers_and_no_request_fails(chec
         assert after["model"]["step"] == before["model"]["step"] + 1 and after["model"]["meta"]["moved"] is True
         assert after["reload"]["failed"] == 0 and after["reload"]["seconds"] > 0
         assert answers(s.url) == new_answers
+        # every answer names the model that computed it, as /health does
+        r = requests.post(s.url + "/autocomplete", json={"prompt": PROMPTS[0]}, timeout=30)
+        assert r.json()["model"] == after["model"]["sha256"]
         # new processes; the old ones stopped and reaped, no restart counted, no forkserver left
         assert set(after["workers"]["pids"]).isdisjoint(before["workers"]["pids"])
         assert after["workers"]["ready"] == 2 and after["workers"]["restarts"] == 0
@@ -205,6 +210,8 @@ def test_sigusr1_reloads_the_in_process_engine_and_the_file_is_not_watched_with_
         assert set(typist.statuses) == {200}
         assert h["model"]["meta"]["moved"] is True
         assert answers(s.url) == local_answers(other_checkpoint)
+        r = requests.post(s.url + "/autocomplete", json={"prompt": PROMPTS[0]}, timeout=30)
+        assert r.json()["model"] == h["model"]["sha256"]  # the in-process engine names its model too
         assert "reloading" in s.output() and "(SIGUSR1)" in s.output()
 
 

@@ -37,6 +37,8 @@ export interface CompletionResponse {
   ms: number;
   /** Round trip measured here. */
   latencyMs: number;
+  /** Which model answered (its file's sha256 prefix); it changes when the server reloads a new model. */
+  model?: string;
 }
 
 /** Why a request gave nothing: the caller reacts differently to each (only 'unreachable' marks the server down). */
@@ -91,6 +93,7 @@ export class AutocompleteClient {
       id: typeof body.id === 'string' ? body.id : '',
       ms: typeof body.ms === 'number' ? body.ms : NaN,
       latencyMs: performance.now() - t0,
+      model: typeof body.model === 'string' ? body.model : undefined,
     };
   }
 

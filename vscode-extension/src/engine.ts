@@ -56,6 +56,8 @@ export class CompletionEngine {
   readonly cache = new CompletionCache();
   private readonly latest = new LatestRequest();
   private inflight: { key: string; done: Promise<Answer | undefined> } | undefined;
+  /** The model the cached answers came from (the server's `model` field), once a server has named one. */
+  private model: string | undefined;
 
   constructor(
     private readonly client: () => AutocompleteClient,
@@ -111,6 +113,15 @@ export class CompletionEngine {
       const res = await this.client().complete(req, signal);
       this.monitor.requestEnded({ latencyMs: res.latencyMs });
       const completions = res.prediction.map((text, i) => ({ text, prob: res.probs[i] }));
+      if (res.model !== undefined && res.model !== this.model) {
+        // The server now serves another model (it reloaded a new file: make train): the cached answers
+        // are the old model's.
+        if (this.model !== undefined) {
+          this.cache.clear();
+          this.log(`server model changed: ${this.model} -> ${res.model}; cached answers dropped`);
+        }
+        this.model = res.model;
+      }
       this.cache.set(ctx.prompt, ctx.suffix, completions, extra.key);
       return { completions, id: res.id, raw: res.prediction, ms: res.ms, latencyMs: res.latencyMs };
     } catch (e) {

@@ -60,6 +60,24 @@ describe('engine (real HTTP server)', () => {
     assert.ok(monitor.lastLatencyMs! >= 0);
   });
 
+  it('drops its cached answers when the server answers with another model (a reload)', async () => {
+    let model = '34b5509aae956e51';
+    server.setHandler((r, res) => {
+      if (r.url === '/health') return sendJson(res, 200, {});
+      sendJson(res, 200, { ...ok([`by ${model}`]), model });
+    });
+    assert.strictEqual((await engine.suggest(at('a = 1'), settings)).source, 'server');
+    assert.strictEqual((await engine.suggest(at('b = 2'), settings)).source, 'server');
+    assert.strictEqual((await engine.suggest(at('a = 1'), settings)).source, 'cache'); // the same model: kept
+    model = 'f24ef680e639a3a6';
+    const r = await engine.suggest(at('c = 3'), settings);
+    assert.deepStrictEqual(r.suggestions.map((s) => s.text), ['by f24ef680e639a3a6']);
+    const again = await engine.suggest(at('a = 1'), settings); // cached by the old model: asked again
+    assert.deepStrictEqual([again.source, again.suggestions[0].text], ['server', 'by f24ef680e639a3a6']);
+    assert.strictEqual((await engine.suggest(at('c = 3'), settings)).source, 'cache'); // the new model's answer stays
+    assert.strictEqual(server.received.length, 4);
+  });
+
   it('sends its latency budget as time_budget_ms, and none when it is 0', async () => {
     await engine.suggest(at('import os\np = os.'), { ...settings, timeBudgetMs: 300 });
     assert.deepStrictEqual(JSON.parse(server.received[0].body),
