@@ -61,7 +61,8 @@ def gather(sources: list[str | Path], clean: CleanConfig | None = None, progress
         projects.append(Project(f"local/{name}", folder, listing.files))
         if described is not None:
             described.append({"kind": "local", "path": str(folder), "listed_by": listing.by,
-                              "py_files": len(listing.files), "py_files_ignored": listing.ignored})
+                              "py_files": len(listing.files), "py_files_ignored": listing.ignored,
+                              "warnings": listing.warnings})
     skipped: Counter = Counter()
     skipped_files: list[dict] = []
     config = BuildConfig(progress=progress, clean=clean or CleanConfig())
@@ -114,12 +115,18 @@ def split_records(records: list[dict], valid_fraction: float, max_valid_chars: i
 
 def build_personal_corpus(sources: list[str | Path], out: str | Path, tokenizer: Tokenizer,
                           valid_fraction: float = 0.1, clean: CleanConfig | None = None,
-                          progress: bool = False, exclude: set[str] | None = None) -> dict:
+                          progress: bool = False, exclude: set[str] | None = None,
+                          gathered: tuple[list[dict], list[dict]] | None = None) -> dict:
     """Write out/corpus from the source folders with `tokenizer`; returns meta (also in meta.json).
 
-    `exclude`: relative paths ("pkg/mod.py") to leave out entirely (benchmarks hold files out this way)."""
-    described: list[dict] = []
-    records = gather(sources, clean, progress, described)
+    `exclude`: relative paths ("pkg/mod.py") to leave out entirely (benchmarks hold files out this way).
+    `gathered`: (records, described) of an earlier `gather(sources, clean, described=...)` call, so that a
+    caller that checks the input before clearing its work folder does not read and clean every file twice."""
+    if gathered is None:
+        described: list[dict] = []
+        records = gather(sources, clean, progress, described)
+    else:
+        records, described = [dict(r) for r in gathered[0]], gathered[1]
     if exclude:
         records = [r for r in records if r["path"] not in exclude]
         if not records:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # Folders whose .py files are not the user's project (dependencies, environments, build output, caches): the
@@ -46,16 +46,25 @@ class Listing:
     files: list[str]  # relative POSIX paths of the project's .py files, sorted
     by: str  # "git" (its ignore rules applied) or "walk" (every .py file, but git's in repositories inside)
     ignored: int = 0  # .py files git's ignore rules left out (counted when asked: project_py_files(count_ignored))
+    warnings: list[str] = field(default_factory=list)  # repositories git refused to list (walked instead)
 
 
-def _git_py_files(root: Path, *options: str) -> list[str] | None:
-    """`git ls-files` of the .py files under root (paths relative to it), or None without git or a repository."""
+def _git_py_files(root: Path, *options: str, warnings: list[str] | None = None) -> list[str] | None:
+    """`git ls-files` of the .py files under root (paths relative to it), or None without git or a repository.
+    A repository git refuses to read adds a line to `warnings`: its files are then walked, ignored ones too."""
     try:
         run = subprocess.run(["git", "-C", str(root), "ls-files", "-z", *options, "--", "*.py"],
                              capture_output=True, timeout=GIT_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if run.returncode != 0:  # "not a git repository", a broken one, a too-old git
+        error = run.stderr.decode("utf-8", "replace")
+        if warnings is not None and "dubious ownership" in error:
+            # git (>= 2.35.2) will not read a repository another user owns (a checkout made by root or in a
+            # container): silently walked, its data and build output would be taken as the project.
+            warnings.append(f"git refuses to read the repository {root}: it belongs to another user (git's "
+                            f"\"dubious ownership\"); every .py file under it is taken, its .gitignore not "
+                            f"applied. `git config --global --add safe.directory {root}` lets git read it")
         return None
     return [p for p in run.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
 
@@ -74,7 +83,7 @@ def _walk(root: Path, listing: Listing, count_ignored: bool) -> None:
         rel_dir = here.relative_to(root).as_posix()
         prefix = "" if rel_dir == "." else f"{rel_dir}/"
         if here != root and os.path.exists(os.path.join(dirpath, ".git")):
-            listed = _git_py_files(here, "--cached", "--others", "--exclude-standard")
+            listed = _git_py_files(here, "--cached", "--others", "--exclude-standard", warnings=listing.warnings)
             if listed:  # a repository inside the folder (~/code holding several): its own rules
                 listing.files += [prefix + rel for rel in listed]
                 listing.ignored += _ignored_count(here) if count_ignored else 0
@@ -95,11 +104,12 @@ def project_py_files(root: Path, count_ignored: bool = False) -> Listing:
     """The project's .py files under the folder `root` (see the module docstring); `count_ignored`: fill
     `Listing.ignored`."""
     root = Path(root)
-    listed = _git_py_files(root, "--cached", "--others", "--exclude-standard")
+    warnings: list[str] = []
+    listed = _git_py_files(root, "--cached", "--others", "--exclude-standard", warnings=warnings)
     if listed:
         listing = Listing(listed, "git", _ignored_count(root) if count_ignored else 0)
     else:
-        listing = Listing([], "walk")
+        listing = Listing([], "walk", warnings=warnings)
         _walk(root, listing, count_ignored)
     listing.files = sorted({rel for rel in listing.files if _is_project_file(root, rel)})
     return listing

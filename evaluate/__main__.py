@@ -128,7 +128,10 @@ def unique_names(items: list[tuple[str, str]]) -> list[str]:
 def project_files(root: Path) -> dict[str, Path]:
     """The project's .py files under `root` by relative path, as the editor lists a workspace: what git would
     commit, without virtual environments, caches and build output (dataset/workspace.py)."""
-    return {rel: root / rel for rel in project_py_files(root).files}
+    listing = project_py_files(root)
+    for warning in listing.warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    return {rel: root / rel for rel in listing.files}
 
 
 def load_texts(args) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]], dict[str, str]]:

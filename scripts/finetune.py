@@ -215,16 +215,20 @@ def main(argv=None) -> int:
     if not (args.resume and (data / "corpus" / "meta.json").is_file() and (run / "last.pt").is_file()):
         try:
             from dataset.personal import gather
-            gather(args.sources, progress=False)  # fail on bad input before touching WORK
+            described: list[dict] = []
+            records = gather(args.sources, described=described)  # fail on bad input before touching WORK
             shutil.rmtree(data, ignore_errors=True)
             shutil.rmtree(run, ignore_errors=True)
             meta = build_personal_corpus(args.sources, data, init.tokenizer, valid_fraction=args.valid_fraction,
-                                         exclude=set(args.exclude), progress=not args.no_progress)
+                                         exclude=set(args.exclude), progress=not args.no_progress,
+                                         gathered=(records, described))
         except SourceError as e:
             print(f"error: {e}; nothing written to {args.out}", file=sys.stderr)
             return 2
         sp = meta["splits"]
         for src in meta["sources"]:
+            for warning in src.get("warnings", []):
+                print(f"warning: {warning}", file=sys.stderr, flush=True)
             print(f"{src['path']}: {src['py_files']:,} .py files" + (
                 f" (git: its ignore rules leave out {src['py_files_ignored']:,} more)" if src["py_files_ignored"]
                 else " (git)" if src["listed_by"] == "git" else ""), flush=True)
@@ -270,7 +274,8 @@ def main(argv=None) -> int:
     save_checkpoint(args.out, best.model, best.config, best.tokenizer, step=best.step,
                     train_config=best.train_config, meta=meta, half=True)
     print(f"wrote {args.out}: step {best.step}; your held-out files: {held_out_change(best.meta)}; "
-          f"serve it: make serve MODEL={args.out}", flush=True)
+          f"serve it: make serve MODEL={args.out} (a server serving it already swaps it in within seconds)",
+          flush=True)
     # ---- what it saves in the editor: the held-out files typed by both models (evaluate/gain.py)
     if args.typing_chars > 0:
         from evaluate.gain import typing_gain  # in train.py's threads (--threads)

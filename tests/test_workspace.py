@@ -116,6 +116,24 @@ def test_the_personal_corpus_trains_on_the_repositorys_own_files(tmp_path):
     tok = train_tokenizer(["def f(a, b):\n    return a + b\n"] * 4, vocab_size=300)
     meta = build_personal_corpus([repo], tmp_path / "out", tok)
     assert meta["sources"] == [{"kind": "local", "path": str(repo.resolve()), "listed_by": "git", "py_files": 5,
-                                "py_files_ignored": 5}]
+                                "py_files_ignored": 5, "warnings": []}]
     written = sorted(p.name for p in (tmp_path / "out" / "corpus" / "files").rglob("*.py"))
     assert "api_pb2.py" not in written and "mod0.py" not in written and len(written) == 5
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to give the repository away")
+def test_a_repository_git_refuses_to_read_is_walked_and_said_so(tmp_path):
+    """A checkout another user owns: git (>= 2.35.2) refuses it ("dubious ownership"). The files are walked,
+    ignored ones too, and the listing says why, with git's fix."""
+    repo = tmp_path / "repo"
+    make_repo(repo)
+    for path in [repo, *repo.rglob("*")]:
+        os.lchown(path, 65534, 65534)
+    listing = project_py_files(repo)
+    assert listing.by == "walk" and "data/corpus/mod0.py" in listing.files
+    assert len(listing.warnings) == 1
+    assert "dubious ownership" in listing.warnings[0] and f"safe.directory {repo}" in listing.warnings[0]
+    described = []
+    gather([repo], described=described)
+    assert described[0]["warnings"] == listing.warnings
+    assert project_py_files(tmp_path).warnings == listing.warnings  # a repository found inside a folder too
