@@ -175,6 +175,7 @@ export function activate(context: vscode.ExtensionContext): void {
     for (const folder of vscode.workspace.workspaceFolders ?? []) {
       const listed = folder.uri.scheme === 'file' ? await projectPyFiles(folder.uri.fsPath, WORKSPACE_MAX_FILES) : undefined;
       if (listed?.by === 'git') folders.add(folder.uri.toString());
+      for (const w of listed?.warnings ?? []) log(`workspace context: ${w}`);
       const uris = listed
         ? listed.files.map((rel) => vscode.Uri.joinPath(folder.uri, rel))
         : await vscode.workspace.findFiles(new vscode.RelativePattern(folder, '**/*.py'), NOT_PROJECT_GLOB, WORKSPACE_MAX_FILES);

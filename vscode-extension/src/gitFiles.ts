@@ -27,22 +27,33 @@ const GIT_MAX_BUFFER = 64 * 1024 * 1024;
 /**
  * The .py files git would commit under the folder `dir`, relative to it with `/`, sorted; undefined where git
  * cannot say (not installed, not a repository, a timeout) or lists none (a folder the repository ignores, opened
- * on purpose: `projectPyFiles` then walks it).
+ * on purpose: `projectPyFiles` then walks it). A repository git refuses to read (another user's: "dubious
+ * ownership") adds a line to `warnings`, as dataset/workspace.py says it.
  */
-export function gitPyFiles(dir: string, git = 'git', timeoutMs = GIT_TIMEOUT_MS): Promise<string[] | undefined> {
+export function gitPyFiles(dir: string, git = 'git', timeoutMs = GIT_TIMEOUT_MS, warnings?: string[]): Promise<string[] | undefined> {
   const args = ['-C', dir, 'ls-files', '-z', '--cached', '--others', '--exclude-standard', '--', '*.py'];
   return new Promise((resolve) => {
     execFile(git, args, { timeout: timeoutMs, maxBuffer: GIT_MAX_BUFFER, encoding: 'utf8', windowsHide: true },
-      (error, stdout) => {
-        if (error) return resolve(undefined);
+      (error, stdout, stderr) => {
+        if (error) {
+          if (warnings && /dubious ownership/.test(stderr)) {
+            warnings.push(`git refuses to read the repository ${dir}: it belongs to another user (git's "dubious ` +
+              `ownership"); every .py file under it is taken, its .gitignore not applied. ` +
+              `\`git config --global --add safe.directory ${dir}\` lets git read it`);
+          }
+          return resolve(undefined);
+        }
         const files = [...new Set(stdout.split('\0').filter((p) => p))].sort();
         resolve(files.length > 0 ? files : undefined);
       });
   });
 }
 
-/** A folder's project files: relative paths with `/`, sorted; `by` says whether git listed the folder itself. */
-export interface Listing { files: string[]; by: 'git' | 'walk' }
+/**
+ * A folder's project files: relative paths with `/`, sorted; `by` says whether git listed the folder itself;
+ * `warnings`: repositories git refused to list (walked instead).
+ */
+export interface Listing { files: string[]; by: 'git' | 'walk'; warnings: string[] }
 
 /**
  * The project's .py files under the folder `root`, at most `maxFiles` (dataset/workspace.py `project_py_files`):
@@ -61,8 +72,9 @@ export async function projectPyFiles(root: string, maxFiles: number, git = 'git'
         return undefined;
       }
     }))).filter((rel): rel is string => rel !== undefined);
-  const listed = await gitPyFiles(root, git);
-  if (listed) return { files: keep(await projectFiles(root, listed)), by: 'git' };
+  const warnings: string[] = [];
+  const listed = await gitPyFiles(root, git, GIT_TIMEOUT_MS, warnings);
+  if (listed) return { files: keep(await projectFiles(root, listed)), by: 'git', warnings };
   const files: string[] = [];
   const walk = async (dir: string, prefix: string): Promise<void> => {
     let entries;
@@ -72,7 +84,7 @@ export async function projectPyFiles(root: string, maxFiles: number, git = 'git'
       return; // unreadable: not the project's as far as we can tell
     }
     if (prefix && entries.some((e) => e.name === '.git')) {
-      const inner = await gitPyFiles(dir, git);
+      const inner = await gitPyFiles(dir, git, GIT_TIMEOUT_MS, warnings);
       if (inner) { // a repository inside the folder: its own rules
         files.push(...(await projectFiles(dir, inner)).map((rel) => prefix + rel));
         return;
@@ -87,5 +99,5 @@ export async function projectPyFiles(root: string, maxFiles: number, git = 'git'
     }
   };
   await walk(root, '');
-  return { files: keep(files), by: 'walk' };
+  return { files: keep(files), by: 'walk', warnings };
 }

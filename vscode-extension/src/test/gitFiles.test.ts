@@ -55,7 +55,7 @@ describe('git files (the project as git would commit it)', () => {
     git(one, 'add', '-A', '-f');
     fs.unlinkSync(path.join(one, 'pkg/gone.py'));
     fs.symlinkSync(path.join(one, 'pkg/a.py'), path.join(one, 'pkg/link.py'));
-    assert.deepStrictEqual(await projectPyFiles(one, 100), { files: ['out/gen.py', 'pkg/a.py'], by: 'git' });
+    assert.deepStrictEqual(await projectPyFiles(one, 100), { files: ['out/gen.py', 'pkg/a.py'], by: 'git', warnings: [] });
     // a folder of repositories and loose files: walked, hidden and environment folders left out, each repository by git
     write(root, 'two/main.py');
     write(root, 'two/build/lib/main.py');
@@ -64,11 +64,11 @@ describe('git files (the project as git would commit it)', () => {
     git(path.join(root, 'two'), 'init', '-q');
     for (const rel of ['loose.py', '.cache/c.py', 'node_modules/m.py', 'notes.txt']) write(root, rel);
     assert.deepStrictEqual(await projectPyFiles(root, 100),
-      { files: ['loose.py', 'one/out/gen.py', 'one/pkg/a.py', 'two/main.py'], by: 'walk' });
+      { files: ['loose.py', 'one/out/gen.py', 'one/pkg/a.py', 'two/main.py'], by: 'walk', warnings: [] });
     assert.deepStrictEqual((await projectPyFiles(root, 2)).files.length, 2);
     // without git every .py file is walked, ignored ones included
     assert.deepStrictEqual(await projectPyFiles(root, 100, path.join(root, 'no-such-git')), {
-      files: ['loose.py', 'one/out/gen.py', 'one/pkg/a.py', 'two/main.py', 'two/scratch/tmp.py'], by: 'walk' });
+      files: ['loose.py', 'one/out/gen.py', 'one/pkg/a.py', 'two/main.py', 'two/scratch/tmp.py'], by: 'walk', warnings: [] });
   });
 
   it('answers undefined outside a repository and without git', async () => {
@@ -77,5 +77,23 @@ describe('git files (the project as git would commit it)', () => {
     git(root, 'init', '-q');
     assert.deepStrictEqual(await gitPyFiles(root), ['app.py']);
     assert.strictEqual(await gitPyFiles(root, path.join(root, 'no-such-git')), undefined);
+  });
+
+  it('walks a repository git refuses to read (another user owns it), and says why with git\'s fix', async function () {
+    if (typeof process.getuid !== 'function' || process.getuid() !== 0) this.skip(); // giving files away needs root
+    write(root, 'app.py');
+    write(root, 'data/mod.py');
+    write(root, '.gitignore', 'data/\n');
+    git(root, 'init', '-q');
+    const chownAll = (p: string): void => {
+      fs.lchownSync(p, 65534, 65534);
+      if (fs.lstatSync(p).isDirectory()) for (const e of fs.readdirSync(p)) chownAll(path.join(p, e));
+    };
+    chownAll(root);
+    const listing = await projectPyFiles(root, 100);
+    assert.deepStrictEqual([listing.by, listing.files], ['walk', ['app.py', 'data/mod.py']]);
+    assert.strictEqual(listing.warnings.length, 1);
+    assert.match(listing.warnings[0], /dubious ownership/);
+    assert.ok(listing.warnings[0].includes(`safe.directory ${root}`));
   });
 });
