@@ -182,8 +182,10 @@ def test_a_file_copied_in_place_is_read_once_its_writer_stopped(checkpoint, othe
     model = tmp_path / "personal.pt"
     shutil.copyfile(checkpoint, model)
     data = other_checkpoint.read_bytes()
-    with ServerProcess(model, *EXACT, "--workers", "0", "--reload-interval", "0.2") as s:
-        with open(model, "r+b") as f:  # the same inode, written slowly: ~1.6 s, 8 looks of the watcher
+    # A look every second, the second look 0.5 s after a change (serving/reload.py SETTLE_S): the writes below
+    # come every 0.1 s, so only a writer stalled for 0.5 s would be read half-written.
+    with ServerProcess(model, *EXACT, "--workers", "0", "--reload-interval", "1") as s:
+        with open(model, "r+b") as f:  # the same inode, written slowly: ~1.6 s, several looks of the watcher
             f.truncate(0)
             for i in range(0, len(data), len(data) // 16 + 1):
                 f.write(data[i:i + len(data) // 16 + 1])
