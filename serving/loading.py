@@ -48,9 +48,20 @@ def model_info(path: str, ckpt) -> dict:
             "arch": getattr(config, "arch", None), "step": getattr(ckpt, "step", None),
             "params": sum(p.numel() for p in ckpt.model.parameters()),
             "vocab_size": getattr(config, "vocab_size", None), "torch": str(torch.__version__),
-            "meta": {str(k): plain(v) for k, v in (getattr(ckpt, "meta", None) or {}).items()
-                     if isinstance(v, (str, int, float, bool)) or v is None}}
+            "meta": shown_meta(getattr(ckpt, "meta", None) or {})}
     return info
+
+
+def shown_meta(meta: dict) -> dict:
+    """The checkpoint meta /health shows: its scalars, and its lists of strings (a fine-tuned model's sources,
+    which the extension names in its status bar tooltip)."""
+    out = {}
+    for k, v in meta.items():
+        if isinstance(v, (str, int, float, bool)) or v is None:
+            out[str(k)] = plain(v)
+        elif isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
+            out[str(k)] = [str(x) for x in v]
+    return out
 
 
 def plain(v):

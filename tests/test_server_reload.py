@@ -35,7 +35,8 @@ def other_checkpoint(checkpoint, tmp_path_factory):
         for p in ckpt.model.parameters():
             p.add_(torch.randn(p.shape, generator=g) * p.std() * 0.5)
     return save_checkpoint(tmp_path_factory.mktemp("other") / "other.pt", ckpt.model, ckpt.config, ckpt.tokenizer,
-                           step=ckpt.step + 1, meta={"moved": True})
+                           step=ckpt.step + 1, meta={"moved": True, "finetuned_from": "checkpoints/default.pt",
+                                                     "sources": ["/home/me/code/proj"], "not_shown": [1, 2]})
 
 
 def replace(src: Path, dest: Path) -> None:
@@ -128,6 +129,8 @@ def test_a_renamed_checkpoint_is_served_by_new_workers_and_no_request_fails(chec
         assert typist.statuses and set(typist.statuses) == {200}, sorted(set(typist.statuses))
         assert after["model"]["sha256"] != before["model"]["sha256"]
         assert after["model"]["step"] == before["model"]["step"] + 1 and after["model"]["meta"]["moved"] is True
+        # what the extension's tooltip names: where a fine-tuned model came from (lists of strings are shown)
+        assert after["model"]["meta"]["sources"] == ["/home/me/code/proj"] and "not_shown" not in after["model"]["meta"]
         assert after["reload"]["failed"] == 0 and after["reload"]["seconds"] > 0
         assert answers(s.url) == new_answers
         # every answer names the model that computed it, as /health does

@@ -97,6 +97,22 @@ export class AutocompleteClient {
     };
   }
 
+  /**
+   * What GET /health says of the served model, in a line for people ("personal, step 540, fine-tuned from
+   * default.pt on myproject"); undefined when the server does not say (not ready, or a token it was not given).
+   * Never throws except for 'aborted'.
+   */
+  async modelDescription(signal?: AbortSignal): Promise<string | undefined> {
+    try {
+      const [res] = await this.send('/health', { method: 'GET' }, signal);
+      const body = await res.json().catch(() => undefined);
+      return res.ok ? describeModel(body?.model) : undefined;
+    } catch (e) {
+      if (e instanceof ClientError && e.kind === 'aborted') throw e;
+      return undefined;
+    }
+  }
+
   /** True when GET /health answers 2xx; never throws except for 'aborted'. */
   async health(signal?: AbortSignal): Promise<boolean> {
     try {
@@ -152,4 +168,21 @@ export class AutocompleteClient {
     const cause = (e as { cause?: { code?: string; message?: string } })?.cause;
     return new ClientError('unreachable', `cannot reach ${this.base}: ${cause?.code ?? cause?.message ?? String(e)}`);
   }
+}
+
+/** /health's `model` object as one line: its name, step, what it was fine-tuned from and on, its sha256 prefix. */
+export function describeModel(model: unknown): string | undefined {
+  if (!model || typeof model !== 'object') return undefined;
+  const m = model as Record<string, unknown>;
+  const meta = (m.meta && typeof m.meta === 'object' ? m.meta : {}) as Record<string, unknown>;
+  if (typeof m.name !== 'string') return undefined;
+  const base = (p: string) => p.split(/[\\/]/).filter((x) => x).pop() ?? p;
+  const parts = [m.name];
+  if (typeof m.step === 'number') parts.push(`step ${m.step}`);
+  if (typeof meta.finetuned_from === 'string') {
+    const sources = Array.isArray(meta.sources) ? meta.sources.filter((x): x is string => typeof x === 'string') : [];
+    parts.push(`fine-tuned from ${base(meta.finetuned_from)}${sources.length ? ` on ${sources.map(base).join(', ')}` : ''}`);
+  }
+  if (typeof m.sha256 === 'string') parts.push(`sha256 ${m.sha256}`);
+  return parts.join(', ');
 }

@@ -65,6 +65,8 @@ export class CompletionEngine {
     private readonly log: (line: string) => void = () => undefined,
     /** Called for a 4xx answer (e.g. 401 for a wrong apiToken), so the UI can tell the user once. */
     private readonly onRejected: (err: ClientError) => void = () => undefined,
+    /** Called with the server's `model` when the first answer names it and whenever it changes (a reload). */
+    private readonly onModel: (model: string) => void = () => undefined,
   ) {}
 
   async suggest(ctx: RequestContext, settings: EngineSettings, cancel?: AbortSignal): Promise<EngineResult> {
@@ -121,6 +123,7 @@ export class CompletionEngine {
           this.log(`server model changed: ${this.model} -> ${res.model}; cached answers dropped`);
         }
         this.model = res.model;
+        this.onModel(res.model);
       }
       this.cache.set(ctx.prompt, ctx.suffix, completions, extra.key);
       return { completions, id: res.id, raw: res.prediction, ms: res.ms, latencyMs: res.latencyMs };

@@ -101,11 +101,15 @@ export function activate(context: vscode.ExtensionContext): void {
   const ICONS: Record<ServerState, string> = {
     unknown: '$(loading~spin)', ready: '$(check)', working: '$(sync~spin)', unreachable: '$(debug-disconnect)', disabled: '$(circle-slash)',
   };
+  let modelLine = ''; // what /health says of the served model, once an answer named it
+  let rendered: [ServerState, number | undefined, string] = ['unknown', undefined, 'checking server'];
   const render = (state: ServerState, latencyMs: number | undefined, detail: string) => {
+    rendered = [state, latencyMs, detail];
     const ms = latencyMs !== undefined ? ` ${Math.round(latencyMs)} ms` : '';
     const word = state === 'unreachable' ? ' offline' : state === 'disabled' ? ' off' : ms;
     status.text = `${ICONS[state]} PyAC${word}`;
-    status.tooltip = `Python Autocomplete: ${detail} (${settings.serverUrl}). Click to turn completions ${state === 'disabled' ? 'on' : 'off'}.`;
+    const model = modelLine ? `; model: ${modelLine}` : '';
+    status.tooltip = `Python Autocomplete: ${detail} (${settings.serverUrl}${model}). Click to turn completions ${state === 'disabled' ? 'on' : 'off'}.`;
     status.backgroundColor = state === 'unreachable' ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
   };
 
@@ -132,6 +136,13 @@ export function activate(context: vscode.ExtensionContext): void {
     if (warnedRejected || (err.status !== 401 && err.status !== 403)) return;
     warnedRejected = true;
     void vscode.window.showWarningMessage(`Python Autocomplete: ${err.message} (check pythonAutocomplete.apiToken).`);
+  }, (model) => {
+    // the first answer, or the server swapped in another model (make train wrote a new one): say which
+    void getClient().modelDescription().catch(() => undefined).then((line) => {
+      modelLine = line ?? `sha256 ${model}`;
+      log(`server model: ${modelLine}`);
+      render(...rendered);
+    });
   });
 
   // Extra context (input_extra): other open Python files and recently edited regions, kept up to date on

@@ -1,5 +1,5 @@
 import * as assert from 'assert';
-import { AutocompleteClient, ClientError, requestBody } from '../client';
+import { AutocompleteClient, ClientError, describeModel, requestBody } from '../client';
 import { deadPort, Handler, ok, sendJson, sleep, TestServer } from './httpServer';
 
 async function failure(p: Promise<unknown>): Promise<ClientError> {
@@ -100,6 +100,23 @@ describe('client', () => {
     use((_r, res) => sendJson(res, 503, { status: 'loading' }));
     assert.strictEqual(await new AutocompleteClient({ serverUrl: server.url, timeoutMs: 2000 }).health(), false);
     assert.strictEqual(await new AutocompleteClient({ serverUrl: `http://127.0.0.1:${await deadPort()}`, timeoutMs: 2000 }).health(), false);
+  });
+
+  it('describes the served model from /health in one line, and nothing when the server does not say', async () => {
+    const model = { name: 'personal', path: 'checkpoints/personal.pt', sha256: '307598e8ef7c7fb9', step: 540,
+      meta: { finetuned_from: 'checkpoints/default.pt', sources: ['/home/me/code/proj', '/home/me/code/lib/'] } };
+    use((r, res) => sendJson(res, 200, { status: 'ok', model }));
+    const client = new AutocompleteClient({ serverUrl: server.url, timeoutMs: 2000 });
+    assert.strictEqual(await client.modelDescription(),
+      'personal, step 540, fine-tuned from default.pt on proj, lib, sha256 307598e8ef7c7fb9');
+    assert.strictEqual(server.received.at(-1)!.url, '/health');
+    assert.strictEqual(describeModel({ name: 'default', sha256: 'f24ef680e639a3a6', step: 6192, meta: {} }),
+      'default, step 6192, sha256 f24ef680e639a3a6');
+    use((_r, res) => sendJson(res, 200, { status: 'ok' })); // a token the extension was not given: no model
+    assert.strictEqual(await client.modelDescription(), undefined);
+    use((_r, res) => sendJson(res, 503, { success: false, type: 'loading' }));
+    assert.strictEqual(await client.modelDescription(), undefined);
+    assert.strictEqual(await new AutocompleteClient({ serverUrl: `http://127.0.0.1:${await deadPort()}`, timeoutMs: 2000 }).modelDescription(), undefined);
   });
 
   it('rejects a server URL that is not http(s) with a clear error', () => {

@@ -61,6 +61,9 @@ describe('engine (real HTTP server)', () => {
   });
 
   it('drops its cached answers when the server answers with another model (a reload)', async () => {
+    const models: string[] = [];
+    const client = new AutocompleteClient({ serverUrl: server.url, timeoutMs: 2000 });
+    engine = new CompletionEngine(() => client, monitor, () => undefined, () => undefined, (m) => models.push(m));
     let model = '34b5509aae956e51';
     server.setHandler((r, res) => {
       if (r.url === '/health') return sendJson(res, 200, {});
@@ -76,6 +79,7 @@ describe('engine (real HTTP server)', () => {
     assert.deepStrictEqual([again.source, again.suggestions[0].text], ['server', 'by f24ef680e639a3a6']);
     assert.strictEqual((await engine.suggest(at('c = 3'), settings)).source, 'cache'); // the new model's answer stays
     assert.strictEqual(server.received.length, 4);
+    assert.deepStrictEqual(models, ['34b5509aae956e51', 'f24ef680e639a3a6']); // the first model, then each change
   });
 
   it('sends its latency budget as time_budget_ms, and none when it is 0', async () => {
