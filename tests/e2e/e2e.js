@@ -3,7 +3,8 @@
 // Env: CS_PORT (code-server), API (completion server URL), PROXY_PORT (the extension's serverUrl: a recording
 // proxy to API started here), WS (workspace with main.py and billing.py), UD (VS Code user data, for the
 // extension's output-channel log), CHROME (browser profile dir), SHOTS (screenshots/report dir),
-// SERVER_PID (optional: the test stops that server at the end to check the quiet offline behaviour).
+// SERVER_PID (optional: the test stops that server at the end to check the quiet offline behaviour),
+// SERVED_MODEL and NEXT_MODEL (optional: the server's --model file, and a model the test renames over it).
 const { chromium } = require('playwright-core');
 const fs = require('fs');
 const http = require('http');
@@ -556,6 +557,32 @@ async function clearLine(page) {
       break;
     }
     if (!listDone && !failures.some((f) => f.startsWith('list'))) failures.push('list: no candidate line got list entries');
+
+    // 3b) a new model under the running server, renamed over its file as make train does: the server swaps it in
+    // (serving/reload.py), its answers name it, and the extension notices, drops its cached answers and says which
+    if (process.env.SERVED_MODEL && process.env.NEXT_MODEL) {
+      const first = await logLine(/server model: (.*)$/, 10000);
+      if (first) lap(`the extension names the served model: ${first[1]}`); else failures.push('the extension never logged the served model');
+      const health = async () => (await fetch(`${API}/health`)).json();
+      const before = (await health()).model.sha256;
+      const logFrom = await settledLogLength();
+      fs.copyFileSync(process.env.NEXT_MODEL, `${process.env.SERVED_MODEL}.tmp`);
+      fs.renameSync(`${process.env.SERVED_MODEL}.tmp`, process.env.SERVED_MODEL);
+      let after = before;
+      for (let i = 0; i < 300 && after === before; i++) { await sleep(100); after = (await health()).model.sha256; }
+      if (after === before) failures.push('the server did not swap in the new model within 30 s');
+      else lap(`server swapped its model: ${before} -> ${after}`);
+      await editor.click();
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('Control+End');
+      await page.keyboard.type('count = len(', { delay: 60 });
+      const changed = await logLine(/server model changed: (\w+) -> (\w+)/, 20000, logFrom);
+      const named = await logLine(/server model: (.*)$/, 10000, logFrom);
+      if (!changed || changed[2] !== after) failures.push(`the extension did not notice the new model ${after}: ${changed && changed[0]}`);
+      else if (!named || !named[1].includes(after)) failures.push(`the extension did not name the new model: ${named && named[1]}`);
+      else lap(`the extension noticed: "${changed[0]}", "${named[0]}"`);
+      await clearLine(page);
+    }
 
     // 4) the server goes away: one non-modal notice, the status bar says offline, no more notices while typing
     if (process.env.SERVER_PID) {

@@ -97,9 +97,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# 5) the real completion server with the real checkpoint
+# 5) the real completion server with the real checkpoint: a copy, which e2e.js replaces mid-run by the same model
+#    with another meta (another sha256), as make train replaces checkpoints/personal.pt under a running server
 API_PORT=$(free_port)
-setsid "$PY" server.py --host 127.0.0.1 --port "$API_PORT" --model "$MODEL" > "$RUN/server.log" 2>&1 &
+cp "$MODEL" "$RUN/served.pt"
+"$PY" - "$MODEL" "$RUN/next.pt" <<'PYCODE' || die "could not write the model to swap in"
+import sys
+from models.checkpoint import load_checkpoint, save_checkpoint
+c = load_checkpoint(sys.argv[1])
+save_checkpoint(sys.argv[2], c.model, c.config, c.tokenizer, step=c.step, meta={**c.meta, "e2e": "swapped in"},
+                half=True)
+PYCODE
+setsid "$PY" server.py --host 127.0.0.1 --port "$API_PORT" --model "$RUN/served.pt" > "$RUN/server.log" 2>&1 &
 PIDS+=($!)
 for i in $(seq 1 1200); do
   curl -sf -o /dev/null "http://127.0.0.1:$API_PORT/health" && break
@@ -180,7 +189,7 @@ t "code-server listening on $CS_PORT"
 
 # 8) the browser test
 RC=0
-SERVER_PID=${PIDS[0]} CS_PORT=$CS_PORT API="http://127.0.0.1:$API_PORT" PROXY_PORT=$PROXY_PORT WS="$RUN/ws" UD="$RUN/ud" CHROME="$RUN/chrome" SHOTS="$REPORTS" \
+SERVED_MODEL="$RUN/served.pt" NEXT_MODEL="$RUN/next.pt" SERVER_PID=${PIDS[0]} CS_PORT=$CS_PORT API="http://127.0.0.1:$API_PORT" PROXY_PORT=$PROXY_PORT WS="$RUN/ws" UD="$RUN/ud" CHROME="$RUN/chrome" SHOTS="$REPORTS" \
   "$NODE24" tests/e2e/e2e.js || RC=$?
 t "browser test finished, rc=$RC; screenshots and logs in reports/e2e/"
 [ $RC -eq 0 ] && echo "e2e: 1 passed, 0 failed" || echo "e2e: 0 passed, 1 failed"
