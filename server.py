@@ -11,8 +11,9 @@
 and the engine's project context); `input_extra` is llama.cpp /infill's list of
 `{"filename": str, "text": str}` chunks (other files, recently edited regions) for the project context.
     GET  /health        200 {"status": "ok", "model": {...}} when ready, 503 while loading
-A new file at `--model`'s path (`make train` writes one) is served without a restart (serving/reload.py).
     GET  /metrics       Prometheus text format (prometheus_client)
+
+A new file at `--model`'s path (`make train` writes one) is served without a restart (serving/reload.py).
 
 The first three response fields are those of labml's python_autocomplete reference server, so its
 clients keep working. Tests build the app around their own model with `create_app(predictor, config)`.

@@ -26,7 +26,9 @@ How the engine changes, no request lost (`ModelReloader`, the engines' `reload()
 - In-process engine (`--workers 0`, `LocalEngine.reload`): the new Predictor is built on the reloader's
   thread, then replaces the old one in one assignment; a request keeps the Predictor it started with.
 Each engine's caches belong to its model, so the new one starts cold: a client's first request after the
-swap costs what the first request after a start costs.
+swap costs what the first request after a start costs. Every answer names the model that computed it (its
+`model` field, the sha256 prefix /health shows), so a client that caches answers (the extension) knows when to
+drop them.
 """
 from __future__ import annotations
 
