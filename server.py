@@ -610,7 +610,8 @@ def main(argv=None) -> int:
                          daemon=True).start()
     # SIGUSR1, not nginx's SIGHUP: a terminal's hangup reaches the whole foreground group (make, the server,
     # its workers) and must still end the server, not leave it running without its terminal.
-    signal.signal(signal.SIGUSR1, on_sigusr1)
+    if hasattr(signal, "SIGUSR1"):  # not on Windows: there the file watcher alone reloads
+        signal.signal(signal.SIGUSR1, on_sigusr1)
     # SIGTERM (systemd, docker, the tests) ends the process like Ctrl-C: workers are stopped, not orphaned.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
