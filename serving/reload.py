@@ -101,7 +101,8 @@ class ModelReloader:
 
 
 class CheckpointWatcher(threading.Thread):
-    """Polls the reloader's path every `interval_s`; a new signature that held for one more poll reloads."""
+    """Looks at the reloader's path every `interval_s`; a new signature that still holds at the next look,
+    SETTLE_S later, reloads."""
 
     def __init__(self, reloader: ModelReloader, interval_s: float):
         super().__init__(name="checkpoint-watcher", daemon=True)
