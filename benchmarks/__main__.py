@@ -15,7 +15,8 @@ PARTS = ["dataset", "train_speed", "batches", "latency", "model_size", "server_l
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    # -h is added after the parts' own options: `--only reload -h` then lists them too
+    parser = argparse.ArgumentParser(description=__doc__, add_help=False)
     parser.add_argument("--model", default="checkpoints/default.pt", help="checkpoint to benchmark")
     parser.add_argument("--data", default="data", help="corpus folder (held-out files for prompts)")
     parser.add_argument("--only", nargs="*", choices=PARTS, help="run only these parts")
@@ -25,6 +26,7 @@ def main(argv=None) -> int:
     for m in modules.values():  # let each part add its own options, then parse again
         if hasattr(m, "add_arguments"):
             m.add_arguments(parser)
+    parser.add_argument("-h", "--help", action="help", help="show this help message (with the parts' options) and exit")
     args = parser.parse_args(argv)
     sections = []
     for part, module in modules.items():

@@ -113,6 +113,8 @@ def run(args) -> str:
     steady_s = getattr(args, "reload_steady_s", 10.0)
     variants = getattr(args, "reload_variants", list(VARIANTS))
     data = getattr(args, "data", None)
+    if times < 1 or steady_s <= 0 or min(clients_list) < 1:
+        raise SystemExit("error: --reload-times and --reload-clients must be >= 1, --reload-steady-s > 0")
     lines = ["| server | clients | rename → serving the new file, median (max) s | of which loading and swapping, "
              "median s | p50 / p99 ms, undisturbed | p50 / p99 ms, 3 s after each rename | not 200 | PSS before / "
              "peak during reloads / after |",
