@@ -138,13 +138,7 @@ class WorkerPool:
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> dict:
-        with self._fork_lock:
-            self._forking += len(self.workers)
-        threads = [threading.Thread(target=self._spawn, args=(w, True), daemon=True) for w in self.workers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        self._spawn_all(self.workers)
         if not any(w.ready for w in self.workers):
             raise RuntimeError(self.workers[0].info.get("error", "no engine worker started"))
         self.info = next(w.info for w in self.workers if w.ready)
@@ -156,13 +150,7 @@ class WorkerPool:
         still serving, when a new one cannot start. Returns the new model's info."""
         with self._reload_lock:
             fresh = [_Worker(w.index) for w in self.workers]
-            with self._fork_lock:
-                self._forking += len(fresh)
-            threads = [threading.Thread(target=self._spawn, args=(w, True), daemon=True) for w in fresh]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            self._spawn_all(fresh)
             failed = [w for w in fresh if not w.ready]
             with self._lock:
                 closed = self._closed
@@ -192,13 +180,18 @@ class WorkerPool:
             w.ready = False
         if w.process is None:  # it never started
             return
-        try:
-            with w.send_lock:
-                w.conn.send(None)  # see close(): a stop message, its reader thread then reads EOF
-            w.conn.close()
-        except OSError:  # it died meanwhile (its connection closed)
-            pass
+        self._send_stop(w)
         processes.reap_or_kill(w.process.pid, 5)
+
+    def _spawn_all(self, workers: list[_Worker]) -> None:
+        """Start `workers` side by side and wait until each has loaded the model or failed."""
+        with self._fork_lock:
+            self._forking += len(workers)
+        threads = [threading.Thread(target=self._spawn, args=(w, True), daemon=True) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
     def _spawn(self, w: _Worker, counted: bool = False) -> None:
         """Start worker `w` and wait until it has loaded the model (or failed: `w.info["error"]`); then stop
@@ -255,16 +248,21 @@ class WorkerPool:
             self._closed = True
             workers = [w for w in self.workers if w.process is not None]
         for w in workers:
-            # A stop message, not only close(): the reader thread blocked in recv() on this connection keeps
-            # the socket open after close(), so the worker would see no EOF (and be killed 5 s later).
-            try:
-                with w.send_lock:
-                    w.conn.send(None)
-                w.conn.close()
-            except OSError:
-                pass
+            self._send_stop(w)
         for w in workers:
             processes.reap_or_kill(w.process.pid, 5)
+
+    @staticmethod
+    def _send_stop(w: _Worker) -> None:
+        """Ask worker `w` to exit and close our end of its pipe. A stop message, not only close(): the reader
+        thread blocked in recv() on this connection keeps the socket open after close(), so the worker would
+        see no EOF (and be killed 5 s later)."""
+        try:
+            with w.send_lock:
+                w.conn.send(None)
+            w.conn.close()
+        except OSError:  # it died meanwhile (its connection closed)
+            pass
 
     @property
     def healthy(self) -> bool:
