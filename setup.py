@@ -8,7 +8,7 @@ setup(
     packages=find_packages(include=["dataset", "dataset.*", "models", "models.*",
                                     "evaluate", "evaluate.*", "benchmarks", "benchmarks.*",
                                     "serving", "serving.*"]),
-    py_modules=["train", "server"],
+    py_modules=["train", "server", "cpu_priority"],
     install_requires=[line.strip() for line in open("requirements.txt")
                       if line.strip() and not line.startswith("#")],
     entry_points={

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-PARTS = ["dataset", "train_speed", "batches", "latency", "model_size", "server_load", "budget", "context", "replicas", "reload",
+PARTS = ["dataset", "train_speed", "batches", "latency", "model_size", "server_load", "budget", "context", "replicas", "reload", "finetune_beside",
          "soak"]
 
 

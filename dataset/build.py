@@ -8,13 +8,11 @@ Every stage is cached, so a second build on the same inputs only re-reads and ha
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sys
 import time
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from tqdm import tqdm
 from dataset.clean import CleanConfig, clean_source, sha256_text
 from dataset.encode import (TOKENIZER_PARAMS, cache_key, encode_documents, file_sha256, save_array,
                             token_dtype, train_tokenizer)
+from dataset.folder_lock import folder_lock
 from dataset.sources import Project, folder_project, stdlib_dir, stdlib_projects
 from dataset.split import SPLITS, assign_splits
 from dataset.tokenizer import Tokenizer
@@ -75,18 +74,6 @@ class BuildConfig:
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-@contextmanager
-def _locked(out: Path):
-    """One build at a time per output folder (two `make data` at once would clobber each other)."""
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".build.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -208,7 +195,7 @@ def build_corpus(config: BuildConfig) -> dict:
     start = time.perf_counter()
     out = Path(config.out)
     os.environ.setdefault("RAYON_NUM_THREADS", str(max(1, config.workers)))  # tokenizers' thread pool
-    with _locked(out):
+    with folder_lock(out, "build"):
         corpus = out / "corpus"
         corpus.mkdir(parents=True, exist_ok=True)
         skipped: Counter = Counter()

@@ -20,8 +20,11 @@
 4. what it saves in the editor: up to --typing-chars (4,000) characters of the held-out files typed with the
    starting and the fine-tuned model, the project as context (evaluate/gain.py), keystrokes saved printed last.
 
-Exit codes: 0 done, 2 bad input (missing folder, no .py files, nothing usable, bad checkpoint), 130/143
-interrupted (OUT untouched; run again with --resume).
+Exit codes: 0 done, 2 bad input (missing folder, no .py files, nothing usable, bad checkpoint, WORK in use by
+another run), 130/143 interrupted (OUT untouched; run again with --resume).
+
+The run takes only the CPU time the server and the editor leave (--priority idle, cpu_priority.py), and one
+run at a time holds WORK (dataset/folder_lock.py).
 """
 from __future__ import annotations
 
@@ -38,8 +41,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from dataset.corpus import corpus_dir, load_meta  # noqa: E402
+from dataset.folder_lock import FolderBusy, folder_lock  # noqa: E402
 from dataset.personal import MAX_VALID_CHARS, SourceError, build_personal_corpus  # noqa: E402
 from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+from cpu_priority import PRIORITIES, lower_priority  # noqa: E402
 
 # The recipe (measured: docs/training.md, "Train on your own code").
 RECIPE = {"lr": 2e-4, "warmup": 20, "min_lr_ratio": 0.1, "batch_size": 8, "seq_len": 256, "dropout": 0.1,
@@ -149,6 +154,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--exclude", nargs="*", default=[], metavar="PATH",
                    help="relative paths left out of the corpus (benchmarks hold files out this way)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--priority", choices=PRIORITIES, default="idle",
+                   help="CPU priority of the whole run: idle (the default) takes only the CPU time the server and "
+                        "the editor leave (cpu_priority.py), low is nice 19, normal competes with them")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue WORK/run/last.pt (corpus reused)")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
@@ -204,6 +212,17 @@ def held_out_change(meta: dict) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # before the corpus and torch's threads: all of the run inherits it
+    print(f"priority: {lower_priority(args.priority)}", flush=True)
+    try:
+        with folder_lock(Path(args.work), "finetune", wait=False):  # a second run on WORK would clobber this one's
+            return finetune(args)
+    except FolderBusy as e:
+        print(f"error: {e}; nothing written to {args.out}", file=sys.stderr)
+        return 2
+
+
+def finetune(args) -> int:
     work = Path(args.work)
     data, run = work / "data", work / "run"
     try:

@@ -25,6 +25,7 @@ from tests.tiny_model import make_tiny_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = REPO / "tests" / "fixtures" / "finetune_project"
+IN_PROCESS = ["--priority", "normal"]  # a fine-tune run in pytest's own process must not lower pytest's priority
 
 _spec = importlib.util.spec_from_file_location("finetune_script", REPO / "scripts" / "finetune.py")
 finetune = importlib.util.module_from_spec(_spec)
@@ -139,7 +140,8 @@ def test_bad_sources_fail_cleanly_and_leave_out_untouched(tiny_ckpt, tmp_path, c
     out = tmp_path / "personal.pt"
     out.write_bytes(b"previous model")
     args = ([] if case == "none" else [str(folder)]) + [
-        "--init", str(tiny_ckpt), "--out", str(out), "--work", str(tmp_path / "work"), "--steps", "5"]
+        "--init", str(tiny_ckpt), "--out", str(out), "--work", str(tmp_path / "work"), "--steps", "5",
+        *IN_PROCESS]
     assert finetune.main(args) == 2
     err = capsys.readouterr().err
     expected = {"missing": "does not exist", "no_python": "has no .py files",
@@ -159,7 +161,7 @@ def test_tiny_finetune_lowers_held_out_loss_and_writes_a_servable_model(tiny_ckp
     out = tmp_path / "personal.pt"
     rc = finetune.main([str(PROJECT), "--init", str(tiny_ckpt), "--out", str(out), "--work", str(tmp_path / "w"),
                         "--steps", "60", "--lr", "3e-3", "--warmup", "5", "--eval-every", "20",
-                        "--batch-size", "4", "--valid-fraction", "0.2", "--no-progress", "--replay", ""])
+                        "--batch-size", "4", "--valid-fraction", "0.2", "--no-progress", "--replay", "", *IN_PROCESS])
     assert rc == 0, capsys.readouterr().err
     log = capsys.readouterr().out
     losses = [float(x) for x in re.findall(r"step \d+: valid loss ([0-9.]+)", log)]
@@ -226,7 +228,7 @@ def test_guard_keeps_a_model_that_forgot_general_code_from_being_best(tiny_ckpt,
         train.train(cfg(tmp_path / "data", tmp_path / "x", "", guard=str(tmp_path / "guard")))
 
 
-def test_interrupted_run_leaves_out_untouched_and_resumes(tiny_ckpt, tmp_path):
+def test_interrupted_run_leaves_out_untouched_and_resumes(tiny_ckpt, tmp_path, capsys):
     import signal
     import subprocess
     import sys
@@ -243,6 +245,16 @@ def test_interrupted_run_leaves_out_untouched_and_resumes(tiny_ckpt, tmp_path):
         for line in proc.stdout:
             if re.match(r"step 10 \[", line) or time.time() > deadline:
                 break
+        # The default priority: every thread of the run (torch's too) only takes CPU time nothing else wants.
+        if hasattr(os, "SCHED_IDLE"):
+            threads = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task")]
+            assert {os.sched_getscheduler(t) for t in threads} == {os.SCHED_IDLE}
+        # A second run on the same WORK is refused at once, naming the first; neither OUT nor the first run is touched.
+        other = tmp_path / "other.pt"
+        assert finetune.main([str(PROJECT), "--init", str(tiny_ckpt), "--out", str(other), "--work", str(work),
+                              "--steps", "5", *IN_PROCESS]) == 2
+        assert f"in use by another finetune (pid {proc.pid})" in capsys.readouterr().err
+        assert not other.exists() and proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=60)
     finally:
@@ -402,7 +414,7 @@ def test_a_failed_typing_report_keeps_the_written_model_and_exit_code(tiny_ckpt,
     out = tmp_path / "personal.pt"
     rc = finetune.main([str(PROJECT), "--init", str(tiny_ckpt), "--out", str(out), "--work", str(tmp_path / "w"),
                         "--steps", "4", "--eval-every", "2", "--batch-size", "4", "--valid-fraction", "0.2",
-                        "--no-progress", "--replay", ""])
+                        "--no-progress", "--replay", "", *IN_PROCESS])
     assert rc == 0
     assert "warning: could not type the held-out files (OSError: disk gone)" in capsys.readouterr().err
     assert load_checkpoint(out).step >= 0
