@@ -71,7 +71,8 @@ train: install
 	  echo "warning: could not build $(DEFAULT_DATA) (make data-default); fine-tuning without replay" >&2
 	$(PY) scripts/finetune.py $(SOURCES) --init checkpoints/default.pt --out $(OUT) $(FT_BUDGET) \
 	  --replay $(DEFAULT_DATA) --threads $(THREADS) $(if $(RESUME),--resume,) \
-	  $(if $(TYPING_CHARS),--typing-chars $(TYPING_CHARS),) $(if $(PRIORITY),--priority $(PRIORITY),)
+	  $(if $(TYPING_CHARS),--typing-chars $(TYPING_CHARS),) $(if $(PRIORITY),--priority $(PRIORITY),) \
+	  $(if $(IF_CHANGED),--if-changed,)
 else
 TRAIN_STEPS ?= 6200
 train: data-default

@@ -76,6 +76,15 @@ def gather(sources: list[str | Path], clean: CleanConfig | None = None, progress
     return records
 
 
+def code_digest(records: list[dict]) -> str:
+    """One sha256 for the code `gather` returned: over each file's project folder name, path and cleaned
+    text's sha256, sorted. Equal digests: the same files with the same text (`finetune.py --if-changed`)."""
+    h = hashlib.sha256()
+    for project, path, sha in sorted((r["project"], r["path"], r["sha256"]) for r in records):
+        h.update(f"{project}\0{path}\0{sha}\n".encode("utf-8"))
+    return h.hexdigest()
+
+
 # The most characters held out (~32K tokens). Early stopping validates the whole held-out split every 25 steps: a
 # tenth of a large code base (7,554 files, 39.4M tokens) held out 3.9M tokens, whose every validation took 4.8
 # minutes on one core (the 540-step budget: ~1.8 hours of them). At 200K characters (celery: 66K tokens) the
@@ -131,6 +140,7 @@ def build_personal_corpus(sources: list[str | Path], out: str | Path, tokenizer:
         records = [r for r in records if r["path"] not in exclude]
         if not records:
             raise SourceError("every file was excluded")
+    digest = code_digest(records)  # before split_records renames a single file's tail
     split_records(records, valid_fraction)
     corpus = Path(out) / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
@@ -153,6 +163,6 @@ def build_personal_corpus(sources: list[str | Path], out: str | Path, tokenizer:
             "tokenizer_sha256": tokenizer.sha256, "splits": splits,
             "sources": described,
             "layout": "each document is preceded and followed by eot: eot d1 eot d2 eot ... dn eot",
-            "personal": {"valid_fraction": valid_fraction}}
+            "personal": {"valid_fraction": valid_fraction, "code_sha256": digest}}
     _write_text_atomic(corpus / "meta.json", json.dumps(meta, indent=1))
     return meta

@@ -42,7 +42,8 @@ if str(REPO) not in sys.path:
 
 from dataset.corpus import corpus_dir, load_meta  # noqa: E402
 from dataset.folder_lock import FolderBusy, folder_lock  # noqa: E402
-from dataset.personal import MAX_VALID_CHARS, SourceError, build_personal_corpus  # noqa: E402
+from dataset.encode import file_sha256  # noqa: E402
+from dataset.personal import MAX_VALID_CHARS, SourceError, build_personal_corpus, code_digest  # noqa: E402
 from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
 from cpu_priority import PRIORITIES, lower_priority  # noqa: E402
 
@@ -160,6 +161,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue WORK/run/last.pt (corpus reused)")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    p.add_argument("--if-changed", action="store_true",
+                   help="do nothing (exit 0) when OUT was fine-tuned from this --init on exactly this code: for a "
+                        "nightly job (its meta keeps both digests)")
     p.add_argument("--typing-chars", type=int, default=RECIPE["typing_chars"], metavar="N",
                    help="at the end, type up to N characters of the held-out files with the starting and the "
                         "fine-tuned model, the project as context, and print the keystrokes saved (0: skip)")
@@ -202,6 +206,17 @@ def auto_budget(args, init, data: Path, run: Path, replay: str, seq_len: int) ->
     return steps
 
 
+def already_trained(out: str, code_sha256: str, init: str) -> bool:
+    """OUT exists and was fine-tuned from the file `init` is now on the code whose digest is `code_sha256`."""
+    if not Path(out).is_file():
+        return False
+    try:
+        meta = load_checkpoint(out).meta or {}
+    except CheckpointError:  # unreadable: a new run replaces it
+        return False
+    return meta.get("code_sha256") == code_sha256 and meta.get("init_sha256") == file_sha256(init)
+
+
 def held_out_change(meta: dict) -> str:
     """The starting model's and the written model's held-out figures, as the user reads them."""
     bpc, start = meta.get("valid_bpc", float("nan")), meta.get("init_valid_bpc")
@@ -236,6 +251,11 @@ def finetune(args) -> int:
             from dataset.personal import gather
             described: list[dict] = []
             records = gather(args.sources, described=described)  # fail on bad input before touching WORK
+            kept = [r for r in records if r["path"] not in set(args.exclude)]  # as the corpus will hold them
+            if args.if_changed and already_trained(args.out, code_digest(kept), args.init):
+                print(f"{args.out} was fine-tuned from {args.init} on this code ({len(kept):,} files, none "
+                      f"changed since): nothing to do", flush=True)
+                return 0
             shutil.rmtree(data, ignore_errors=True)
             shutil.rmtree(run, ignore_errors=True)
             meta = build_personal_corpus(args.sources, data, init.tokenizer, valid_fraction=args.valid_fraction,
@@ -289,6 +309,7 @@ def finetune(args) -> int:
     best = load_checkpoint(run / "best.pt")
     meta = dict(best.meta)
     meta.update({"exported_from": str(run / "best.pt"), "finetuned_from": args.init,
+                 "init_sha256": file_sha256(args.init), "code_sha256": load_meta(data)["personal"].get("code_sha256"),
                  "sources": [str(Path(s).resolve()) for s in args.sources], "params": best.model.num_params()})
     save_checkpoint(args.out, best.model, best.config, best.tokenizer, step=best.step,
                     train_config=best.train_config, meta=meta, half=True)

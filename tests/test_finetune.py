@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import train
-from dataset.corpus import load_split
+from dataset.corpus import load_meta, load_split
 from dataset.encode import train_tokenizer
 from dataset.personal import MAX_VALID_CHARS, SourceError, build_personal_corpus, gather, split_records
 from evaluate import __main__ as evaluate_main
@@ -418,3 +418,27 @@ def test_a_failed_typing_report_keeps_the_written_model_and_exit_code(tiny_ckpt,
     assert rc == 0
     assert "warning: could not type the held-out files (OSError: disk gone)" in capsys.readouterr().err
     assert load_checkpoint(out).step >= 0
+
+
+def test_if_changed_skips_a_run_on_the_same_code_and_trains_on_changed_code(tiny_ckpt, tmp_path, capsys):
+    """The nightly job: `--if-changed` does nothing while OUT was fine-tuned from this --init on this code."""
+    import shutil
+    project = tmp_path / "proj"
+    shutil.copytree(PROJECT, project)
+    out = tmp_path / "personal.pt"
+    args = [str(project), "--init", str(tiny_ckpt), "--out", str(out), "--work", str(tmp_path / "w"), "--steps", "4",
+            "--eval-every", "2", "--batch-size", "4", "--no-progress", "--replay", "", "--typing-chars", "0",
+            "--if-changed", *IN_PROCESS]
+    assert finetune.main(args) == 0  # no OUT yet: it trains
+    first = out.read_bytes()
+    assert load_checkpoint(out).meta["code_sha256"] == load_meta(tmp_path / "w" / "data")["personal"]["code_sha256"]
+    capsys.readouterr()
+    some = sorted(project.rglob("*.py"))[0]
+    os.utime(some, (1, 1))  # touched, not changed: the digest is of the text
+    assert finetune.main(args) == 0
+    assert "none changed since): nothing to do" in capsys.readouterr().out
+    assert out.read_bytes() == first
+    some.write_text(some.read_text() + "\n\ndef added_later(x):\n    return x + 1\n")
+    assert finetune.main(args) == 0
+    assert "nothing to do" not in capsys.readouterr().out
+    assert out.read_bytes() != first
