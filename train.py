@@ -763,6 +763,9 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk: save_checkpoint names the file; the one before it is untouched
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"done: {out / 'last.pt'}, {out / 'best.pt'}")
     return 0

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from dataset.atomic import write_atomic
 from dataset.clean import CleanConfig, clean_source, sha256_text
 from dataset.encode import (TOKENIZER_PARAMS, cache_key, encode_documents, file_sha256, save_array,
                             token_dtype, train_tokenizer)
@@ -77,10 +78,7 @@ def log(message: str) -> None:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8", newline="")
-    os.replace(tmp, path)
+    write_atomic(path, text.encode("utf-8"))
 
 
 def _read_json(path: Path) -> dict:

@@ -7,8 +7,8 @@ figures (chars/token, bits/char) are honest.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ import tokenizers
 from tokenizers import ByteLevelBPETokenizer
 from tqdm import tqdm
 
+from dataset.atomic import write_atomic
 from dataset.tokenizer import EOT, Tokenizer
 
 # Everything that changes the learned vocabulary; part of the tokenizer cache key.
@@ -68,10 +69,10 @@ def encode_documents(tokenizer: Tokenizer, texts: list[str], desc: str = "encodi
 
 
 def save_array(path: Path, array: np.ndarray) -> None:
-    """Write atomically: readers (a training run) never see half a file."""
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
+    """Write atomically: readers (a training run) never see half a file (dataset/atomic.py)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    write_atomic(path, buffer.getbuffer())
 
 
 def file_sha256(path: Path) -> str:

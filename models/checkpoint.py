@@ -8,14 +8,14 @@ never sees half a file.
 """
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from dataset.atomic import write_atomic
 from dataset.tokenizer import Tokenizer
 
 from . import build_model
@@ -52,7 +52,6 @@ def save_checkpoint(path, model: LanguageModel, config: ModelConfig, tokenizer: 
                     resume: dict | None = None, half: bool = False) -> Path:
     """Write a checkpoint atomically to `path`; `half=True` stores fp16 weights (for shipping)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     weights, converted = {}, {}
     for name, tensor in model.state_dict().items():
         # Tied weights (embedding = output projection) are one tensor under two names: convert it once,
@@ -73,18 +72,9 @@ def save_checkpoint(path, model: LanguageModel, config: ModelConfig, tokenizer: 
         "train_config": dict(train_config) if train_config is not None else None,
         "resume": resume,
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is an ordinary readable file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buffer = io.BytesIO()  # dataset/atomic.py: bytes in memory, one plain write, a clear error on a full disk
+    torch.save(payload, buffer)
+    write_atomic(path, buffer.getbuffer(), fsync=True)
     return path
 
 

@@ -20,8 +20,9 @@
 4. what it saves in the editor: up to --typing-chars (4,000) characters of the held-out files typed with the
    starting and the fine-tuned model, the project as context (evaluate/gain.py), keystrokes saved printed last.
 
-Exit codes: 0 done, 2 bad input (missing folder, no .py files, nothing usable, bad checkpoint, WORK in use by
-another run), 130/143 interrupted (OUT untouched; run again with --resume).
+Exit codes: 0 done, 1 a write refused (a full disk: the message names the file and the space left; OUT
+untouched), 2 bad input (missing folder, no .py files, nothing usable, bad checkpoint, WORK in use by another
+run), 130/143 interrupted (OUT untouched; run again with --resume).
 
 The run takes only the CPU time the server and the editor leave (--priority idle, cpu_priority.py), and one
 run at a time holds WORK (dataset/folder_lock.py).
@@ -235,6 +236,11 @@ def main(argv=None) -> int:
     except FolderBusy as e:
         print(f"error: {e}; nothing written to {args.out}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a folder it may not write: OUT, written last and atomically, is untouched
+        last = Path(args.work) / "run" / "last.pt"
+        hint = f"; {last} keeps the last step saved: make room and run again with --resume" if last.is_file() else ""
+        print(f"error: {e}; nothing written to {args.out}{hint}", file=sys.stderr)
+        return 1
 
 
 def finetune(args) -> int:

@@ -442,3 +442,26 @@ def test_if_changed_skips_a_run_on_the_same_code_and_trains_on_changed_code(tiny
     assert finetune.main(args) == 0
     assert "nothing to do" not in capsys.readouterr().out
     assert out.read_bytes() != first
+
+
+def test_a_refused_write_names_the_file_and_leaves_out_untouched(tiny_ckpt, tmp_path):
+    """A full disk, as the kernel reports it to an unprivileged test: files over RLIMIT_FSIZE get EFBIG (Python
+    ignores SIGXFSZ). The corpus fits; the first checkpoint (best.pt at step 0, ~1.5 MB) does not."""
+    import resource
+    import sys
+    out, work = tmp_path / "personal.pt", tmp_path / "w"
+    out.write_bytes(b"previous model")
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "finetune.py"), str(PROJECT), "--init", str(tiny_ckpt),
+                           "--out", str(out), "--work", str(work), "--steps", "4", "--batch-size", "2",
+                           "--no-progress", "--replay", "", "--typing-chars", "0"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, preexec_fn=small_files)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert re.search(r"error: \[Errno 27\] could not write \S+best\.pt \([0-9.]+ MB\): File too large", done.stderr), \
+        done.stderr
+    assert out.read_bytes() == b"previous model"
+    assert (work / "data" / "corpus" / "train.npy").is_file()  # the corpus was written
+    assert not list(work.rglob("*.tmp"))  # no temporary file of the refused write left
