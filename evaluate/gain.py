@@ -19,16 +19,19 @@ held out:
              chooses them), the top suggestion accepted when it matches, one keystroke either way
     models   the starting checkpoint and the fine-tuned one, the same engine (int8 on the CPU), one after the other
 
-The figure is keystrokes saved, 1 - keystrokes / characters, pooled over the files typed.
+The figure is keystrokes saved, 1 - keystrokes / characters, pooled over the files typed, with the paired 95 %
+interval over those files (evaluate/confidence.py): a handful of files, so the user is told when the gain cannot
+be told apart from none.
 """
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dataset.corpus import corpus_dir
 
+from .confidence import paired_difference
 from .metrics import clip_text, simulate_typing
 from .predictor import Predictor, PredictorConfig
 from .project import EXTRA_CHARS, neighbours, split_projects
@@ -40,6 +43,9 @@ class TypingGain:
     chars: int
     start_keystrokes: int
     tuned_keystrokes: int
+    # per file typed: (characters, keystrokes), for the paired interval (evaluate/confidence.py)
+    start_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    tuned_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def start_saved(self) -> float:
@@ -52,7 +58,15 @@ class TypingGain:
     def summary(self) -> str:
         return (f"typing {self.files} of your held-out files ({self.chars:,} characters) with the project as context: "
                 f"the starting model saves {self.start_saved:.1%} of keystrokes, yours {self.tuned_saved:.1%} "
-                f"({(self.tuned_saved - self.start_saved) * 100:+.1f} points)")
+                f"({(self.tuned_saved - self.start_saved) * 100:+.1f} points{self.sureness()})")
+
+    def sureness(self) -> str:
+        """How far a few files can be trusted: the paired bootstrap interval over the files typed."""
+        if len(self.start_counts) < 2:
+            return ""
+        d = paired_difference(self.start_counts, self.tuned_counts)
+        verdict = "" if d.excludes_zero() else f"; on {d.files} files not told apart from no gain"
+        return f", 95 % interval {100 * d.low:+.1f} … {100 * d.high:+.1f}{verdict}"
 
 
 def held_out_requests(data_dir: str | Path, max_chars: int = 4000, chars_per_file: int = 1000,
@@ -81,14 +95,14 @@ def held_out_requests(data_dir: str | Path, max_chars: int = 4000, chars_per_fil
     return requests
 
 
-def type_all(predictor: Predictor, requests: list[tuple[str, list[tuple[str, str]]]]) -> tuple[int, int]:
-    """(characters, keystrokes) typing each text from its top, the whole text before the cursor in each request."""
-    chars = keystrokes = 0
+def type_all(predictor: Predictor, requests: list[tuple[str, list[tuple[str, str]]]]) -> list[tuple[int, int]]:
+    """(characters, keystrokes) of each text typed from its top, the whole text before the cursor in each request."""
+    counts = []
     for text, extra in requests:
         predictor.clear_cache()
         r = simulate_typing(predictor, text, None, 0, extra=extra)
-        chars, keystrokes = chars + r.chars, keystrokes + r.keystrokes
-    return chars, keystrokes
+        counts.append((r.chars, r.keystrokes))
+    return counts
 
 
 def typing_gain(start: str | Path, tuned: str | Path, data_dir: str | Path, max_chars: int = 4000,
@@ -97,9 +111,12 @@ def typing_gain(start: str | Path, tuned: str | Path, data_dir: str | Path, max_
     requests = held_out_requests(data_dir, max_chars, chars_per_file)
     if not requests:
         return None
-    counts = []
+    by_model = []
     for path in (start, tuned):
         predictor = Predictor.from_checkpoint(str(path), config=PredictorConfig(), quantize="auto")
-        counts.append(type_all(predictor, requests))
-    (chars, start_keys), (_, tuned_keys) = counts
-    return TypingGain(files=len(requests), chars=chars, start_keystrokes=start_keys, tuned_keystrokes=tuned_keys)
+        by_model.append({str(i): c for i, c in enumerate(type_all(predictor, requests))})
+    start_counts, tuned_counts = by_model
+    return TypingGain(files=len(requests), chars=sum(c for c, _ in start_counts.values()),
+                      start_keystrokes=sum(k for _, k in start_counts.values()),
+                      tuned_keystrokes=sum(k for _, k in tuned_counts.values()),
+                      start_counts=start_counts, tuned_counts=tuned_counts)

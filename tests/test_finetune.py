@@ -387,7 +387,24 @@ def test_typing_gain_types_the_held_out_files_with_the_project_as_context(tiny_c
     assert len(held_out_requests(tmp_path / "data", max_chars=1, chars_per_file=300)) == 1  # stops at max_chars
     gain = typing_gain(tiny_ckpt, tiny_ckpt, tmp_path / "data", max_chars=600, chars_per_file=300)
     assert gain.chars > 0 and gain.start_keystrokes == gain.tuned_keystrokes
-    assert gain.start_keystrokes <= gain.chars and "(+0.0 points)" in gain.summary()
+    assert gain.start_keystrokes <= gain.chars and "(+0.0 points" in gain.summary()
+    if gain.files >= 2:
+        assert f"on {gain.files} files not told apart from no gain" in gain.summary()
+
+
+def test_the_typing_report_says_when_a_few_files_cannot_tell_the_gain_from_none():
+    from evaluate.gain import TypingGain
+
+    def gain(tuned_keys: list[int]) -> TypingGain:
+        start = {str(i): (1000, 500) for i in range(len(tuned_keys))}
+        tuned = {str(i): (1000, k) for i, k in enumerate(tuned_keys)}
+        return TypingGain(files=len(start), chars=1000 * len(start), start_keystrokes=500 * len(start),
+                          tuned_keystrokes=sum(tuned_keys), start_counts=start, tuned_counts=tuned)
+    sure = gain([470, 460, 480, 455, 475]).summary()  # every file gains 2-4.5 points
+    assert "(+3.2 points, 95 % interval +2." in sure and "not told apart" not in sure
+    unsure = gain([420, 560, 470, 540, 500]).summary()  # +0.2 on average, files both ways
+    assert "(+0.2 points, 95 % interval -" in unsure and "on 5 files not told apart from no gain" in unsure
+    assert "interval" not in gain([470]).summary()  # one file: nothing to resample
 
 
 def test_a_single_file_project_holds_out_its_tail_under_the_name_it_is_written(tiny_ckpt, tmp_path):
