@@ -30,6 +30,8 @@ run at a time holds WORK (dataset/folder_lock.py).
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 import shutil
 import statistics
@@ -163,8 +165,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue WORK/run/last.pt (corpus reused)")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
     p.add_argument("--if-changed", action="store_true",
-                   help="do nothing (exit 0) when OUT was fine-tuned from this --init on exactly this code: for a "
-                        "nightly job (its meta keeps both digests)")
+                   help="do nothing (exit 0) when OUT was fine-tuned from this --init on exactly this code with these "
+                        "settings: for a scheduled job (OUT's meta keeps the digests)")
     p.add_argument("--typing-chars", type=int, default=RECIPE["typing_chars"], metavar="N",
                    help="at the end, type up to N characters of the held-out files with the starting and the "
                         "fine-tuned model, the project as context, and print the keystrokes saved (0: skip)")
@@ -207,15 +209,29 @@ def auto_budget(args, init, data: Path, run: Path, replay: str, seq_len: int) ->
     return steps
 
 
-def already_trained(out: str, code_sha256: str, init: str) -> bool:
-    """OUT exists and was fine-tuned from the file `init` is now on the code whose digest is `code_sha256`."""
+# What decides the fine-tuned weights besides the code and the starting file (not threads, priority, reports)
+RUN_SETTINGS = ("lr", "warmup", "batch_size", "replay", "replay_fraction", "guard_rise", "valid_fraction", "fim_rate",
+                "dropout", "attn_dropout", "eval_every", "patience", "seed", "exclude", "minutes")
+
+
+def run_fingerprint(args, code_sha256: str) -> dict:
+    """The digests `--if-changed` compares, kept in OUT's meta: the code, the starting file, the settings."""
+    settings = {k: getattr(args, k) for k in RUN_SETTINGS}
+    settings["exclude"] = sorted(settings["exclude"])
+    settings["steps"] = "auto" if args.auto_steps else args.steps  # the measured budget varies with the machine
+    return {"code_sha256": code_sha256, "init_sha256": file_sha256(args.init),
+            "settings_sha256": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()}
+
+
+def already_trained(out: str, fingerprint: dict) -> bool:
+    """OUT exists and was fine-tuned with this fingerprint (the same code, starting file and settings)."""
     if not Path(out).is_file():
         return False
     try:
         meta = load_checkpoint(out).meta or {}
     except CheckpointError:  # unreadable: a new run replaces it
         return False
-    return meta.get("code_sha256") == code_sha256 and meta.get("init_sha256") == file_sha256(init)
+    return all(meta.get(k) == v for k, v in fingerprint.items())
 
 
 def held_out_change(meta: dict) -> str:
@@ -258,9 +274,9 @@ def finetune(args) -> int:
             described: list[dict] = []
             records = gather(args.sources, described=described)  # fail on bad input before touching WORK
             kept = [r for r in records if r["path"] not in set(args.exclude)]  # as the corpus will hold them
-            if args.if_changed and already_trained(args.out, code_digest(kept), args.init):
+            if args.if_changed and already_trained(args.out, run_fingerprint(args, code_digest(kept))):
                 print(f"{args.out} was fine-tuned from {args.init} on this code ({len(kept):,} files, none "
-                      f"changed since): nothing to do", flush=True)
+                      f"changed since) with these settings: nothing to do", flush=True)
                 return 0
             shutil.rmtree(data, ignore_errors=True)
             shutil.rmtree(run, ignore_errors=True)
@@ -315,7 +331,7 @@ def finetune(args) -> int:
     best = load_checkpoint(run / "best.pt")
     meta = dict(best.meta)
     meta.update({"exported_from": str(run / "best.pt"), "finetuned_from": args.init,
-                 "init_sha256": file_sha256(args.init), "code_sha256": load_meta(data)["personal"].get("code_sha256"),
+                 **run_fingerprint(args, load_meta(data)["personal"].get("code_sha256")),
                  "sources": [str(Path(s).resolve()) for s in args.sources], "params": best.model.num_params()})
     save_checkpoint(args.out, best.model, best.config, best.tokenizer, step=best.step,
                     train_config=best.train_config, meta=meta, half=True)

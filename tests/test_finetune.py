@@ -438,7 +438,8 @@ def test_a_failed_typing_report_keeps_the_written_model_and_exit_code(tiny_ckpt,
 
 
 def test_if_changed_skips_a_run_on_the_same_code_and_trains_on_changed_code(tiny_ckpt, tmp_path, capsys):
-    """The nightly job: `--if-changed` does nothing while OUT was fine-tuned from this --init on this code."""
+    """A scheduled job: `--if-changed` does nothing while OUT was fine-tuned from this --init on this code with
+    these settings."""
     import shutil
     project = tmp_path / "proj"
     shutil.copytree(PROJECT, project)
@@ -453,8 +454,15 @@ def test_if_changed_skips_a_run_on_the_same_code_and_trains_on_changed_code(tiny
     some = sorted(project.rglob("*.py"))[0]
     os.utime(some, (1, 1))  # touched, not changed: the digest is of the text
     assert finetune.main(args) == 0
-    assert "none changed since): nothing to do" in capsys.readouterr().out
+    assert "none changed since) with these settings: nothing to do" in capsys.readouterr().out
     assert out.read_bytes() == first
+    assert finetune.main([*args, "--lr", "1e-3"]) == 0  # other settings: it trains
+    assert "nothing to do" not in capsys.readouterr().out
+    assert out.read_bytes() != first
+    assert finetune.main([*args, "--lr", "1e-3"]) == 0  # and then it is that run's OUT
+    assert "nothing to do" in capsys.readouterr().out
+    first = out.read_bytes()
+    args = [*args, "--lr", "1e-3"]
     some.write_text(some.read_text() + "\n\ndef added_later(x):\n    return x + 1\n")
     assert finetune.main(args) == 0
     assert "nothing to do" not in capsys.readouterr().out
