@@ -37,6 +37,9 @@ from .predictor import Predictor, PredictorConfig
 from .project import EXTRA_CHARS, neighbours, split_projects
 
 
+MIN_FILES_FOR_INTERVAL = 3  # two files resample into three multisets: their spread, not an interval
+
+
 @dataclass
 class TypingGain:
     files: int
@@ -62,7 +65,7 @@ class TypingGain:
 
     def sureness(self) -> str:
         """How far a few files can be trusted: the paired bootstrap interval over the files typed."""
-        if len(self.start_counts) < 2:
+        if len(self.start_counts) < MIN_FILES_FOR_INTERVAL:
             return ""
         d = paired_difference(self.start_counts, self.tuned_counts)
         verdict = "" if d.excludes_zero() else f"; on {d.files} files not told apart from no gain"

@@ -183,7 +183,7 @@ def test_tiny_finetune_lowers_held_out_loss_and_writes_a_servable_model(tiny_ckp
     assert not list(tmp_path.glob(".personal.pt.*"))  # no temporary left over
     # It ends by typing held-out files with both models (evaluate/gain.py): the fine-tuned model saves more.
     typed = re.search(r"typing (\d+) of your held-out files \(([0-9,]+) characters\) with the project as context: "
-                      r"the starting model saves ([0-9.]+)% of keystrokes, yours ([0-9.]+)% \(([-+0-9.]+) points\)",
+                      r"the starting model saves ([0-9.]+)% of keystrokes, yours ([0-9.]+)% \(([-+0-9.]+) points[,)]",
                       log)
     assert typed, log
     assert int(typed.group(1)) >= 1 and int(typed.group(2).replace(",", "")) > 0
@@ -388,8 +388,6 @@ def test_typing_gain_types_the_held_out_files_with_the_project_as_context(tiny_c
     gain = typing_gain(tiny_ckpt, tiny_ckpt, tmp_path / "data", max_chars=600, chars_per_file=300)
     assert gain.chars > 0 and gain.start_keystrokes == gain.tuned_keystrokes
     assert gain.start_keystrokes <= gain.chars and "(+0.0 points" in gain.summary()
-    if gain.files >= 2:
-        assert f"on {gain.files} files not told apart from no gain" in gain.summary()
 
 
 def test_the_typing_report_says_when_a_few_files_cannot_tell_the_gain_from_none():
@@ -404,7 +402,7 @@ def test_the_typing_report_says_when_a_few_files_cannot_tell_the_gain_from_none(
     assert "(+3.2 points, 95 % interval +2." in sure and "not told apart" not in sure
     unsure = gain([420, 560, 470, 540, 500]).summary()  # +0.2 on average, files both ways
     assert "(+0.2 points, 95 % interval -" in unsure and "on 5 files not told apart from no gain" in unsure
-    assert "interval" not in gain([470]).summary()  # one file: nothing to resample
+    assert "interval" not in gain([470, 450]).summary()  # two files: too few to resample
 
 
 def test_a_single_file_project_holds_out_its_tail_under_the_name_it_is_written(tiny_ckpt, tmp_path):
