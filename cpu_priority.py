@@ -2,12 +2,12 @@
 
 `make train SOURCES=...` runs on the machine whose server answers the editor. At the normal priority the
 trainer's threads and the server's workers share the cores as equals, so every completion waits its turn:
-measured on a 2-core CPU, a typist's median latency doubled beside a fine-tune (22 -> 44 ms, p99 42 -> 86
-ms; README "Benchmarks", `python -m benchmarks.beside`).
+measured on a 2-core CPU, a typist's median latency doubled beside a fine-tune (23.4 -> 47.2 ms, p99 51.6 ->
+93.7 ms; README "Benchmarks", `python -m benchmarks.finetune_beside`).
 
 Linux's SCHED_IDLE class gives a thread a core only when no normal thread wants it. The fine-tune then
-costs the editor nothing measurable, and while nobody types it runs as fast as at the normal priority (the
-same benchmark); the price is that a busy server stretches the fine-tune. Elsewhere (macOS, BSD) `low`'s nice
+costs the editor nothing measurable (23.5 ms, p99 43.0), and while nobody types it runs as fast as at the
+normal priority (the same benchmark); the price is that a busy server stretches the fine-tune. Elsewhere (macOS, BSD) `low`'s nice
 19 is the nearest: the kernel gives a nice-19 thread a small share (CFS weight 15 against nice 0's 1024 on
 Linux) instead of none.
 

@@ -44,8 +44,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from dataset.corpus import corpus_dir, load_meta  # noqa: E402
-from dataset.folder_lock import FolderBusy, folder_lock  # noqa: E402
 from dataset.encode import file_sha256  # noqa: E402
+from dataset.folder_lock import FolderBusy, folder_lock  # noqa: E402
 from dataset.personal import MAX_VALID_CHARS, SourceError, build_personal_corpus, code_digest  # noqa: E402
 from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
 from cpu_priority import PRIORITIES, lower_priority  # noqa: E402
@@ -273,7 +273,8 @@ def finetune(args) -> int:
             from dataset.personal import gather
             described: list[dict] = []
             records = gather(args.sources, described=described)  # fail on bad input before touching WORK
-            kept = [r for r in records if r["path"] not in set(args.exclude)]  # as the corpus will hold them
+            excluded = set(args.exclude)
+            kept = [r for r in records if r["path"] not in excluded]  # as the corpus will hold them
             if args.if_changed and already_trained(args.out, run_fingerprint(args, code_digest(kept))):
                 print(f"{args.out} was fine-tuned from {args.init} on this code ({len(kept):,} files, none "
                       f"changed since) with these settings: nothing to do", flush=True)
