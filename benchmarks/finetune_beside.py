@@ -102,9 +102,16 @@ def type_for(client: Client, prompts: list[dict], seconds: float, interval_s: fl
         t0 = time.monotonic()
         status, ms, _ = client.complete(prompts[k % len(prompts)])
         k += 1
-        (latencies.append(ms) if status == 200 else failures.append(status))
+        if status == 200:
+            latencies.append(ms)
+        else:
+            failures.append(status)
         time.sleep(max(0.0, interval_s - (time.monotonic() - t0)))
     return latencies, failures
+
+
+def rate(steps_per_second: float) -> str:
+    return "–" if steps_per_second != steps_per_second else f"{steps_per_second:.2f}"  # nan: no trainer
 
 
 def run(args) -> str:
@@ -135,7 +142,6 @@ def run(args) -> str:
              "| steps/s, typing |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, lat, failures, quiet, typing in rows:
         status = "" if not failures else f" ({describe_statuses(failures)})"
-        rate = (lambda r: "–" if r != r else f"{r:.2f}")  # nan: no trainer
         lines.append(f"| {name} | {len(lat)}{status} | {percentile(lat, 50):.1f} | {percentile(lat, 90):.1f} | "
                      f"{percentile(lat, 99):.1f} | {max(lat):.1f} | {rate(quiet)} | {rate(typing)} |")
     return "\n".join(lines)
