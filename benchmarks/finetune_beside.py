@@ -27,7 +27,8 @@ from pathlib import Path
 
 from cpu_priority import PRIORITIES
 
-from .server_load import ROOT, Client, ServerProcess, describe_statuses, percentile, sample_prompts
+from .server_load import (ROOT, Client, ServerProcess, describe_statuses, percentile, sample_prompts,
+                          stop_process)
 
 STEP_LINE = re.compile(r"step (\d+) \[")
 
@@ -87,12 +88,7 @@ class Trainer:
         return (sb - sa) / (tb - ta)
 
     def __exit__(self, *exc):
-        self.proc.terminate()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, grace_s=60)  # on SIGTERM it saves last.pt first
 
 
 def type_for(client: Client, prompts: list[dict], seconds: float, interval_s: float) -> tuple[list, list]:

@@ -28,6 +28,18 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVER = ROOT / "server.py"
 
 
+def stop_process(proc: subprocess.Popen, grace_s: float):
+    """SIGTERM, then SIGKILL if it has not ended within grace_s; reaped either way."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class ServerProcess:
     """`python server.py --port 0 ...` as a context manager: learns its port, waits for /health 200.
 
@@ -84,13 +96,8 @@ class ServerProcess:
         return "".join(self.stdout) + "".join(self.stderr)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc, grace_s=10)
 
     def __enter__(self):
         return self.start()

@@ -26,7 +26,7 @@ be told apart from none.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from dataset.corpus import corpus_dir
@@ -42,13 +42,25 @@ MIN_FILES_FOR_INTERVAL = 3  # two files resample into three multisets: their spr
 
 @dataclass
 class TypingGain:
-    files: int
-    chars: int
-    start_keystrokes: int
-    tuned_keystrokes: int
-    # per file typed: (characters, keystrokes), for the paired interval (evaluate/confidence.py)
-    start_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
-    tuned_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # per file typed, the same files: (characters, keystrokes); pooled below, paired in the interval
+    start_counts: dict[str, tuple[int, int]]
+    tuned_counts: dict[str, tuple[int, int]]
+
+    @property
+    def files(self) -> int:
+        return len(self.start_counts)
+
+    @property
+    def chars(self) -> int:
+        return sum(c for c, _ in self.start_counts.values())
+
+    @property
+    def start_keystrokes(self) -> int:
+        return sum(k for _, k in self.start_counts.values())
+
+    @property
+    def tuned_keystrokes(self) -> int:
+        return sum(k for _, k in self.tuned_counts.values())
 
     @property
     def start_saved(self) -> float:
@@ -119,7 +131,4 @@ def typing_gain(start: str | Path, tuned: str | Path, data_dir: str | Path, max_
         predictor = Predictor.from_checkpoint(str(path), config=PredictorConfig(), quantize="auto")
         by_model.append({str(i): c for i, c in enumerate(type_all(predictor, requests))})
     start_counts, tuned_counts = by_model
-    return TypingGain(files=len(requests), chars=sum(c for c, _ in start_counts.values()),
-                      start_keystrokes=sum(k for _, k in start_counts.values()),
-                      tuned_keystrokes=sum(k for _, k in tuned_counts.values()),
-                      start_counts=start_counts, tuned_counts=tuned_counts)
+    return TypingGain(start_counts=start_counts, tuned_counts=tuned_counts)

@@ -396,8 +396,7 @@ def test_the_typing_report_says_when_a_few_files_cannot_tell_the_gain_from_none(
     def gain(tuned_keys: list[int]) -> TypingGain:
         start = {str(i): (1000, 500) for i in range(len(tuned_keys))}
         tuned = {str(i): (1000, k) for i, k in enumerate(tuned_keys)}
-        return TypingGain(files=len(start), chars=1000 * len(start), start_keystrokes=500 * len(start),
-                          tuned_keystrokes=sum(tuned_keys), start_counts=start, tuned_counts=tuned)
+        return TypingGain(start_counts=start, tuned_counts=tuned)
     sure = gain([470, 460, 480, 455, 475]).summary()  # every file gains 2-4.5 points
     assert "(+3.2 points, 95 % interval +2." in sure and "not told apart" not in sure
     unsure = gain([420, 560, 470, 540, 500]).summary()  # +0.2 on average, files both ways
