@@ -1,6 +1,8 @@
 """Benchmarks: one module a part, each `run(args) -> str` returning a markdown table."""
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def part_main(doc: str, add_arguments, run, argv=None, data: str = "data") -> int:
     """`python -m benchmarks.<part>`: that part alone, with --model, --data and the part's own options
@@ -10,5 +12,8 @@ def part_main(doc: str, add_arguments, run, argv=None, data: str = "data") -> in
     parser.add_argument("--model", default="checkpoints/default.pt")
     parser.add_argument("--data", default=data)
     add_arguments(parser)
-    print(run(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    if not Path(args.model).is_file():
+        parser.error(f"no checkpoint at {args.model}")
+    print(run(args))
     return 0

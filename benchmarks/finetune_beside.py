@@ -25,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks import part_main
 from cpu_priority import PRIORITIES
 
 from .server_load import (ROOT, Client, ServerProcess, describe_statuses, percentile, sample_prompts,
@@ -144,12 +145,7 @@ def run(args) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="checkpoints/default.pt")
-    parser.add_argument("--data", default="data/default-model")
-    add_arguments(parser)
-    print(run(parser.parse_args(argv)))
-    return 0
+    return part_main(__doc__, add_arguments, run, argv, data="data/default-model")
 
 
 if __name__ == "__main__":

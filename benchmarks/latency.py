@@ -19,10 +19,10 @@ import argparse
 import random
 import sys
 import time
-from pathlib import Path
 
 import torch
 
+from benchmarks import part_main
 from evaluate.metrics import EDITOR_SUFFIX_LINES, following_lines, line_starts_of, percentile, prompt_at
 from evaluate.predictor import Predictor, PredictorConfig
 from models.checkpoint import load_checkpoint
@@ -133,15 +133,7 @@ def run(args) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="checkpoints/default.pt")
-    parser.add_argument("--data", default="data")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    if not Path(args.model).is_file():
-        parser.error(f"no checkpoint at {args.model}")
-    print(run(args))
-    return 0
+    return part_main(__doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

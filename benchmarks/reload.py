@@ -29,6 +29,7 @@ from pathlib import Path
 
 import requests
 
+from benchmarks import part_main
 from .server_load import Client, ServerProcess, describe_statuses, percentile, sample_prompts, tree_memory_mib
 
 VARIANTS = {
@@ -139,12 +140,7 @@ def run(args) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="checkpoints/default.pt")
-    parser.add_argument("--data", default="data")
-    add_arguments(parser)
-    print(run(parser.parse_args(argv)))
-    return 0
+    return part_main(__doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
