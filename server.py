@@ -551,7 +551,7 @@ def main(argv=None) -> int:
 
     config = ServerConfig(host=args.host, port=args.port, token=token, queue_size=args.queue_size,
                           max_wait_ms=args.max_wait_ms, time_budget_ms=args.time_budget_ms or None,
-                          threads=args.threads, model_info={"name": model.stem, "path": str(model)},
+                          threads=args.threads, model_info={"name": model.stem, "file": model.name},
                           workers=args.workers, slots=args.slots)
     app = create_app(None, config)
 

@@ -7,7 +7,7 @@ moves: 139-140 MiB PSS either way, but it no longer carries a web framework it n
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 
 def load_for_inference(path: str, device: str = "auto", quantize: str = "auto"):
@@ -44,7 +44,7 @@ def model_info(path: str, ckpt) -> dict:
     import torch
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     config = ckpt.config
-    info = {"name": Path(path).stem, "path": str(path), "sha256": digest[:16],
+    info = {"name": Path(path).stem, "file": Path(path).name, "sha256": digest[:16],
             "arch": getattr(config, "arch", None), "step": getattr(ckpt, "step", None),
             "params": sum(p.numel() for p in ckpt.model.parameters()),
             "vocab_size": getattr(config, "vocab_size", None), "torch": str(torch.__version__),
@@ -54,14 +54,23 @@ def model_info(path: str, ckpt) -> dict:
 
 def shown_meta(meta: dict) -> dict:
     """The checkpoint meta /health shows: its scalars, and its lists of strings (a fine-tuned model's sources,
-    which the extension names in its status bar tooltip)."""
+    which the extension names in its status bar tooltip), absolute paths as their last part (`shown_text`)."""
     out = {}
     for k, v in meta.items():
         if isinstance(v, (str, int, float, bool)) or v is None:
-            out[str(k)] = plain(v)
+            out[str(k)] = shown_text(plain(v)) if isinstance(v, str) else plain(v)
         elif isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
-            out[str(k)] = [str(x) for x in v]
+            out[str(k)] = [shown_text(str(x)) for x in v]
     return out
+
+
+def shown_text(text: str) -> str:
+    """An absolute path as its last part (`/home/ann/code/billing` -> `billing`), any other text as it is.
+    Why: on a team server everyone holding the token reads /health, and a fine-tuned model's meta keeps the
+    folders it was trained on as `finetune.py` resolved them, which tell where its owner keeps which code."""
+    if text.startswith(("/", "~")) or PureWindowsPath(text).drive:
+        return PurePosixPath(text.replace("\\", "/")).name or text
+    return text
 
 
 def plain(v):

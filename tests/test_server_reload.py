@@ -2,6 +2,7 @@
 whose `--model` file is replaced as `make train` replaces it (an atomic rename), copied in place, broken, or
 reloaded on SIGUSR1. The new model answers, no request fails meanwhile, a broken file leaves the old model
 serving, and the retired workers are gone."""
+import json
 import os
 import shutil
 import signal
@@ -129,8 +130,11 @@ def test_a_renamed_checkpoint_is_served_by_new_workers_and_no_request_fails(chec
         assert typist.statuses and set(typist.statuses) == {200}, sorted(set(typist.statuses))
         assert after["model"]["sha256"] != before["model"]["sha256"]
         assert after["model"]["step"] == before["model"]["step"] + 1 and after["model"]["meta"]["moved"] is True
-        # what the extension's tooltip names: where a fine-tuned model came from (lists of strings are shown)
-        assert after["model"]["meta"]["sources"] == ["/home/me/code/proj"] and "not_shown" not in after["model"]["meta"]
+        # what the extension's tooltip names: where a fine-tuned model came from (lists of strings are shown),
+        # by folder name only: everyone holding a team server's token reads /health (serving/loading.shown_text)
+        assert after["model"]["meta"]["sources"] == ["proj"] and "not_shown" not in after["model"]["meta"]
+        assert after["model"]["meta"]["finetuned_from"] == "checkpoints/default.pt"
+        assert after["model"]["file"] == model.name and str(model.parent) not in json.dumps(after)
         assert after["reload"]["failed"] == 0 and after["reload"]["seconds"] > 0
         assert answers(s.url) == new_answers
         # every answer names the model that computed it, as /health does
