@@ -103,7 +103,7 @@ describe('client', () => {
   });
 
   it('describes the served model from /health in one line, and nothing when the server does not say', async () => {
-    const model = { name: 'personal', path: 'checkpoints/personal.pt', sha256: '307598e8ef7c7fb9', step: 540,
+    const model = { name: 'personal', file: 'personal.pt', sha256: '307598e8ef7c7fb9', step: 540,
       meta: { finetuned_from: 'checkpoints/default.pt', sources: ['/home/me/code/proj', '/home/me/code/lib/'] } };
     use((r, res) => sendJson(res, 200, { status: 'ok', model }));
     const client = new AutocompleteClient({ serverUrl: server.url, timeoutMs: 2000 });
