@@ -24,6 +24,7 @@ from dataset.clean import CleanConfig, clean_source, sha256_text
 from dataset.encode import (TOKENIZER_PARAMS, cache_key, encode_documents, file_sha256, save_array,
                             token_dtype, train_tokenizer)
 from dataset.folder_lock import folder_lock
+from dataset.notebooks import clean_notebook, is_notebook
 from dataset.sources import Project, folder_project, stdlib_dir, stdlib_projects
 from dataset.split import SPLITS, assign_splits
 from dataset.tokenizer import Tokenizer
@@ -139,7 +140,9 @@ def scan(projects: list[Project], config: BuildConfig, skipped: Counter,
                 bar.update(1)
                 path = project.root / rel
                 try:
-                    if path.stat().st_size > config.clean.max_bytes:  # don't even read it
+                    if is_notebook(rel):  # its code cells as a module (dataset/notebooks.py)
+                        text, reason = clean_notebook(path, config.clean)
+                    elif path.stat().st_size > config.clean.max_bytes:  # don't even read it
                         text, reason = None, "too_large"
                     else:
                         text, reason = clean_source(path.read_bytes(), config.clean)

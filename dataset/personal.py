@@ -26,6 +26,7 @@ from dataset.clean import SKIP_REASONS, CleanConfig
 from dataset.encode import encode_documents, save_array, token_dtype
 from dataset.sources import Project
 from dataset.tokenizer import Tokenizer
+from dataset.notebooks import is_notebook
 from dataset.workspace import project_py_files
 
 
@@ -55,13 +56,15 @@ def gather(sources: list[str | Path], clean: CleanConfig | None = None, progress
         folder = folder.resolve()
         names[folder.name] += 1
         name = folder.name if names[folder.name] == 1 else f"{folder.name}-{names[folder.name]}"
-        listing = project_py_files(folder, count_ignored=described is not None)
+        listing = project_py_files(folder, count_ignored=described is not None, notebooks=True)
         if not listing.files:
-            raise SourceError(f"source folder {src} has no .py files")
+            raise SourceError(f"source folder {src} has no .py files or Jupyter notebooks")
         projects.append(Project(f"local/{name}", folder, listing.files))
         if described is not None:
             described.append({"kind": "local", "path": str(folder), "listed_by": listing.by,
-                              "py_files": len(listing.files), "py_files_ignored": listing.ignored,
+                              "py_files": sum(not is_notebook(f) for f in listing.files),
+                              "notebooks": sum(is_notebook(f) for f in listing.files),
+                              "py_files_ignored": listing.ignored,
                               "warnings": listing.warnings})
     skipped: Counter = Counter()
     skipped_files: list[dict] = []
@@ -69,7 +72,7 @@ def gather(sources: list[str | Path], clean: CleanConfig | None = None, progress
     records = scan(projects, config, skipped, skipped_files)
     if not records:
         reasons = ", ".join(f"{n} {SKIP_REASONS.get(r, r)}" for r, n in sorted(skipped.items()) if r != "not_python")
-        raise SourceError(f"no usable .py file in {' '.join(map(str, sources))}: every file was skipped "
+        raise SourceError(f"no usable .py file or notebook in {' '.join(map(str, sources))}: every file was skipped "
                           f"({reasons or 'none readable'})")
     for r in records:
         r["split"] = "train"

@@ -20,6 +20,10 @@ not its code in its ignore files, so:
    repository ignores, named on purpose): every .py file under the folder, hidden folders left out, but
    git's listing again in each repository found inside (a folder of several projects, `~/code`).
 
+`make train` asks for the project's Jupyter notebooks too (`notebooks=True`: `.ipynb` files by the same rules;
+dataset/notebooks.py reads their code cells). The project context does not: the editor sends the notebooks it has
+open, as their cells, not the ones on disk.
+
 Either way, files in NOT_PROJECT_DIRS (environments, caches, build output: committed or not, they are not
 the project) and symbolic links are left out. The extension lists a workspace with the same folders left out
 (vscode-extension/src/workspaceContext.ts) and lists a folder on disk the same way (vscode-extension/src/gitFiles.ts
@@ -49,11 +53,17 @@ class Listing:
     warnings: list[str] = field(default_factory=list)  # repositories git refused to list (walked instead)
 
 
-def _git_py_files(root: Path, *options: str, warnings: list[str] | None = None) -> list[str] | None:
-    """`git ls-files` of the .py files under root (paths relative to it), or None without git or a repository.
+PY_SUFFIXES = (".py",)
+WITH_NOTEBOOKS = (".py", ".ipynb")  # what `make train` reads (dataset/notebooks.py): notebooks hold code too
+
+
+def _git_py_files(root: Path, *options: str, warnings: list[str] | None = None,
+                  suffixes: tuple[str, ...] = PY_SUFFIXES) -> list[str] | None:
+    """`git ls-files` of the files ending in `suffixes` under root (paths relative to it), or None without git or
+    a repository.
     A repository git refuses to read adds a line to `warnings`: its files are then walked, ignored ones too."""
     try:
-        run = subprocess.run(["git", "-C", str(root), "ls-files", "-z", *options, "--", "*.py"],
+        run = subprocess.run(["git", "-C", str(root), "ls-files", "-z", *options, "--", *(f"*{s}" for s in suffixes)],
                              capture_output=True, timeout=GIT_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -76,40 +86,44 @@ def _is_project_file(root: Path, rel: str) -> bool:
             and path.is_file())  # tracked but deleted in the work tree: not there to read
 
 
-def _walk(root: Path, listing: Listing, count_ignored: bool) -> None:
-    """Every .py file under root into `listing`, except where a folder is a repository of its own: there git's."""
+def _walk(root: Path, listing: Listing, count_ignored: bool, suffixes: tuple[str, ...]) -> None:
+    """Every file ending in `suffixes` under root into `listing`, except where a folder is a repository of its
+    own: there git's."""
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         rel_dir = here.relative_to(root).as_posix()
         prefix = "" if rel_dir == "." else f"{rel_dir}/"
         if here != root and os.path.exists(os.path.join(dirpath, ".git")):
-            listed = _git_py_files(here, "--cached", "--others", "--exclude-standard", warnings=listing.warnings)
+            listed = _git_py_files(here, "--cached", "--others", "--exclude-standard", warnings=listing.warnings,
+                                   suffixes=suffixes)
             if listed:  # a repository inside the folder (~/code holding several): its own rules
                 listing.files += [prefix + rel for rel in listed]
-                listing.ignored += _ignored_count(here) if count_ignored else 0
+                listing.ignored += _ignored_count(here, suffixes) if count_ignored else 0
                 dirnames[:] = []
                 continue
         dirnames[:] = [d for d in dirnames if d not in NOT_PROJECT_DIRS and not d.startswith(".")
                        and not os.path.islink(os.path.join(dirpath, d))]
-        listing.files += [prefix + name for name in filenames if name.endswith(".py")]
+        listing.files += [prefix + name for name in filenames if name.endswith(suffixes)]
 
 
-def _ignored_count(root: Path) -> int:
+def _ignored_count(root: Path, suffixes: tuple[str, ...]) -> int:
     # git walks the ignored folders for this (0.16 s for this checkout's 18,147 ignored files): asked for only when
     # someone reads the count
-    return len(_git_py_files(root, "--others", "--ignored", "--exclude-standard") or [])
+    return len(_git_py_files(root, "--others", "--ignored", "--exclude-standard", suffixes=suffixes) or [])
 
 
-def project_py_files(root: Path, count_ignored: bool = False) -> Listing:
+def project_py_files(root: Path, count_ignored: bool = False, notebooks: bool = False) -> Listing:
     """The project's .py files under the folder `root` (see the module docstring); `count_ignored`: fill
-    `Listing.ignored`."""
+    `Listing.ignored`; `notebooks`: its Jupyter notebooks (`.ipynb`) too, which `make train` reads
+    (dataset/notebooks.py). The project context does not: the editor sends no notebook it has not open."""
     root = Path(root)
+    suffixes = WITH_NOTEBOOKS if notebooks else PY_SUFFIXES
     warnings: list[str] = []
-    listed = _git_py_files(root, "--cached", "--others", "--exclude-standard", warnings=warnings)
+    listed = _git_py_files(root, "--cached", "--others", "--exclude-standard", warnings=warnings, suffixes=suffixes)
     if listed:
-        listing = Listing(listed, "git", _ignored_count(root) if count_ignored else 0)
+        listing = Listing(listed, "git", _ignored_count(root, suffixes) if count_ignored else 0)
     else:
         listing = Listing([], "walk", warnings=warnings)
-        _walk(root, listing, count_ignored)
+        _walk(root, listing, count_ignored, suffixes)
     listing.files = sorted({rel for rel in listing.files if _is_project_file(root, rel)})
     return listing

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from dataset.clean import normalise_newlines
+from dataset.notebooks import NotebookError, read_source
 from dataset.workspace import project_py_files
 from models.quantize import QUANTIZE_CHOICES
 
@@ -204,10 +205,15 @@ def load_texts(args) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]], 
 
 
 def _read(path: Path) -> str | None:
+    """A file's text to type or send; a Jupyter notebook's code cells (dataset/notebooks.py), which `make train`
+    reads too, so a notebook's held-out copy is typed as the code it trained on."""
     try:
-        return normalise_newlines(path.read_text(encoding="utf-8"))
+        return normalise_newlines(read_source(path))
     except UnicodeDecodeError:
         print(f"skipping {path}: not UTF-8", file=sys.stderr)
+        return None
+    except NotebookError as e:
+        print(f"skipping {path}: {e}", file=sys.stderr)
         return None
 
 

@@ -111,12 +111,17 @@ def test_the_personal_corpus_trains_on_the_repositorys_own_files(tmp_path):
         write(repo, rel, f"def f_{rel.replace('/', '_').replace('.', '_')}(a, b):\n    return a + b\n")
     for rel in ("pkg/api_pb2.py", "data/corpus/mod0.py"):
         write(repo, rel, f"def generated_{rel.replace('/', '_').replace('.', '_')}():\n    return 2\n")
-    assert sorted(r["path"] for r in gather([repo])) == [".github/release.py", "pkg/__init__.py", "pkg/core.py",
-                                                         "pkg/new.py", "pkg/sub/util.py"]
+    # notebooks too, by the same rules: an untracked one is the project's, one in an ignored folder is not
+    cell = '{"cells": [{"cell_type": "code", "source": ["def g(a):\\n", "    return a\\n"]}]}'
+    write(repo, "notebooks/explore.ipynb", cell)
+    write(repo, "data/corpus/downloaded.ipynb", cell)
+    assert sorted(r["path"] for r in gather([repo])) == [".github/release.py", "notebooks/explore.ipynb",
+                                                         "pkg/__init__.py", "pkg/core.py", "pkg/new.py",
+                                                         "pkg/sub/util.py"]
     tok = train_tokenizer(["def f(a, b):\n    return a + b\n"] * 4, vocab_size=300)
     meta = build_personal_corpus([repo], tmp_path / "out", tok)
     assert meta["sources"] == [{"kind": "local", "path": str(repo.resolve()), "listed_by": "git", "py_files": 5,
-                                "py_files_ignored": 5, "warnings": []}]
+                                "notebooks": 1, "py_files_ignored": 6, "warnings": []}]
     written = sorted(p.name for p in (tmp_path / "out" / "corpus" / "files").rglob("*.py"))
     assert "api_pb2.py" not in written and "mod0.py" not in written and len(written) == 5
 

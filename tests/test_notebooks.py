@@ -1,0 +1,159 @@
+"""dataset/notebooks.py: a Jupyter notebook's code cells are Python `make train` learns from and evaluate types.
+
+Real notebook files (nbformat 4 and 3 JSON, written as Jupyter writes them: sources as lists of lines, outputs
+beside), the fine-tuning fixture's package turned into notebooks, the tiny real checkpoint of tests/tiny_model.py.
+"""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from dataset.clean import CleanConfig
+from dataset.corpus import load_split
+from dataset.notebooks import NotebookError, clean_notebook, notebook_source, read_source
+from dataset.personal import SourceError, build_personal_corpus, gather
+from dataset.workspace import project_py_files
+from evaluate import __main__ as evaluate_main
+from models.checkpoint import load_checkpoint
+from tests.tiny_model import make_tiny_checkpoint
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "tests" / "fixtures" / "finetune_project" / "inventory"
+
+_spec = importlib.util.spec_from_file_location("finetune_script", REPO / "scripts" / "finetune.py")
+finetune = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(finetune)
+
+
+def lines(text: str) -> list[str]:
+    return text.splitlines(keepends=True)
+
+
+def notebook(*cells: tuple[str, str], nbformat: int = 4) -> str:
+    """A notebook's JSON as Jupyter writes it: each source a list of lines, code cells with outputs."""
+    if nbformat == 3:
+        return json.dumps({"nbformat": 3, "worksheets": [{"cells": [
+            {"cell_type": kind, ("input" if kind == "code" else "source"): lines(src), "outputs": []}
+            for kind, src in cells]}]})
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"name": "python3"}},
+                       "cells": [{"cell_type": kind, "source": lines(src), "metadata": {},
+                                  **({"outputs": [{"output_type": "display_data",
+                                                   "data": {"image/png": "iVBORw0KGgo" * 50}}],
+                                      "execution_count": 1} if kind == "code" else {})}
+                                 for kind, src in cells]}, indent=1)
+
+
+def test_a_notebook_is_its_code_cells_in_order_with_ipython_lines_as_comments():
+    text = notebook(("markdown", "# Sales\nSome *prose*.\n"),
+                    ("code", "%matplotlib inline\nimport math\n!pip install tqdm\n"),
+                    ("raw", "not code\n"),
+                    ("code", "total = (10\n   % 3)\nmath.sqrt?\n??math\n"),
+                    ("code", ""),
+                    ("code", "%%timeit\nmath.sqrt(2)\n"))
+    source = notebook_source(text)
+    assert source == ("# %%\n# %matplotlib inline\nimport math\n# !pip install tqdm\n\n"
+                      "# %%\ntotal = (10\n   % 3)\n# math.sqrt?\n# ??math\n\n"
+                      "# %%\n# %%timeit\nmath.sqrt(2)\n")
+    ast.parse(source)  # what is left is Python
+    assert "iVBOR" not in source and "Sales" not in source and "not code" not in source
+    # nbformat 3 (`worksheets`, `input`) reads the same; a source may be one string
+    assert notebook_source(notebook(("code", "import math\n"), nbformat=3)) == "# %%\nimport math\n"
+    assert notebook_source(json.dumps({"cells": [{"cell_type": "code", "source": "x = 1"}]})) == "# %%\nx = 1\n"
+    assert notebook_source(notebook(("markdown", "only prose\n"))) == ""
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"\xff\xfe", b"[1, 2]", b'{"metadata": {}}'])
+def test_what_is_not_a_notebook_is_refused_by_name(raw):
+    with pytest.raises(NotebookError):
+        notebook_source(raw)
+
+
+def test_a_notebook_is_cleaned_by_its_code_not_its_outputs(tmp_path):
+    big = tmp_path / "plots.ipynb"  # 2 MB of plots around one line of code: the code is kept
+    big.write_text(json.dumps({"cells": [{"cell_type": "code", "source": ["y = 2\n"],
+                                          "outputs": [{"data": {"image/png": "A" * 2_000_000}}]}]}))
+    assert clean_notebook(big, CleanConfig()) == ("# %%\ny = 2\n", None)
+    (tmp_path / "bad.ipynb").write_text("{ truncated")
+    assert clean_notebook(tmp_path / "bad.ipynb", CleanConfig()) == (None, "not_a_notebook")
+    (tmp_path / "prose.ipynb").write_text(notebook(("markdown", "no code\n")))
+    assert clean_notebook(tmp_path / "prose.ipynb", CleanConfig()) == (None, "empty")
+
+
+def package_as_notebooks(folder: Path) -> dict[str, str]:
+    """The fixture package's modules as notebooks, one cell per top-level block; name -> the module's text."""
+    folder.mkdir()
+    texts = {}
+    for path in sorted(PACKAGE.glob("*.py")):
+        text = path.read_text()
+        cells = [("markdown", f"# {path.stem}\n")] + [("code", block.strip("\n") + "\n")
+                                                        for block in re.split(r"\n\n\n", text) if block.strip()]
+        (folder / f"{path.stem}.ipynb").write_text(notebook(*cells))
+        texts[path.stem] = text
+    return texts
+
+
+def test_listing_takes_notebooks_only_when_asked(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.ipynb").write_text(notebook(("code", "y = 2\n")))
+    assert project_py_files(tmp_path).files == ["a.py"]  # the project context: what the editor sends
+    assert project_py_files(tmp_path, notebooks=True).files == ["a.py", "b.ipynb"]  # what make train reads
+
+
+def test_a_folder_of_notebooks_is_a_corpus_of_their_code(tmp_path):
+    folder = tmp_path / "analysis"
+    texts = package_as_notebooks(folder)
+    (folder / "broken.ipynb").write_text("{ truncated")
+    described = []
+    records = gather([folder], described=described)
+    assert described[0]["py_files"] == 0 and described[0]["notebooks"] == len(texts) + 1
+    assert sorted(r["path"] for r in records) == sorted(f"{name}.ipynb" for name in texts)  # broken one skipped
+    by_name = {r["path"]: r["text"] for r in records}
+    for name, text in texts.items():
+        code = by_name[f"{name}.ipynb"]
+        assert code.startswith("# %%\n") and '"cell_type"' not in code and "iVBOR" not in code
+        # every line of the module is in its notebook's code, in order
+        assert [ln for ln in code.split("\n") if ln and ln != "# %%"] == [ln for ln in text.split("\n") if ln]
+    tok = load_checkpoint(make_tiny_checkpoint(tmp_path / "tiny.pt")).tokenizer
+    build_personal_corpus([folder], tmp_path / "data", tok, valid_fraction=0.2)
+    trained = tok.decode([i for i in load_split(tmp_path / "data", "train") if i != tok.eot_id])
+    assert "def " in trained and "# %%" in trained and "outputs" not in trained
+
+
+def test_a_folder_of_only_broken_notebooks_fails_naming_why(tmp_path):
+    (tmp_path / "bad.ipynb").write_text("{ truncated")
+    with pytest.raises(SourceError, match="not a Jupyter notebook"):
+        gather([tmp_path])
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no code\n")
+    with pytest.raises(SourceError, match="has no .py files or Jupyter notebooks"):
+        gather([tmp_path / "empty"])
+
+
+def test_evaluate_types_a_notebooks_code(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    path.write_text(notebook(("markdown", "prose\n"), ("code", "import math\nmath.pi\n")))
+    assert read_source(path) == evaluate_main._read(path) == "# %%\nimport math\nmath.pi\n"
+    (tmp_path / "bad.ipynb").write_text("[]")
+    assert evaluate_main._read(tmp_path / "bad.ipynb") is None  # skipped, said on stderr
+
+
+def test_make_train_fine_tunes_on_a_folder_of_notebooks(tmp_path, capsys):
+    folder = tmp_path / "analysis"
+    package_as_notebooks(folder)
+    tiny = make_tiny_checkpoint(tmp_path / "tiny.pt")
+    out = tmp_path / "personal.pt"
+    rc = finetune.main([str(folder), "--init", str(tiny), "--out", str(out), "--work", str(tmp_path / "w"),
+                        "--steps", "20", "--lr", "3e-3", "--warmup", "2", "--eval-every", "10", "--batch-size", "4",
+                        "--valid-fraction", "0.2", "--no-progress", "--replay", "", "--priority", "normal"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert f"{folder}: 0 .py files, {len(list(folder.glob('*.ipynb')))} notebooks" in captured.out
+    model = load_checkpoint(out)
+    assert model.meta["valid_loss"] < model.meta["init_valid_loss"]  # it learned the notebooks' code
+    # the typing report typed held-out notebooks as code (evaluate/gain.py)
+    assert re.search(r"typing \d+ of your held-out files \([0-9,]+ characters\)", captured.out), captured.out
