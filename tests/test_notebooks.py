@@ -157,3 +157,12 @@ def test_make_train_fine_tunes_on_a_folder_of_notebooks(tmp_path, capsys):
     assert model.meta["valid_loss"] < model.meta["init_valid_loss"]  # it learned the notebooks' code
     # the typing report typed held-out notebooks as code (evaluate/gain.py)
     assert re.search(r"typing \d+ of your held-out files \([0-9,]+ characters\)", captured.out), captured.out
+
+
+def test_the_fixture_notebook_reads_as_the_module_the_editor_builds():
+    """tests/fixtures/notebooks/sales.py is sales.ipynb's module; vscode-extension/src/test/notebook.test.ts checks
+    that the editor shows the model the same text, so a notebook is served as it was trained on."""
+    fixtures = REPO / "tests" / "fixtures" / "notebooks"
+    module = notebook_source((fixtures / "sales.ipynb").read_bytes())
+    assert module == (fixtures / "sales.py").read_text()
+    ast.parse(module)

@@ -3,6 +3,7 @@
 import * as vscode from 'vscode';
 import { AutocompleteClient } from './client';
 import { buildContext, DEFAULT_LIMITS } from './context';
+import { NotebookCell, notebookSource } from './notebook';
 import { CompletionEngine, EngineSettings } from './engine';
 import { DocumentLike, ExtraContext, withLf } from './extraContext';
 import { ExtraChunk } from './ring';
@@ -259,11 +260,31 @@ export function activate(context: vscode.ExtensionContext): void {
   for (const d of vscode.workspace.textDocuments) if (isPython(d)) extra.opened(documentLike(d));
   editorChanged(vscode.window.activeTextEditor);
 
+  /** The notebook of a cell's document: its cells and the cell's index (notebook.ts), undefined for a file. */
+  function notebookCellOf(doc: vscode.TextDocument): { cells: NotebookCell[]; index: number } | undefined {
+    if (doc.uri.scheme !== 'vscode-notebook-cell') return undefined;
+    for (const nb of vscode.workspace.notebookDocuments) {
+      const all = nb.getCells();
+      const index = all.findIndex((c) => c.document === doc);
+      if (index < 0) continue;
+      return {
+        index,
+        cells: all.map((c) => ({ text: c.document.getText(),
+          isPythonCode: c.kind === vscode.NotebookCellKind.Code && c.document.languageId === 'python' })),
+      };
+    }
+    return undefined;
+  }
+
   /** Suggestions at `pos`, or undefined when there is no answer (disabled, cancelled, server down, error). */
   async function suggestAt(doc: vscode.TextDocument, pos: vscode.Position, token: vscode.CancellationToken): Promise<Suggestion[] | undefined> {
     if (!settings.enabled) return undefined;
+    const cell = notebookCellOf(doc);
+    const { source, firstLine } = cell
+      ? notebookSource(cell.cells, cell.index)
+      : { source: { lineCount: doc.lineCount, lineText: (i: number) => doc.lineAt(i).text }, firstLine: 0 };
     const ctx = {
-      ...buildContext({ lineCount: doc.lineCount, lineText: (i) => doc.lineAt(i).text }, pos.line, pos.character, settings),
+      ...buildContext(source, firstLine + pos.line, pos.character, settings),
       extra: extra.chunksFor(doc.uri.toString()), // prepared on editor events: an array lookup here
     };
     // CancellationToken -> AbortController: VS Code cancels the token when the user types on

@@ -1,0 +1,61 @@
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { buildContext, DEFAULT_LIMITS, LineSource } from '../context';
+import { CELL_MARKER, NotebookCell, notebookSource, pythonLines } from '../notebook';
+
+// The repository's fixture notebook and the module `make train` makes of it (dataset/notebooks.py; the same
+// pair is checked in tests/test_notebooks.py): the editor must show the model a notebook as it was trained on it.
+const FIXTURES = path.join(__dirname, '..', '..', '..', 'tests', 'fixtures', 'notebooks');
+const notebook = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'sales.ipynb'), 'utf8'));
+const trainedOn = fs.readFileSync(path.join(FIXTURES, 'sales.py'), 'utf8');
+const cells: NotebookCell[] = notebook.cells.map((c: { cell_type: string; source: string[] }) =>
+  ({ text: c.source.join(''), isPythonCode: c.cell_type === 'code' }));
+
+const all = (source: LineSource) => Array.from({ length: source.lineCount }, (_, i) => source.lineText(i)).join('\n');
+
+describe('notebook', () => {
+  it('reads a notebook as the module make train learned from it', () => {
+    const last = cells.length - 1; // a cell with no IPython line: it reads the same kept as it is
+    const { source, firstLine } = notebookSource(cells, last);
+    assert.strictEqual(all(source) + '\n', trainedOn);
+    assert.strictEqual(source.lineText(firstLine - 1), CELL_MARKER);
+    assert.strictEqual(source.lineText(firstLine), 'by_quarter = quarterly(sales)');
+  });
+
+  it("gives a cell's prompt the cells above and its suffix the cells below", () => {
+    const current = cells.findIndex((c) => c.text.startsWith('def quarterly'));
+    const { source, firstLine } = notebookSource(cells, current);
+    // the cursor after `frame.` on the cell's last line
+    const line = cells[current].text.split('\n').length - 1;
+    const character = '    return frame.'.length;
+    const c = buildContext(source, firstLine + line, character, DEFAULT_LIMITS);
+    assert.ok(c.prompt.startsWith('# %%\n# %matplotlib inline\nimport pandas as pd\n'), c.prompt);
+    assert.ok(c.prompt.includes('sales = pd.read_csv("sales.csv")\n# sales.head?\n\n# %%\ndef quarterly(frame):\n'), c.prompt);
+    assert.ok(c.prompt.endsWith('\n    return frame.'));
+    assert.strictEqual(c.linePrefix, '    return frame.');
+    assert.strictEqual(c.suffix, 'groupby("quarter").amount.sum()\n\n# %%\n# %%timeit\nquarterly(sales)\n\n# %%\nby_quarter = quarterly(sales)\nby_quarter.plot()');
+    assert.strictEqual(c.nextNonBlankLine, CELL_MARKER);
+    // markdown and raw cells, and the empty code cell, are not in it
+    assert.ok(!all(source).includes('Quarterly sales') && !all(source).includes('not code'));
+  });
+
+  it("keeps the cursor's cell as it is, blank lines and magics included, so its positions hold", () => {
+    const current = 1; // `%matplotlib inline` ...
+    const edited = [...cells];
+    edited[current] = { text: '\n%matplotlib inline\nimport pandas as pd\n', isPythonCode: true };
+    const { source, firstLine } = notebookSource(edited, current);
+    assert.strictEqual(source.lineText(firstLine), '');
+    assert.strictEqual(source.lineText(firstLine + 1), '%matplotlib inline');
+    assert.strictEqual(firstLine, 1); // the first code cell: only its marker above
+    // a markdown cell being edited (the provider asks only for Python, but the module must not lose it)
+    const md = notebookSource(cells, 0);
+    assert.strictEqual(md.source.lineText(md.firstLine), '# Quarterly sales');
+    assert.throws(() => notebookSource(cells, cells.length), RangeError);
+  });
+
+  it('comments out IPython-only lines as dataset/notebooks.py does, and nothing that is Python', () => {
+    assert.deepStrictEqual(pythonLines('%time f()\n!ls -l\n??os\nos.path?\nx = (a\n   % b)\ny = "why?"\n  !not'),
+      ['# %time f()', '# !ls -l', '# ??os', '# os.path?', 'x = (a', '   % b)', 'y = "why?"', '  !not']);
+  });
+});
