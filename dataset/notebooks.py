@@ -31,9 +31,9 @@ CELL_MARKER = "# %%"
 # A notebook's size is mostly its outputs (plots as base64): its file may be this large before its code is judged
 # (the code then meets the cleaning's own limits, dataset/clean.py)
 NOTEBOOK_MAX_BYTES = 64 * 2**20
-# IPython-only lines: magics (%, %%), shell escapes (!), help (`obj?`, `??obj`)
-# at the start of a line (indented, `%` and `!` would be a continued expression's operator), or a line ending in `?`
-_IPYTHON_LINE = re.compile(r"^(?:%|!|\?\?|\?(?=\w))|^[^#'\"]*\?\s*$")
+# IPython-only lines: magics (%, %%), shell escapes (!) and help (`??obj`, `obj?`, `obj.attr??`), at the start of
+# a line: indented, `%` and `!` would be a continued expression's operator, and a `?` after prose a docstring's
+_IPYTHON_LINE = re.compile(r"^(?:%|!|\?\?|\?(?=\w))|^[\w.]+\?{1,2}\s*$")
 
 
 class NotebookError(ValueError):

@@ -18,9 +18,9 @@ export interface NotebookCell {
 
 export const CELL_MARKER = '# %%';
 
-/** IPython-only lines, as dataset/notebooks.py `_IPYTHON_LINE` reads them: magics and shell escapes at the start
- *  of a line (indented, `%` and `!` would be a continued expression's operator), help (`obj?`, `??obj`). */
-const IPYTHON_LINE = /^(?:%|!|\?\?|\?(?=\w))|^[^#'"]*\?\s*$/;
+/** IPython-only lines, as dataset/notebooks.py `_IPYTHON_LINE` reads them: magics, shell escapes and help
+ *  (`??obj`, `obj?`) at the start of a line (indented, `%` and `!` would be a continued expression's operator). */
+const IPYTHON_LINE = /^(?:%|!|\?\?|\?(?=\w))|^[\w.]+\?{1,2}\s*$/;
 
 /** A cell's lines with its IPython-only lines commented out. */
 export function pythonLines(text: string): string[] {

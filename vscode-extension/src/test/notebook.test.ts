@@ -55,7 +55,9 @@ describe('notebook', () => {
   });
 
   it('comments out IPython-only lines as dataset/notebooks.py does, and nothing that is Python', () => {
-    assert.deepStrictEqual(pythonLines('%time f()\n!ls -l\n??os\nos.path?\nx = (a\n   % b)\ny = "why?"\n  !not'),
-      ['# %time f()', '# !ls -l', '# ??os', '# os.path?', 'x = (a', '   % b)', 'y = "why?"', '  !not']);
+    assert.deepStrictEqual(
+      pythonLines('%time f()\n!ls -l\n??os\nos.path?\nos.sep??\nx = (a\n   % b)\ny = "why?"\n  !not\n    Is this right?'),
+      ['# %time f()', '# !ls -l', '# ??os', '# os.path?', '# os.sep??', 'x = (a', '   % b)', 'y = "why?"', '  !not',
+        '    Is this right?']);
   });
 });
