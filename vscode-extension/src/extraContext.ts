@@ -8,6 +8,14 @@ import { LineSource } from './context';
 import { ExtraChunk, RecentChunks, regionAround, RingChunk } from './ring';
 
 /** What the store needs of a document (extension.ts wraps a vscode.TextDocument). */
+/** The notebook a cell document's key (its URI) belongs to: the URI without its cell fragment; '' for a document
+ *  that is no notebook cell. */
+export function notebookOfKey(key: string): string {
+  if (!key.startsWith('vscode-notebook-cell:')) return '';
+  const hash = key.indexOf('#');
+  return hash < 0 ? key : key.slice(0, hash);
+}
+
 export interface DocumentLike extends LineSource {
   /** Identity (a URI string). */
   readonly key: string;
@@ -192,8 +200,11 @@ export class ExtraContext {
     // candidates: the other open documents and the ring's chunks, newest first
     type Item = { time: number; seq: number; doc?: DocState; ring?: RingChunk };
     const items: Item[] = [];
-    for (const st of this.docs.values()) if (st.doc.key !== forKey) items.push({ time: st.lastUsed, seq: st.openSeq, doc: st });
-    for (const r of this.ring.chunks) items.push({ time: r.time, seq: 0, ring: r });
+    // a notebook's other cells are in its cell's prompt and suffix already (notebook.ts): not extra context for it
+    const notebook = notebookOfKey(forKey);
+    const other = (key: string) => key !== forKey && (notebook === '' || notebookOfKey(key) !== notebook);
+    for (const st of this.docs.values()) if (other(st.doc.key)) items.push({ time: st.lastUsed, seq: st.openSeq, doc: st });
+    for (const r of this.ring.chunks) if (r.docKey === forKey || other(r.docKey)) items.push({ time: r.time, seq: 0, ring: r });
     items.sort((a, b) => b.time - a.time || b.seq - a.seq);
 
     const chunks: ExtraChunk[] = [];

@@ -24,6 +24,19 @@ const py = (name: string, n = 5) => new Doc(`${name}.py`, Array.from({ length: n
 const names = (e: { chunks: readonly { filename: string }[] }) => e.chunks.map((c) => c.filename);
 
 describe('extra context', () => {
+  it("leaves out the other cells of the cell's own notebook (they are its prompt and suffix), not other notebooks'", () => {
+    const x = new ExtraContext();
+    const cell = (nb: string, id: string, name: string) => {
+      const d = py(name);
+      (d as { key: string }).key = `vscode-notebook-cell:/ws/${nb}.ipynb#${id}`;
+      return d;
+    };
+    const [a1, a2, b1, f] = [cell('a', 'W0', 'a_first'), cell('a', 'W1', 'a_second'), cell('b', 'W0', 'b_first'), py('lib')];
+    for (const d of [a1, a2, b1, f]) x.opened(d);
+    assert.deepStrictEqual(names(x.chunksFor(a2.key)).sort(), ['b_first.py', 'lib.py']);
+    assert.deepStrictEqual(names(x.chunksFor(f.key)).sort(), ['a_first.py', 'a_second.py', 'b_first.py']);
+  });
+
   it('sends the other open files, most recently used first, never the current one', () => {
     const x = new ExtraContext();
     const [a, b, c] = [py('a'), py('b'), py('c')];
