@@ -24,9 +24,9 @@ import numpy as np
 from dataset.build import BuildConfig, _write_text_atomic, scan
 from dataset.clean import SKIP_REASONS, CleanConfig
 from dataset.encode import encode_documents, save_array, token_dtype
+from dataset.notebooks import is_notebook
 from dataset.sources import Project
 from dataset.tokenizer import Tokenizer
-from dataset.notebooks import is_notebook
 from dataset.workspace import project_py_files
 
 

@@ -63,8 +63,8 @@ def _git_py_files(root: Path, *options: str, warnings: list[str] | None = None,
     a repository.
     A repository git refuses to read adds a line to `warnings`: its files are then walked, ignored ones too."""
     try:
-        run = subprocess.run(["git", "-C", str(root), "ls-files", "-z", *options, "--", *(f"*{s}" for s in suffixes)],
-                             capture_output=True, timeout=GIT_TIMEOUT_S)
+        run = subprocess.run(["git", "-C", str(root), "ls-files", "-z", *options, "--",
+                              *(f"*{suffix}" for suffix in suffixes)], capture_output=True, timeout=GIT_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if run.returncode != 0:  # "not a git repository", a broken one, a too-old git

@@ -21,8 +21,8 @@
    starting and the fine-tuned model, the project as context (evaluate/gain.py), keystrokes saved printed last.
 
 Exit codes: 0 done, 1 a write refused (a full disk: the message names the file and the space left; OUT
-untouched), 2 bad input (missing folder, no .py files or notebooks, nothing usable, bad checkpoint, WORK in use by another
-run), 130/143 interrupted (OUT untouched; run again with --resume).
+untouched), 2 bad input (missing folder, no .py files or notebooks, nothing usable, bad checkpoint, WORK in use by
+another run), 130/143 interrupted (OUT untouched; run again with --resume).
 
 The run takes only the CPU time the server and the editor leave (--priority idle, cpu_priority.py), and one
 run at a time holds WORK (dataset/folder_lock.py).
@@ -292,7 +292,8 @@ def finetune(args) -> int:
             for warning in src.get("warnings", []):
                 print(f"warning: {warning}", file=sys.stderr, flush=True)
             notebooks = src.get("notebooks", 0)
-            print(f"{src['path']}: {src['py_files']:,} .py files" + (f", {notebooks:,} notebooks" if notebooks else "") + (
+            print(f"{src['path']}: {src['py_files']:,} .py files"
+                  + (f", {notebooks:,} notebooks" if notebooks else "") + (
                 f" (git: its ignore rules leave out {src['py_files_ignored']:,} more)" if src["py_files_ignored"]
                 else " (git)" if src["listed_by"] == "git" else ""), flush=True)
         print(f"corpus: {sp['train']['files']} train files ({sp['train']['tokens']:,} tokens), "

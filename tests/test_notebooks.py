@@ -57,7 +57,8 @@ def test_a_notebook_is_its_code_cells_in_order_with_ipython_lines_as_comments():
                     ("code", "%%timeit\nmath.sqrt(2)\n"))
     source = notebook_source(text)
     assert source == ("# %%\n# %matplotlib inline\nimport math\n# !pip install tqdm\n\n"
-                      "# %%\ntotal = (10\n   % 3)\n# math.sqrt?\n# ??math\ndef f():\n    \"\"\"Why?\n    Is it?\"\"\"\n\n"
+                      "# %%\ntotal = (10\n   % 3)\n# math.sqrt?\n# ??math\n"
+                      "def f():\n    \"\"\"Why?\n    Is it?\"\"\"\n\n"
                       "# %%\n# %%timeit\nmath.sqrt(2)\n")
     ast.parse(source)  # what is left is Python
     assert "iVBOR" not in source and "Sales" not in source and "not code" not in source
