@@ -7,9 +7,9 @@ measured on a 2-core CPU, a typist's median latency doubled beside a fine-tune (
 
 Linux's SCHED_IDLE class gives a thread a core only when no normal thread wants it. The fine-tune then
 costs the editor nothing measurable (23.5 ms, p99 43.0), and while nobody types it runs as fast as at the
-normal priority (the same benchmark); the price is that a busy server stretches the fine-tune. Elsewhere (macOS, BSD) `low`'s nice
-19 is the nearest: the kernel gives a nice-19 thread a small share (CFS weight 15 against nice 0's 1024 on
-Linux) instead of none.
+normal priority (the same benchmark); the price is that a busy server stretches the fine-tune. Elsewhere
+(macOS, BSD) `low`'s nice 19 is the nearest: the kernel gives a nice-19 thread a small share (CFS weight 15
+against nice 0's 1024 on Linux) instead of none.
 
 Linux keeps the policy and the nice value per thread, so both are set on every thread that exists
 (/proc/self/task); threads and processes started later inherit them. An unprivileged process cannot raise

@@ -37,6 +37,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dataset.notebooks import NOTEBOOK_SUFFIX
+
 # Folders whose .py files are not the user's project (dependencies, environments, build output, caches): the
 # extension's list too (vscode-extension/src/workspaceContext.ts NOT_PROJECT_DIRS; tests check they agree).
 NOT_PROJECT_DIRS = frozenset({"node_modules", ".git", ".hg", ".venv", "venv", ".tox", ".nox", "site-packages",
@@ -54,7 +56,7 @@ class Listing:
 
 
 PY_SUFFIXES = (".py",)
-WITH_NOTEBOOKS = (".py", ".ipynb")  # what `make train` reads (dataset/notebooks.py): notebooks hold code too
+WITH_NOTEBOOKS = (".py", NOTEBOOK_SUFFIX)  # what `make train` reads (dataset/notebooks.py): notebooks hold code too
 
 
 def _git_py_files(root: Path, *options: str, warnings: list[str] | None = None,
