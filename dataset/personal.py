@@ -27,7 +27,7 @@ from dataset.encode import encode_documents, save_array, token_dtype
 from dataset.notebooks import is_notebook
 from dataset.sources import Project
 from dataset.tokenizer import Tokenizer
-from dataset.workspace import project_py_files
+from dataset.workspace import project_source_files
 
 
 class SourceError(ValueError):
@@ -56,7 +56,7 @@ def gather(sources: list[str | Path], clean: CleanConfig | None = None, progress
         folder = folder.resolve()
         names[folder.name] += 1
         name = folder.name if names[folder.name] == 1 else f"{folder.name}-{names[folder.name]}"
-        listing = project_py_files(folder, count_ignored=described is not None, notebooks=True)
+        listing = project_source_files(folder, count_ignored=described is not None)
         if not listing.files:
             raise SourceError(f"source folder {src} has no .py files or Jupyter notebooks")
         projects.append(Project(f"local/{name}", folder, listing.files))
@@ -64,7 +64,7 @@ def gather(sources: list[str | Path], clean: CleanConfig | None = None, progress
             described.append({"kind": "local", "path": str(folder), "listed_by": listing.by,
                               "py_files": sum(not is_notebook(f) for f in listing.files),
                               "notebooks": sum(is_notebook(f) for f in listing.files),
-                              "py_files_ignored": listing.ignored,
+                              "files_ignored": listing.ignored,
                               "warnings": listing.warnings})
     skipped: Counter = Counter()
     skipped_files: list[dict] = []

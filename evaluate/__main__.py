@@ -22,7 +22,7 @@ import torch
 
 from dataset.clean import normalise_newlines
 from dataset.notebooks import NotebookError, read_source
-from dataset.workspace import project_py_files
+from dataset.workspace import project_source_files
 from models.quantize import QUANTIZE_CHOICES
 
 from .breakdown import keystroke_breakdown, project_names
@@ -75,7 +75,7 @@ def parse_args(argv=None):
                    help="project protocol: characters of other files sent with each request")
     p.add_argument("--project-root", metavar="DIR",
                    help="with --files: the project they belong to; the project protocol's other files are all of its "
-                        ".py files (as the editor's workspace sends them), not only the other files given")
+                        ".py files and notebooks (as the editor's workspace sends them), not only the other files given")
     p.add_argument("--span-extra", action="store_true",
                    help="middle and inside protocols: send the project's other files (as the project protocol does) "
                         "with every request; with --context-lines 0 the request is the editor's whole request")
@@ -127,9 +127,10 @@ def unique_names(items: list[tuple[str, str]]) -> list[str]:
 
 
 def project_files(root: Path) -> dict[str, Path]:
-    """The project's .py files under `root` by relative path, as the editor lists a workspace: what git would
-    commit, without virtual environments, caches and build output (dataset/workspace.py)."""
-    listing = project_py_files(root)
+    """The project's source files (`.py` files and notebooks) under `root` by relative path, as the editor lists a
+    workspace: what git would commit, without virtual environments, caches and build output (dataset/workspace.py).
+    A notebook is sent as its module of code cells (`_read`), as the editor sends it."""
+    listing = project_source_files(root)
     for warning in listing.warnings:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     return {rel: root / rel for rel in listing.files}

@@ -294,7 +294,7 @@ def finetune(args) -> int:
             notebooks = src.get("notebooks", 0)
             print(f"{src['path']}: {src['py_files']:,} .py files"
                   + (f", {notebooks:,} notebooks" if notebooks else "") + (
-                f" (git: its ignore rules leave out {src['py_files_ignored']:,} more)" if src["py_files_ignored"]
+                f" (git: its ignore rules leave out {src['files_ignored']:,} more)" if src["files_ignored"]
                 else " (git)" if src["listed_by"] == "git" else ""), flush=True)
         print(f"corpus: {sp['train']['files']} train files ({sp['train']['tokens']:,} tokens), "
               f"{sp['valid']['files']} held-out files ({sp['valid']['tokens']:,} tokens) for early stopping, "

@@ -9,6 +9,8 @@ import ast
 import importlib.util
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from dataset.clean import CleanConfig
 from dataset.corpus import load_split
 from dataset.notebooks import NotebookError, clean_notebook, notebook_source, read_source
 from dataset.personal import SourceError, build_personal_corpus, gather
-from dataset.workspace import project_py_files
+from dataset.workspace import project_source_files
 from evaluate import __main__ as evaluate_main
 from models.checkpoint import load_checkpoint
 from tests.tiny_model import make_tiny_checkpoint
@@ -98,11 +100,37 @@ def package_as_notebooks(folder: Path) -> dict[str, str]:
     return texts
 
 
-def test_listing_takes_notebooks_only_when_asked(tmp_path):
+def test_a_projects_notebooks_are_listed_but_not_jupyters_autosaved_copies(tmp_path):
     (tmp_path / "a.py").write_text("x = 1\n")
     (tmp_path / "b.ipynb").write_text(notebook(("code", "y = 2\n")))
-    assert project_py_files(tmp_path).files == ["a.py"]  # the project context: what the editor sends
-    assert project_py_files(tmp_path, notebooks=True).files == ["a.py", "b.ipynb"]  # what make train reads
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / ".ipynb_checkpoints" / "b-checkpoint.ipynb").write_text(notebook(("code", "y = 2\n")))
+    assert project_source_files(tmp_path).files == ["a.py", "b.ipynb"]  # walked
+    git = shutil.which("git")
+    if git:  # git lists an autosaved copy no .gitignore excludes: left out all the same
+        subprocess.run([git, "-C", str(tmp_path), "init", "-q"], check=True)
+        assert project_source_files(tmp_path).files == ["a.py", "b.ipynb"]
+
+
+def test_the_project_protocol_sends_the_projects_notebooks_as_their_code(tmp_path):
+    """`python -m evaluate --project-root`'s context is what the editor's workspace sends: the project's `.py`
+    files and its other notebooks, each notebook as its module of code cells (not its JSON, outputs and all)."""
+    root = tmp_path / "proj"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "model.py").write_text("def fit(frame):\n    return frame.mean()\n" * 5)
+    (root / "notes").mkdir()
+    fit = notebook(("markdown", "# Fit\n"), ("code", "from pkg.model import fit\nresult = fit(data)\n"))
+    (root / "notes" / "fit.ipynb").write_text(fit)
+    (root / "notes" / "plot.ipynb").write_text(notebook(("code", "import pandas as pd\ndata = pd.read_csv('x')\n")))
+    (root / "notes" / ".ipynb_checkpoints").mkdir()
+    (root / "notes" / ".ipynb_checkpoints" / "plot-checkpoint.ipynb").write_text(fit)
+    out = tmp_path / "out"
+    assert evaluate_main.main(["--model", str(make_tiny_checkpoint(tmp_path / "tiny.pt")), "--files",
+                               str(root / "notes" / "plot.ipynb"), "--project-root", str(root), "--protocol",
+                               "project", "--max-chars", "60", "--line-samples", "0", "--out", str(out)]) == 0
+    row, = json.loads((out / "eval.json").read_text())["files"]
+    assert len(fit) > 300  # its JSON: the outputs' plots
+    assert row["extra_chars"] == len(notebook_source(fit)) + len((root / "pkg" / "model.py").read_text())
 
 
 def test_a_folder_of_notebooks_is_a_corpus_of_their_code(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from dataset.personal import build_personal_corpus, gather
 from dataset.encode import train_tokenizer
-from dataset.workspace import project_py_files
+from dataset.workspace import project_source_files
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -52,23 +52,23 @@ def make_repo(root):
 
 def test_a_repository_lists_what_git_would_commit(tmp_path):
     make_repo(tmp_path)
-    listing = project_py_files(tmp_path, count_ignored=True)
+    listing = project_source_files(tmp_path, count_ignored=True)
     assert listing.by == "git"
     assert listing.files == [".github/release.py", "pkg/__init__.py", "pkg/core.py", "pkg/new.py",
                              "pkg/sub/util.py"]
     assert listing.ignored == 5  # api_pb2, scratch, data/corpus/mod0-2
-    assert project_py_files(tmp_path).ignored == 0  # not counted unless asked (git walks the ignored folders)
+    assert project_source_files(tmp_path).ignored == 0  # not counted unless asked (git walks the ignored folders)
 
 
 def test_a_subfolder_of_a_repository_keeps_its_rules(tmp_path):
     make_repo(tmp_path)
-    listing = project_py_files(tmp_path / "pkg")
+    listing = project_source_files(tmp_path / "pkg")
     assert (listing.by, listing.files) == ("git", ["__init__.py", "core.py", "new.py", "sub/util.py"])
 
 
 def test_a_folder_the_repository_ignores_is_read_when_named(tmp_path):
     make_repo(tmp_path)
-    listing = project_py_files(tmp_path / "data")
+    listing = project_source_files(tmp_path / "data")
     assert (listing.by, listing.files) == ("walk", ["corpus/mod0.py", "corpus/mod1.py", "corpus/mod2.py"])
 
 
@@ -77,7 +77,7 @@ def test_outside_a_repository_every_py_file_but_environments_hidden_folders_and_
         write(tmp_path, rel)
     os.symlink(tmp_path / "lib", tmp_path / "lib2")
     os.symlink(tmp_path / "app.py", tmp_path / "app2.py")
-    listing = project_py_files(tmp_path)
+    listing = project_source_files(tmp_path)
     assert (listing.by, listing.files, listing.ignored) == ("walk", ["app.py", "lib/b.py"], 0)
 
 
@@ -88,7 +88,7 @@ def test_a_folder_of_repositories_applies_each_ones_rules(tmp_path):
     write(tmp_path, "two/.gitignore", "out/\n")
     git(tmp_path / "two", "init", "-q")
     write(tmp_path, "loose.py")
-    listing = project_py_files(tmp_path, count_ignored=True)
+    listing = project_source_files(tmp_path, count_ignored=True)
     assert listing.by == "walk"
     assert listing.files == ["loose.py", "one/.github/release.py", "one/pkg/__init__.py", "one/pkg/core.py",
                              "one/pkg/new.py", "one/pkg/sub/util.py", "two/main.py"]
@@ -98,7 +98,7 @@ def test_a_folder_of_repositories_applies_each_ones_rules(tmp_path):
 def test_without_git_on_the_path_the_folder_is_walked(tmp_path, monkeypatch):
     make_repo(tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))
-    listing = project_py_files(tmp_path)
+    listing = project_source_files(tmp_path)
     assert listing.by == "walk"
     assert "data/corpus/mod0.py" in listing.files and "pkg/api_pb2.py" in listing.files
     assert ".github/release.py" not in listing.files and "venv/lib/vendored.py" not in listing.files
@@ -121,7 +121,7 @@ def test_the_personal_corpus_trains_on_the_repositorys_own_files(tmp_path):
     tok = train_tokenizer(["def f(a, b):\n    return a + b\n"] * 4, vocab_size=300)
     meta = build_personal_corpus([repo], tmp_path / "out", tok)
     assert meta["sources"] == [{"kind": "local", "path": str(repo.resolve()), "listed_by": "git", "py_files": 5,
-                                "notebooks": 1, "py_files_ignored": 6, "warnings": []}]
+                                "notebooks": 1, "files_ignored": 6, "warnings": []}]
     written = sorted(p.name for p in (tmp_path / "out" / "corpus" / "files").rglob("*.py"))
     assert "api_pb2.py" not in written and "mod0.py" not in written and len(written) == 5
 
@@ -134,11 +134,11 @@ def test_a_repository_git_refuses_to_read_is_walked_and_said_so(tmp_path):
     make_repo(repo)
     for path in [repo, *repo.rglob("*")]:
         os.lchown(path, 65534, 65534)
-    listing = project_py_files(repo)
+    listing = project_source_files(repo)
     assert listing.by == "walk" and "data/corpus/mod0.py" in listing.files
     assert len(listing.warnings) == 1
     assert "dubious ownership" in listing.warnings[0] and f"safe.directory {repo}" in listing.warnings[0]
     described = []
     gather([repo], described=described)
     assert described[0]["warnings"] == listing.warnings
-    assert project_py_files(tmp_path).warnings == listing.warnings  # a repository found inside a folder too
+    assert project_source_files(tmp_path).warnings == listing.warnings  # a repository found inside a folder too

@@ -3,11 +3,11 @@
 import * as vscode from 'vscode';
 import { AutocompleteClient } from './client';
 import { buildContext, DEFAULT_LIMITS } from './context';
-import { NotebookCell, notebookSource } from './notebook';
+import { NOTEBOOK_SUFFIX, NotebookCell, notebookFileText, notebookSource } from './notebook';
 import { CompletionEngine, EngineSettings } from './engine';
 import { DocumentLike, ExtraContext, withLf } from './extraContext';
 import { ExtraChunk } from './ring';
-import { projectPyFiles } from './gitFiles';
+import { projectSourceFiles } from './gitFiles';
 import { isNotProject, neighbourOrder, NOT_PROJECT_GLOB } from './workspaceContext';
 import { Suggestion } from './filters';
 import { ServerMonitor, ServerState } from './monitor';
@@ -21,9 +21,15 @@ const SUFFIX_MAX = 16384;
 /** Documents worth sending as extra context: Python in real files, untitled editors and notebook cells. */
 const EXTRA_SCHEMES = new Set(['file', 'untitled', 'vscode-remote', 'vscode-notebook-cell']);
 const isPython = (d: vscode.TextDocument | undefined): d is vscode.TextDocument => !!d && d.languageId === 'python' && EXTRA_SCHEMES.has(d.uri.scheme);
-/** Workspace context: at most this many .py files listed, none read above this size (generated, data). */
+/** Workspace context: at most this many source files listed, none read above this size (generated, data). */
 const WORKSPACE_MAX_FILES = 5000;
 const WORKSPACE_MAX_FILE_BYTES = 1_000_000;
+/** A notebook's file is mostly its outputs (plots as base64), so it may be larger before its code is read. Its JSON
+ *  is parsed on the extension host's thread, once until it changes: 16 MB take 35 ms, 64 MB (dataset/notebooks.py's
+ *  cap for training) 91 ms (Node 20, the 2-core AMD EPYC VM; throw-away /tmp/s47/nbparse.js). */
+const WORKSPACE_MAX_NOTEBOOK_BYTES = 16 * 1024 * 1024;
+/** The workspace's source files, for findFiles and the watcher. */
+const SOURCE_GLOB = `**/*.{py,${NOTEBOOK_SUFFIX.slice(1)}}`;
 /** Texts of workspace files kept between editor switches (least recently used go first), in characters. */
 const WORKSPACE_CACHE_CHARS = 4 * 1024 * 1024;
 
@@ -163,7 +169,7 @@ export function activate(context: vscode.ExtensionContext): void {
     }, 50);
   };
 
-  // Workspace context (workspaceContext.ts): the project's .py files nobody opened — the current file's imports,
+  // Workspace context (workspaceContext.ts): the project's .py files and notebooks nobody opened — the current file's imports,
   // its folder, the rest — read on editor switch and save (cached until they change on disk), never per keystroke.
   const wsFiles = new Map<string, vscode.Uri>(); // workspace-relative path -> file
   const wsTexts = new Map<string, string>(); // uri -> text, dropped when the file changes on disk; LRU order
@@ -185,12 +191,12 @@ export function activate(context: vscode.ExtensionContext): void {
     const files = new Map<string, vscode.Uri>();
     const folders = new Set<string>();
     for (const folder of vscode.workspace.workspaceFolders ?? []) {
-      const listed = folder.uri.scheme === 'file' ? await projectPyFiles(folder.uri.fsPath, WORKSPACE_MAX_FILES) : undefined;
+      const listed = folder.uri.scheme === 'file' ? await projectSourceFiles(folder.uri.fsPath, WORKSPACE_MAX_FILES) : undefined;
       if (listed?.by === 'git') folders.add(folder.uri.toString());
       for (const w of listed?.warnings ?? []) log(`workspace context: ${w}`);
       const uris = listed
         ? listed.files.map((rel) => vscode.Uri.joinPath(folder.uri, rel))
-        : await vscode.workspace.findFiles(new vscode.RelativePattern(folder, '**/*.py'), NOT_PROJECT_GLOB, WORKSPACE_MAX_FILES);
+        : await vscode.workspace.findFiles(new vscode.RelativePattern(folder, SOURCE_GLOB), NOT_PROJECT_GLOB, WORKSPACE_MAX_FILES);
       for (const u of uris) files.set(relative(u), u);
     }
     wsFiles.clear();
@@ -202,11 +208,15 @@ export function activate(context: vscode.ExtensionContext): void {
     const key = u.toString();
     let text = wsTexts.get(key);
     if (text === undefined) {
+      const notebook = u.path.endsWith(NOTEBOOK_SUFFIX);
       try {
-        if ((await vscode.workspace.fs.stat(u)).size > WORKSPACE_MAX_FILE_BYTES) return undefined;
-        text = withLf(new TextDecoder().decode(await vscode.workspace.fs.readFile(u)));
+        const max = notebook ? WORKSPACE_MAX_NOTEBOOK_BYTES : WORKSPACE_MAX_FILE_BYTES;
+        if ((await vscode.workspace.fs.stat(u)).size > max) return undefined;
+        const raw = new TextDecoder().decode(await vscode.workspace.fs.readFile(u));
+        // a notebook as its module of code cells, as `make train` read it (kept in the cache as that: small)
+        text = notebook ? notebookFileText(raw) : withLf(raw);
       } catch {
-        return undefined; // deleted meanwhile, unreadable: not sent
+        return undefined; // deleted meanwhile, unreadable, a notebook that is not one: not sent
       }
     }
     forgetText(key); // (re)inserted as the most recently used
@@ -219,15 +229,21 @@ export function activate(context: vscode.ExtensionContext): void {
     return text;
   };
   const refreshWorkspace = async (doc: vscode.TextDocument | undefined) => {
-    if (!isPython(doc) || doc.uri.scheme !== 'file' || !vscode.workspace.getWorkspaceFolder(doc.uri)) return;
+    if (!isPython(doc)) return;
+    // a notebook cell's project is its notebook's: the file whose neighbours (imports, folder) are sent
+    const notebook = notebookOf(doc);
+    const file = notebook ? notebook.notebook.uri : doc.uri;
+    if (file.scheme !== 'file' || !vscode.workspace.getWorkspaceFolder(file)) return;
     const seq = ++wsSeq;
     const key = doc.uri.toString();
     const files: ExtraChunk[] = [];
     if (settings.workspaceContext && settings.extraContextMaxChars > 0) {
       await listWorkspace();
-      const open = new Set(vscode.workspace.textDocuments.map((d) => d.uri.toString()));
+      // open files and notebooks are sent as open documents (a notebook's cells, each as one)
+      const open = new Set([...vscode.workspace.textDocuments, ...vscode.workspace.notebookDocuments].map((d) => d.uri.toString()));
+      const text = notebook ? notebook.notebook.getCells().map((c) => c.document.getText()).join('\n') : doc.getText();
       let chars = 0;
-      for (const rel of neighbourOrder(relative(doc.uri), doc.getText(), [...wsFiles.keys()])) {
+      for (const rel of neighbourOrder(relative(file), text, [...wsFiles.keys()])) {
         if (chars >= settings.extraContextMaxChars) break;
         const u = wsFiles.get(rel)!;
         if (open.has(u.toString())) continue; // sent as an open document
@@ -242,7 +258,7 @@ export function activate(context: vscode.ExtensionContext): void {
     extra.setWorkspace(key, files);
     prepareSoon();
   };
-  const watcher = vscode.workspace.createFileSystemWatcher('**/*.py');
+  const watcher = vscode.workspace.createFileSystemWatcher(SOURCE_GLOB);
   watcher.onDidCreate((u) => {
     if (!wsListed || isNotProject(relative(u))) return;
     const folder = vscode.workspace.getWorkspaceFolder(u);
@@ -251,6 +267,16 @@ export function activate(context: vscode.ExtensionContext): void {
   });
   watcher.onDidDelete((u) => { wsFiles.delete(relative(u)); forgetText(u.toString()); });
   watcher.onDidChange((u) => forgetText(u.toString()));
+
+  /** The open notebook a cell's document belongs to, and the cell's index; undefined for a file. */
+  function notebookOf(doc: vscode.TextDocument): { notebook: vscode.NotebookDocument; index: number } | undefined {
+    if (doc.uri.scheme !== 'vscode-notebook-cell') return undefined;
+    for (const notebook of vscode.workspace.notebookDocuments) {
+      const index = notebook.getCells().findIndex((c) => c.document === doc);
+      if (index >= 0) return { notebook, index };
+    }
+    return undefined;
+  }
 
   const editorChanged = (editor: vscode.TextEditor | undefined) => {
     if (editor && isPython(editor.document)) extra.activated(documentLike(editor.document));
@@ -262,18 +288,13 @@ export function activate(context: vscode.ExtensionContext): void {
 
   /** The notebook of a cell's document: its cells and the cell's index (notebook.ts), undefined for a file. */
   function notebookCellOf(doc: vscode.TextDocument): { cells: NotebookCell[]; index: number } | undefined {
-    if (doc.uri.scheme !== 'vscode-notebook-cell') return undefined;
-    for (const nb of vscode.workspace.notebookDocuments) {
-      const all = nb.getCells();
-      const index = all.findIndex((c) => c.document === doc);
-      if (index < 0) continue;
-      return {
-        index,
-        cells: all.map((c) => ({ text: c.document.getText(),
-          isPythonCode: c.kind === vscode.NotebookCellKind.Code && c.document.languageId === 'python' })),
-      };
-    }
-    return undefined;
+    const found = notebookOf(doc);
+    if (!found) return undefined;
+    return {
+      index: found.index,
+      cells: found.notebook.getCells().map((c) => ({ text: c.document.getText(),
+        isPythonCode: c.kind === vscode.NotebookCellKind.Code && c.document.languageId === 'python' })),
+    };
   }
 
   /** Suggestions at `pos`, or undefined when there is no answer (disabled, cancelled, server down, error). */
@@ -376,6 +397,12 @@ export function activate(context: vscode.ExtensionContext): void {
       if (d.uri.path.endsWith('/.gitignore')) relistWorkspace(); // what the project is may have changed
       if (d === vscode.window.activeTextEditor?.document) void refreshWorkspace(d);
     }),
+    vscode.workspace.onDidSaveNotebookDocument((nb) => {
+      const active = vscode.window.activeTextEditor?.document;
+      if (active && nb.getCells().some((c) => c.document === active)) void refreshWorkspace(active);
+    }),
+    // a closed notebook is a workspace file again (its cells' documents may stay open a while)
+    vscode.workspace.onDidCloseNotebookDocument(() => void refreshWorkspace(vscode.window.activeTextEditor?.document)),
     vscode.languages.registerInlineCompletionItemProvider(SELECTOR, inline),
     { dispose: () => listRegistration?.dispose() },
     vscode.commands.registerCommand(`${SECTION}.toggle`, async () => {

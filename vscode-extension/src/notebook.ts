@@ -5,7 +5,9 @@
 // notebook (dataset/notebooks.py): each code cell opened by `# %%`, a blank line between cells, the other cells'
 // IPython-only lines (`%matplotlib inline`, `!pip install x`) as comments. The cursor's cell is kept as it is,
 // so its lines are where the cursor is; `buildContext` then cuts the prompt and the suffix across cells as in
-// any file. Pure: no `vscode` import, so it is unit-testable.
+// any file. A notebook file the user has not opened is read the same way for the workspace context
+// (`notebookFileText`, as dataset/notebooks.py `notebook_source` reads it). Pure: no `vscode` import, so it is
+// unit-testable.
 
 import { LineSource } from './context';
 
@@ -17,6 +19,7 @@ export interface NotebookCell {
 }
 
 export const CELL_MARKER = '# %%';
+export const NOTEBOOK_SUFFIX = '.ipynb';
 
 /** IPython-only lines, as dataset/notebooks.py `_IPYTHON_LINE` reads them: magics, shell escapes and help
  *  (`??obj`, `obj?`) at the start of a line (indented, `%` and `!` would be a continued expression's operator). */
@@ -53,4 +56,47 @@ export function notebookSource(cells: readonly NotebookCell[], current: number):
     }
   });
   return { source: { lineCount: lines.length, lineText: (i) => lines[i] }, firstLine };
+}
+
+/** A `.ipynb` file that is not a notebook this module can read (not JSON, no cells). */
+export class NotebookError extends Error {}
+
+/** A cell's source: a string, or a list of lines (nbformat's two spellings); anything else is no text. */
+const sourceText = (source: unknown): string =>
+  Array.isArray(source) ? source.filter((s) => typeof s === 'string').join('') : typeof source === 'string' ? source : '';
+
+/**
+ * The module of a notebook file's code cells (dataset/notebooks.py `notebook_source`, so a notebook nobody opened
+ * goes to the server as the text `make train` learned): each code cell opened by `# %%`, a blank line between
+ * cells, IPython-only lines commented out; markdown, raw cells, outputs and metadata left out; nbformat 4
+ * (`cells[].source`) and 3 (`worksheets[].cells[].input`). '' when it has no code. NotebookError when `raw` is
+ * not a notebook.
+ */
+export function notebookFileText(raw: string): string {
+  let nb: unknown;
+  try {
+    nb = JSON.parse(raw);
+  } catch (e) {
+    throw new NotebookError(`not JSON: ${(e as Error).message}`);
+  }
+  if (typeof nb !== 'object' || nb === null || Array.isArray(nb)) throw new NotebookError('not a notebook: the JSON is not an object');
+  const o = nb as { cells?: unknown; worksheets?: unknown };
+  let cells: unknown[];
+  let key: 'source' | 'input';
+  if (Array.isArray(o.cells)) {
+    [cells, key] = [o.cells, 'source'];
+  } else if (Array.isArray(o.worksheets)) {
+    cells = o.worksheets.flatMap((ws) =>
+      (typeof ws === 'object' && ws !== null && Array.isArray((ws as { cells?: unknown }).cells) ? (ws as { cells: unknown[] }).cells : []));
+    key = 'input';
+  } else {
+    throw new NotebookError('not a notebook: no cells');
+  }
+  const parts: string[] = [];
+  for (const cell of cells) {
+    if (typeof cell !== 'object' || cell === null || (cell as { cell_type?: unknown }).cell_type !== 'code') continue;
+    const code = sourceText((cell as Record<string, unknown>)[key]).replace(/\r\n?/g, '\n').replace(/^\n+|\n+$/g, '');
+    if (code.trim() !== '') parts.push(`${CELL_MARKER}\n${pythonLines(code).join('\n')}\n`);
+  }
+  return parts.join('\n');
 }

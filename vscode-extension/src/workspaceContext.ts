@@ -84,9 +84,10 @@ export function neighbourOrder(target: string, targetText: string, paths: readon
   });
 }
 
-/** Folders whose .py files are not the user's project (dependencies, environments, build output, caches). */
+/** Folders whose source files are not the user's project (dependencies, environments, build output, caches,
+ *  Jupyter's autosaved copies). */
 export const NOT_PROJECT_DIRS = ['node_modules', '.git', '.hg', '.venv', 'venv', '.tox', '.nox', 'site-packages',
-  '__pycache__', 'build', 'dist', '.mypy_cache', '.pytest_cache'];
+  '__pycache__', 'build', 'dist', '.mypy_cache', '.pytest_cache', '.ipynb_checkpoints'];
 
 /** The glob of those folders, for `workspace.findFiles`' exclude. */
 export const NOT_PROJECT_GLOB = `{${NOT_PROJECT_DIRS.map((d) => `**/${d}/**`).join(',')}}`;

@@ -2,7 +2,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { buildContext, DEFAULT_LIMITS, LineSource } from '../context';
-import { CELL_MARKER, NotebookCell, notebookSource, pythonLines } from '../notebook';
+import { CELL_MARKER, NotebookCell, NotebookError, notebookFileText, notebookSource, pythonLines } from '../notebook';
 
 // The repository's fixture notebook and the module `make train` makes of it (dataset/notebooks.py; the same
 // pair is checked in tests/test_notebooks.py): the editor must show the model a notebook as it was trained on it.
@@ -52,6 +52,32 @@ describe('notebook', () => {
     const md = notebookSource(cells, 0);
     assert.strictEqual(md.source.lineText(md.firstLine), '# Quarterly sales');
     assert.throws(() => notebookSource(cells, cells.length), RangeError);
+  });
+
+  it('reads a notebook file nobody opened as the module make train learned from it', () => {
+    const raw = fs.readFileSync(path.join(FIXTURES, 'sales.ipynb'), 'utf8');
+    assert.strictEqual(notebookFileText(raw), trainedOn);
+    // outputs (a plot as base64) and metadata are not code
+    const withOutputs = JSON.parse(raw);
+    withOutputs.cells[1].outputs = [{ output_type: 'display_data', data: { 'image/png': 'iVBORw0KGgo'.repeat(50) } }];
+    assert.strictEqual(notebookFileText(JSON.stringify(withOutputs)), trainedOn);
+  });
+
+  it('reads nbformat 3 and sources given as one string, as dataset/notebooks.py does', () => {
+    const v3 = { nbformat: 3, worksheets: [{ cells: [
+      { cell_type: 'markdown', source: ['prose\n'] },
+      { cell_type: 'code', input: ['import math\n'], outputs: [] }] }] };
+    assert.strictEqual(notebookFileText(JSON.stringify(v3)), '# %%\nimport math\n');
+    assert.strictEqual(notebookFileText('{"cells": [{"cell_type": "code", "source": "x = 1"}]}'), '# %%\nx = 1\n');
+    assert.strictEqual(notebookFileText('{"cells": [{"cell_type": "code", "source": "\\r\\n\\r\\nx = 1\\r\\n"}, '
+      + '{"cell_type": "code", "source": ["  \\n"]}]}'), '# %%\nx = 1\n');
+    assert.strictEqual(notebookFileText('{"cells": [{"cell_type": "markdown", "source": "only prose"}]}'), '');
+  });
+
+  it('refuses what is not a notebook by name', () => {
+    for (const raw of ['{not json', '[1, 2]', '{"metadata": {}}', 'null']) {
+      assert.throws(() => notebookFileText(raw), NotebookError, raw);
+    }
   });
 
   it('comments out IPython-only lines as dataset/notebooks.py does, and nothing that is Python', () => {
