@@ -45,6 +45,17 @@ const PROJECT = { name: 'project-context', typed: 'total = normalise_inv', want:
 // Fill in the middle: typed on a new line 2, above `import sys`; `lines` is pythonAutocomplete.suffixLines' default
 // (the document is far shorter than its 16K characters: the suffix is the rest of the file).
 const FIM = { name: 'fill-in-the-middle', typed: 'import s', lines: 1000 };
+// A notebook (run.sh writes both): typed in analysis.ipynb's last, empty, code cell. The prompt is the notebook's
+// code cells above as one module (notebook.ts: `# %%` per cell, the markdown cell left out, the IPython line a
+// comment); input_extra carries report.ipynb, never opened, as its code cells (not its JSON and plot), where
+// summarise_quarterly_refund_ledger is defined: the name must complete (and does not without it). Saved, the
+// notebook's last cell holds it.
+const NOTEBOOK = {
+  name: 'notebook', file: 'analysis.ipynb', typed: 'summary = summarise_quarterly_re', want: 'fund_ledger',
+  above: '# %%\nimport pandas as pd\nfrom billing import normalise_invoice_total\n\n# %%\nsales = pd.read_csv("sales.csv")\n'
+    + '# %matplotlib inline\n\n# %%\n',
+  report: '# %%\ndef summarise_quarterly_refund_ledger(frame):\n    return frame.groupby("quarter").revenue.sum()\n',
+};
 // Edit inside a line: the line `head + rest` is typed at the end, the cursor goes back before `rest`, `typed` is
 // typed there. No suggestion may run into the rest of the line (the engine's stop rule and repeat trim).
 const INSIDE = { name: 'inside-a-line', head: 'with open(path', rest: ') as f:', typed: ', ' };
@@ -314,6 +325,23 @@ async function clearLine(page) {
       return { docText, logFrom, exFrom, shown, got, sent: got ? got.ex.request.input_extra || [] : [] };
     };
 
+    // quick open; Enter only once the focused row is the file (the list of recent files shows first and is
+    // re-filtered as the name is typed); tried twice, as a key can land while the list is replaced. `where`: the
+    // editors' lines that show `marker` once it is open (a notebook's cells are not in an .editor-instance)
+    const openFile = async (name, marker, where = '.editor-instance .view-lines') => {
+      for (let attempt = 1; ; attempt++) {
+        await page.keyboard.press('Escape');
+        await page.keyboard.press('Control+P');
+        await page.waitForSelector('.quick-input-widget input', { state: 'visible', timeout: 20000 });
+        await page.keyboard.type(name);
+        await page.waitForSelector(`.quick-input-list .monaco-list-row.focused[aria-label*="${name}"]`, { timeout: 20000 });
+        await page.keyboard.press('Enter');
+        const shown = await page.waitForFunction(([sel, m]) => [...document.querySelectorAll(sel)].some((e) => e.textContent.replace(/\u00a0/g, ' ').includes(m)), [where, marker], { timeout: 10000 }).then(() => true, () => false);
+        if (shown) return;
+        if (attempt === 2) throw new Error(`quick open did not show ${name}`);
+      }
+    };
+
     if (!failures.length) {
       const name = 'workspace-context';
       await page.keyboard.press('Escape');
@@ -336,21 +364,6 @@ async function clearLine(page) {
     // 1b) project context: open billing.py in a second tab, go back to main.py, type a prefix of the name
     //     billing.py defines; the ghost text must complete it (only possible from input_extra), Tab, save
     if (!failures.length) {
-      // quick open; Enter only once the focused row is the file (the list of recent files shows first and
-      // is re-filtered as the name is typed); tried twice, as a key can land while the list is replaced
-      const openFile = async (name, marker) => {
-        for (let attempt = 1; ; attempt++) {
-          await page.keyboard.press('Escape');
-          await page.keyboard.press('Control+P');
-          await page.waitForSelector('.quick-input-widget input', { state: 'visible', timeout: 20000 });
-          await page.keyboard.type(name);
-          await page.waitForSelector(`.quick-input-list .monaco-list-row.focused[aria-label*="${name}"]`, { timeout: 20000 });
-          await page.keyboard.press('Enter');
-          const shown = await page.waitForFunction((m) => [...document.querySelectorAll('.editor-instance .view-lines')].some((e) => e.textContent.replace(/\u00a0/g, ' ').includes(m)), marker, { timeout: 10000 }).then(() => true, () => false);
-          if (shown) return;
-          if (attempt === 2) throw new Error(`quick open did not show ${name}`);
-        }
-      };
       await openFile('billing.py', 'def normalise_invoice_total');
       // an unsaved line at its end: the request must carry the editor's text, not the file on disk
       await page.keyboard.press('Escape');
@@ -582,6 +595,51 @@ async function clearLine(page) {
       else if (!named || !named[1].includes(after)) failures.push(`the extension did not name the new model: ${named && named[1]}`);
       else lap(`the extension noticed: "${changed[0]}", "${named[0]}"`);
       await clearLine(page);
+    }
+
+    // 3c) a notebook (NOTEBOOK above): the cell's prompt is the notebook, its context the project's files on disk
+    if (!failures.length) {
+      const name = NOTEBOOK.name;
+      const cells = '.notebookOverlay .cell-editor-container .view-lines';
+      await openFile(NOTEBOOK.file, 'sales = pd.read_csv', cells);
+      await page.locator(cells).last().click(); // the last code cell, empty: in edit mode (Escape would leave it)
+      const logFrom = await settledLogLength();
+      const exFrom = exchanges.length;
+      await page.keyboard.type(NOTEBOOK.typed, { delay: 60 });
+      const answer = await logLine(new RegExp(`inline at 1:${NOTEBOOK.typed.length + 1} shown=(.*) replace=(\\d+)$`), 30000, logFrom);
+      const shown = answer ? JSON.parse(answer[1]) : undefined;
+      const got = answeredExchange(exFrom, NOTEBOOK.above + NOTEBOOK.typed, '');
+      const sent = got ? got.ex.request.input_extra || [] : [];
+      const last = exchanges.slice(exFrom).pop();
+      await shot(`${name}_ghost`);
+      lap(`${name}: typed ${JSON.stringify(NOTEBOOK.typed)} in ${NOTEBOOK.file}'s last cell -> ghost ${JSON.stringify(shown)}; prompt ${JSON.stringify(last?.request?.prompt)}; input_extra ${JSON.stringify(sent.map((c) => `${c.filename} (${c.text.length} chars)`))}`);
+      if (!answer) failures.push(`${name}: the extension logged no answer at 1:${NOTEBOOK.typed.length + 1} within 30 s`);
+      if (!got) failures.push(`${name}: no answered request whose prompt is the notebook's code above the cursor as one module; the last prompt sent ${JSON.stringify(last?.request?.prompt)}`);
+      else {
+        if (!sent.some((c) => c.filename === 'report.ipynb' && c.text === NOTEBOOK.report)) failures.push(`${name}: input_extra does not carry report.ipynb as its code cells: ${JSON.stringify(sent.map((c) => `${c.filename}: ${c.text.slice(0, 60)}`))}`);
+        if (sent.some((c) => c.text.includes('iVBOR') || c.text.includes('"cell_type"'))) failures.push(`${name}: a notebook's JSON was sent as input_extra`);
+        if (!sent.some((c) => c.filename === 'billing.py')) failures.push(`${name}: input_extra does not carry billing.py, which the notebook imports`);
+        if (sent.some((c) => c.filename === NOTEBOOK.file)) failures.push(`${name}: the notebook's own cells were sent as input_extra beside its prompt`);
+        // the control: without input_extra the server does not know the name (else this scenario proves nothing)
+        const plain = await askServer(got.ex.request.prompt, '');
+        lap(`${name}: the same prompt without input_extra -> ${JSON.stringify(plain.prediction)}; with it -> ${JSON.stringify(got.ex.response.prediction)}`);
+        if ((plain.prediction || []).some((t) => t.startsWith(got.typed + NOTEBOOK.want))) failures.push(`${name}: the server completes the name without input_extra too: the scenario proves nothing`);
+      }
+      if (typeof shown !== 'string' || !shown.startsWith(NOTEBOOK.want)) failures.push(`${name}: expected ghost text starting with ${JSON.stringify(NOTEBOOK.want)}, the extension showed ${JSON.stringify(shown ?? 'nothing')}`);
+      else {
+        await page.keyboard.press('Tab');
+        await sleep(300);
+        await page.keyboard.press('Escape');
+        await page.keyboard.press('Control+S');
+        const file = path.join(WS, NOTEBOOK.file);
+        const lastCell = () => { try { const c = JSON.parse(fs.readFileSync(file, 'utf8')).cells; return [].concat(c[c.length - 1].source).join(''); } catch { return null; } };
+        let saved = null;
+        for (let i = 0; i < 50 && saved !== NOTEBOOK.typed + shown; i++) { await sleep(100); saved = lastCell(); }
+        await shot(`${name}_accepted`);
+        if (saved !== NOTEBOOK.typed + shown) failures.push(`${name}: the saved notebook's last cell is ${JSON.stringify(saved)}, expected ${JSON.stringify(NOTEBOOK.typed + shown)}`);
+        else lap(`${name}: saved cell is ${JSON.stringify(saved)}`);
+      }
+      await openFile('main.py', 'def list_python_files'); // the steps below type in main.py's editor
     }
 
     // 4) the server goes away: one non-modal notice, the status bar says offline, no more notices while typing

@@ -5,7 +5,9 @@
 # It types Python into a .py file, waits for ghost text from the server, presses Tab, saves, and checks the
 # file on disk is exactly the typed text + the accepted completion; it prints keystroke->ghost-text latency.
 # The extension talks to the server through a recording proxy in e2e.js, so the test checks what it sends
-# (the prompt, the other open file billing.py as input_extra) and what the server answered.
+# (the prompt, the other open file billing.py as input_extra) and what the server answered. Then it types in a
+# cell of a Jupyter notebook: the prompt is the notebook's code cells as one module, and the project's unopened
+# notebook report.ipynb goes in input_extra as its code.
 # Screenshots and logs go to reports/e2e/. Exit code 0 = pass.
 #
 # Heavy downloads are cached in .e2e/ (git-ignored; delete it to start clean): Node 24 (npm package
@@ -118,7 +120,7 @@ done
 curl -sf -o /dev/null "http://127.0.0.1:$API_PORT/health" || { cat "$RUN/server.log"; die "server not healthy after 120 s"; }
 t "server.py ready on $API_PORT with $MODEL"
 
-# 6) the packaged extension, user settings, a workspace with two .py files; the extension talks to the server
+# 6) the packaged extension, user settings, a workspace with two .py files and two notebooks; the extension talks to the server
 #    through e2e.js's recording proxy on PROXY_PORT
 PROXY_PORT=$(free_port)
 CSARGS=(--user-data-dir "$RUN/ud" --extensions-dir "$RUN/exts" --config "$RUN/cs-config.yaml")
@@ -168,6 +170,29 @@ def invoice_summary(lines):
     total = normalise_invoice_total(sum(line["amount"] for line in lines))
     return {"lines": len(lines), "total": total}
 PY
+# Two Jupyter notebooks: analysis.ipynb, opened and typed in (its last code cell is empty), which imports billing;
+# report.ipynb, never opened, whose code cell defines a name the model cannot know and whose output is a plot: the
+# workspace context must send it as its code cells (notebook.ts notebookFileText), not as its JSON.
+"$PY" - "$RUN/ws" <<'PYCODE' || die "could not write the notebooks"
+import json, sys
+meta = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"}}
+def notebook(*cells):
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": meta, "cells": [
+        # a code cell's language as VS Code keeps it (an empty one would open as plain text)
+        {"cell_type": kind, "metadata": {"vscode": {"languageId": "python"}} if kind == "code" else {},
+         "source": source.splitlines(keepends=True),
+         **({"outputs": outputs, "execution_count": None} if kind == "code" else {})}
+        for kind, source, outputs in cells]}, indent=1)
+plot = [{"output_type": "display_data", "metadata": {}, "data": {"image/png": "iVBORw0KGgo" + "A" * 4000}}]
+open(f"{sys.argv[1]}/analysis.ipynb", "w").write(notebook(
+    ("markdown", "# Quarterly revenue\n", []),
+    ("code", "import pandas as pd\nfrom billing import normalise_invoice_total\n", []),
+    ("code", 'sales = pd.read_csv("sales.csv")\n%matplotlib inline', []),
+    ("code", "", [])))
+open(f"{sys.argv[1]}/report.ipynb", "w").write(notebook(
+    ("code", 'def summarise_quarterly_refund_ledger(frame):\n    return frame.groupby("quarter").revenue.sum()\n', plot)))
+PYCODE
 # Generated code the project's .gitignore leaves out: the workspace context must not send it
 # (vscode-extension/src/gitFiles.ts). Without git on this machine the workspace stays a plain folder.
 if command -v git > /dev/null; then
