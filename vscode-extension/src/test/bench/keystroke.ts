@@ -11,11 +11,14 @@
 // Third table: the project's unopened files (workspaceContext.ts): what an editor switch costs with 100 to
 // 5,000 .py files in the workspace (the order computed, the files that fit handed to ExtraContext, the list
 // built; reading them from disk is extension.ts's, asynchronous and cached), and a keystroke after it.
+// Fourth table: a keystroke in a cell of a notebook of 10 to 1,000 cells (notebook.ts): every cell's text read
+// (extension.ts notebookCellOf), the notebook made one module (notebookSource), the context cut from it.
 import * as os from 'os';
 import { CompletionCache } from '../../cache';
 import { requestBody } from '../../client';
 import { buildContext, DEFAULT_LIMITS as DEFAULTS } from '../../context';
 import { DocumentLike, ExtraContext } from '../../extraContext';
+import { NotebookCell, notebookSource } from '../../notebook';
 import { neighbourOrder } from '../../workspaceContext';
 
 /** A deterministic Python-looking file of `lines` lines (~30 characters a line). */
@@ -214,4 +217,41 @@ console.log('| workspace .py files | order (neighbourOrder) | files that fit the
 console.log('|---:|---:|---:|---:|---|---|');
 for (const r of ws) {
   console.log(`| ${r.files.toLocaleString('en')} | ${r.orderMs.toFixed(2)} ms | ${r.readFiles} | ${r.handMs.toFixed(2)} ms | ${r.chunks} chunks, ${r.extraChars.toLocaleString('en')} chars | ${f(r.total.p50)} / ${f(r.total.p99)} |`);
+}
+
+/** Keystrokes at the end of the middle cell of a notebook of `cells` code cells of 12 lines each. */
+function runNotebook(cells: number, keystrokes: number) {
+  const docs = Array.from({ length: cells }, (_, i) => new BenchDoc(`nb.ipynb#cell${i}`, pythonFile(i, 12)));
+  const current = Math.floor(cells / 2);
+  const line = docs[current].lineCount - 1;
+  const parts = { cells: [] as number[], module: [] as number[], context: [] as number[], total: [] as number[] };
+  let promptChars = 0;
+  for (let k = 0; k < keystrokes; k++) {
+    docs[current].type(line, 'abcdefghij'[k % 10]);
+    const t0 = process.hrtime.bigint();
+    const all: NotebookCell[] = docs.map((d) => ({ text: d.getText(), isPythonCode: true }));
+    const t1 = process.hrtime.bigint();
+    const { source, firstLine } = notebookSource(all, current);
+    const t2 = process.hrtime.bigint();
+    const ctx = buildContext(source, firstLine + line, docs[current].lineText(line).length, DEFAULTS);
+    const t3 = process.hrtime.bigint();
+    parts.cells.push(us(t1 - t0));
+    parts.module.push(us(t2 - t1));
+    parts.context.push(us(t3 - t2));
+    parts.total.push(us(t3 - t0));
+    promptChars = ctx.prompt.length;
+  }
+  return { cells, lines: cells * 12, parts, promptChars };
+}
+
+for (const n of [10, 100]) runNotebook(n, 200); // warm up
+const nbs = [10, 100, 1000].map((n) => runNotebook(n, KEYS));
+console.log('');
+console.log(`A keystroke in the middle cell of a notebook, µs (p50 / p99 of ${KEYS} keystrokes; cells of 12 lines)`);
+console.log('');
+console.log('| cells (lines) | prompt sent | read every cell | the notebook as one module | context (prompt 32K + suffix) | total p50 / p99 |');
+console.log('|---:|---:|---|---|---|---|');
+for (const r of nbs) {
+  const c = (k: keyof typeof r.parts) => { const s = stats(r.parts[k]); return `${f(s.p50)} / ${f(s.p99)}`; };
+  console.log(`| ${r.cells.toLocaleString('en')} (${r.lines.toLocaleString('en')}) | ${r.promptChars.toLocaleString('en')} chars | ${c('cells')} | ${c('module')} | ${c('context')} | **${c('total')}** |`);
 }
