@@ -57,7 +57,7 @@ GIT_TIMEOUT_S = 60  # a listing of a large repository takes well under a second;
 class Listing:
     files: list[str]  # relative POSIX paths of the project's source files, sorted
     by: str  # "git" (its ignore rules applied) or "walk" (every source file, but git's in repositories inside)
-    ignored: int = 0  # source files git's ignore rules left out (counted when asked: project_source_files(count_ignored))
+    ignored: int = 0  # source files git's ignore rules left out (counted when asked: `count_ignored`)
     warnings: list[str] = field(default_factory=list)  # repositories git refused to list (walked instead)
 
 
@@ -70,7 +70,8 @@ def _git_source_files(root: Path, *options: str, warnings: list[str] | None = No
     A repository git refuses to read adds a line to `warnings`: its files are then walked, ignored ones too."""
     try:
         run = subprocess.run(["git", "-C", str(root), "ls-files", "-z", *options, "--",
-                              *(f"*{suffix}" for suffix in SOURCE_SUFFIXES)], capture_output=True, timeout=GIT_TIMEOUT_S)
+                              *(f"*{suffix}" for suffix in SOURCE_SUFFIXES)],
+                             capture_output=True, timeout=GIT_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if run.returncode != 0:  # "not a git repository", a broken one, a too-old git

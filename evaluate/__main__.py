@@ -75,7 +75,8 @@ def parse_args(argv=None):
                    help="project protocol: characters of other files sent with each request")
     p.add_argument("--project-root", metavar="DIR",
                    help="with --files: the project they belong to; the project protocol's other files are all of its "
-                        ".py files and notebooks (as the editor's workspace sends them), not only the other files given")
+                        ".py files and notebooks (as the editor's workspace sends them), not only the other files "
+                        "given")
     p.add_argument("--span-extra", action="store_true",
                    help="middle and inside protocols: send the project's other files (as the project protocol does) "
                         "with every request; with --context-lines 0 the request is the editor's whole request")

@@ -120,8 +120,8 @@ done
 curl -sf -o /dev/null "http://127.0.0.1:$API_PORT/health" || { cat "$RUN/server.log"; die "server not healthy after 120 s"; }
 t "server.py ready on $API_PORT with $MODEL"
 
-# 6) the packaged extension, user settings, a workspace with two .py files and two notebooks; the extension talks to the server
-#    through e2e.js's recording proxy on PROXY_PORT
+# 6) the packaged extension, user settings, a workspace with two .py files and two notebooks; the extension talks
+#    to the server through e2e.js's recording proxy on PROXY_PORT
 PROXY_PORT=$(free_port)
 CSARGS=(--user-data-dir "$RUN/ud" --extensions-dir "$RUN/exts" --config "$RUN/cs-config.yaml")
 csrun "${CSARGS[@]}" --install-extension "$VSIX" > "$RUN/install.log" 2>&1 || { cat "$RUN/install.log"; die "extension install failed"; }

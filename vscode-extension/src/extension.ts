@@ -169,8 +169,9 @@ export function activate(context: vscode.ExtensionContext): void {
     }, 50);
   };
 
-  // Workspace context (workspaceContext.ts): the project's .py files and notebooks nobody opened — the current file's imports,
-  // its folder, the rest — read on editor switch and save (cached until they change on disk), never per keystroke.
+  // Workspace context (workspaceContext.ts): the project's .py files and notebooks nobody opened — the current
+  // file's imports, its folder, the rest — read on editor switch and save (cached until they change on disk), never
+  // per keystroke.
   const wsFiles = new Map<string, vscode.Uri>(); // workspace-relative path -> file
   const wsTexts = new Map<string, string>(); // uri -> text, dropped when the file changes on disk; LRU order
   let wsTextChars = 0;

@@ -31,10 +31,10 @@ const GIT_TIMEOUT_MS = 10_000;
 const GIT_MAX_BUFFER = 64 * 1024 * 1024;
 
 /**
- * The source files (SOURCE_SUFFIXES) git would commit under the folder `dir`, relative to it with `/`, sorted; undefined where git
- * cannot say (not installed, not a repository, a timeout) or lists none (a folder the repository ignores, opened
- * on purpose: `projectSourceFiles` then walks it). A repository git refuses to read (another user's: "dubious
- * ownership") adds a line to `warnings`, as dataset/workspace.py says it.
+ * The source files (SOURCE_SUFFIXES) git would commit under the folder `dir`, relative to it with `/`, sorted;
+ * undefined where git cannot say (not installed, not a repository, a timeout) or lists none (a folder the
+ * repository ignores, opened on purpose: `projectSourceFiles` then walks it). A repository git refuses to read
+ * (another user's: "dubious ownership") adds a line to `warnings`, as dataset/workspace.py says it.
  */
 export function gitSourceFiles(dir: string, git = 'git', timeoutMs = GIT_TIMEOUT_MS, warnings?: string[]): Promise<string[] | undefined> {
   const args = ['-C', dir, 'ls-files', '-z', '--cached', '--others', '--exclude-standard', '--', ...SOURCE_SUFFIXES.map((s) => `*${s}`)];
