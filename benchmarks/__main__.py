@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-PARTS = ["dataset", "train_speed", "batches", "latency", "model_size", "server_load", "budget", "context", "replicas", "reload", "finetune_beside",
-         "soak"]
+PARTS = ["dataset", "train_speed", "batches", "latency", "model_size", "server_load", "budget", "context", "replicas",
+         "reload", "finetune_beside", "typing", "soak"]
 
 
 def main(argv=None) -> int:
