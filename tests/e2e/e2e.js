@@ -673,7 +673,7 @@ async function clearLine(page) {
   }
   if (latencies.length) {
     const median = (xs) => { const v = xs.filter((x) => x !== null).sort((a, b) => a - b); return v.length ? v[Math.floor(v.length / 2)].toFixed(0) : '-'; };
-    console.log('keystroke -> ghost text latency (ms; the ghost time includes the 150 ms debounce):');
+    console.log("keystroke -> ghost text latency (ms; the ghost time includes pythonAutocomplete.debounceMs, 0 by default, and VS Code's own 50 ms):");
     console.log('| line | keystroke -> ghost text | request round trip | server time |');
     console.log('|---|---|---|---|');
     for (const l of latencies) console.log(`| ${l.name} | ${l.ghost_ms.toFixed(0)} | ${l.request_ms ?? 'cache'} | ${l.server_ms ?? '-'} |`);
