@@ -640,6 +640,19 @@ async function clearLine(page) {
         else lap(`${name}: saved cell is ${JSON.stringify(saved)}`);
       }
       await openFile('main.py', 'def list_python_files'); // the steps below type in main.py's editor
+      // the notebook, open in its tab, goes with main.py's requests as one chunk: its module, as make train reads it
+      // (not one chunk per cell)
+      if (!failures.length) {
+        await page.keyboard.press('Escape');
+        await page.keyboard.press('Control+End');
+        const { got, sent: fromMain } = await typeAtEnd(doc, 'total = 1 + ', '');
+        const cellsSent = fromMain.filter((c) => c.filename === NOTEBOOK.file);
+        const want = NOTEBOOK.above + NOTEBOOK.typed + NOTEBOOK.want + '\n';
+        lap(`${name}: back in main.py, input_extra ${JSON.stringify(fromMain.map((c) => `${c.filename} (${c.text.length} chars)`))}`);
+        if (!got) failures.push(`${name}: no answered request from main.py after the notebook`);
+        else if (cellsSent.length !== 1 || !cellsSent[0].text.startsWith(want.slice(0, -1))) failures.push(`${name}: the open notebook went with main.py's requests as ${cellsSent.length} chunk(s), not its module: ${JSON.stringify(cellsSent.map((c) => c.text))}`);
+        await clearLine(page);
+      }
     }
 
     // 4) the server goes away: one non-modal notice, the status bar says offline, no more notices while typing

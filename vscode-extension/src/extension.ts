@@ -3,9 +3,9 @@
 import * as vscode from 'vscode';
 import { AutocompleteClient } from './client';
 import { buildContext, DEFAULT_LIMITS } from './context';
-import { NOTEBOOK_SUFFIX, NotebookCell, notebookFileText, notebookSource } from './notebook';
+import { NOTEBOOK_SUFFIX, NotebookCell, notebookFileText, notebookModule, notebookSource } from './notebook';
 import { CompletionEngine, EngineSettings } from './engine';
-import { DocumentLike, ExtraContext, withLf } from './extraContext';
+import { DocumentLike, ExtraContext, notebookOfKey, withLf } from './extraContext';
 import { ExtraChunk } from './ring';
 import { projectSourceFiles } from './gitFiles';
 import { isNotProject, neighbourOrder, NOT_PROJECT_GLOB } from './workspaceContext';
@@ -18,7 +18,8 @@ const SELECTOR: vscode.DocumentSelector = [{ language: 'python' }];
 const EXTRA_MAX = 524288;
 /** The server keeps the first 16K characters of the suffix. */
 const SUFFIX_MAX = 16384;
-/** Documents worth sending as extra context: Python in real files, untitled editors and notebook cells. */
+/** Documents worth sending as extra context: Python in real files, untitled editors and notebook cells (a cell
+ *  through its notebook, NotebookLike below). */
 const EXTRA_SCHEMES = new Set(['file', 'untitled', 'vscode-remote', 'vscode-notebook-cell']);
 const isPython = (d: vscode.TextDocument | undefined): d is vscode.TextDocument => !!d && d.languageId === 'python' && EXTRA_SCHEMES.has(d.uri.scheme);
 /** Workspace context: at most this many source files listed, none read above this size (generated, data). */
@@ -49,6 +50,56 @@ function wrap(d: vscode.TextDocument): DocumentLike {
     // as the server reads it: LF line ends (a CRLF document's `\r`s would count against the budgets)
     getText: () => withLf(d.getText()),
     charLength: () => d.offsetAt(d.lineAt(d.lineCount - 1).range.end) - (d.eol === vscode.EndOfLine.CRLF ? d.lineCount - 1 : 0),
+  };
+}
+
+/** A notebook's cells as notebook.ts reads them. */
+function cellsOf(nb: vscode.NotebookDocument): NotebookCell[] {
+  return nb.getCells().map((c) => ({ text: c.document.getText(),
+    isPythonCode: c.kind === vscode.NotebookCellKind.Code && c.document.languageId === 'python' }));
+}
+
+/** An open notebook as the extra-context store sees it: one document, the module of its code cells, the text
+ *  `make train` and the workspace context make of its file (notebook.ts `notebookModule`). Its cells are not sent
+ *  one by one: a notebook of 300 cells would take the request's 256 chunks, and each cell would lack its `# %%`. */
+interface NotebookLike extends DocumentLike {
+  /** The module line of line `line` of cell `index`. */
+  moduleLine(index: number, line: number): number;
+  /** A cell changed: the module is built again when next read. */
+  invalidate(): void;
+}
+const notebookWrappers = new WeakMap<vscode.NotebookDocument, NotebookLike>();
+function notebookLike(nb: vscode.NotebookDocument): NotebookLike {
+  let w = notebookWrappers.get(nb);
+  if (!w) notebookWrappers.set(nb, (w = wrapNotebook(nb)));
+  return w;
+}
+function wrapNotebook(nb: vscode.NotebookDocument): NotebookLike {
+  let module: ReturnType<typeof notebookModule> | undefined;
+  let stale = true;
+  const built = () => {
+    if (stale) [module, stale] = [notebookModule(cellsOf(nb)), false];
+    return module!;
+  };
+  return {
+    // the key extraContext.ts notebookOfKey gives its cells, so a cell's requests leave its own notebook out. Taken
+    // from a cell: a remote window's cell URIs carry the remote authority its notebook's URI lacks (code-server:
+    // `vscode-notebook-cell://127.0.0.1:PORT/ws/a.ipynb#...` for `file:///ws/a.ipynb`)
+    key: notebookOfKey(nb.cellCount > 0 ? nb.cellAt(0).document.uri.toString()
+      : nb.uri.with({ scheme: 'vscode-notebook-cell', fragment: 'empty' }).toString()),
+    filename: nb.uri.scheme === 'untitled' ? nb.uri.path : vscode.workspace.asRelativePath(nb.uri, false),
+    get lineCount() { return built().lines.length; },
+    lineText: (i) => built().lines[i],
+    getText: () => built().text,
+    charLength: () => built().text.length,
+    // from the module as last built, stale or not: typing in a cell does not move its start, and an edit's line
+    // is only where the ring takes a region (rebuilding the module at every keystroke: 1 ms at 1,000 cells)
+    moduleLine: (index, line) => {
+      const starts = (module ?? built()).cellStart;
+      for (let i = index; i >= 0; i--) if (starts[i] !== undefined) return starts[i]! + (i === index ? line : 0);
+      return 0;
+    },
+    invalidate: () => { stale = true; },
   };
 }
 
@@ -281,23 +332,29 @@ export function activate(context: vscode.ExtensionContext): void {
     return undefined;
   }
 
+  /** What the extra-context store knows a document by: a cell's notebook (NotebookLike), a file itself. */
+  const storedAs = (d: vscode.TextDocument): DocumentLike | undefined => {
+    if (d.uri.scheme !== 'vscode-notebook-cell') return documentLike(d);
+    const found = notebookOf(d);
+    return found && notebookLike(found.notebook);
+  };
+  const isCell = (d: vscode.TextDocument) => d.uri.scheme === 'vscode-notebook-cell';
+
   const editorChanged = (editor: vscode.TextEditor | undefined) => {
-    if (editor && isPython(editor.document)) extra.activated(documentLike(editor.document));
+    const stored = editor && isPython(editor.document) ? storedAs(editor.document) : undefined;
+    if (stored) extra.activated(stored);
     prepareSoon();
     void refreshWorkspace(editor?.document);
   };
-  for (const d of vscode.workspace.textDocuments) if (isPython(d)) extra.opened(documentLike(d));
+  for (const d of vscode.workspace.textDocuments) if (isPython(d) && !isCell(d)) extra.opened(documentLike(d));
+  for (const nb of vscode.workspace.notebookDocuments) extra.opened(notebookLike(nb));
   editorChanged(vscode.window.activeTextEditor);
 
   /** The notebook of a cell's document: its cells and the cell's index (notebook.ts), undefined for a file. */
   function notebookCellOf(doc: vscode.TextDocument): { cells: NotebookCell[]; index: number } | undefined {
     const found = notebookOf(doc);
     if (!found) return undefined;
-    return {
-      index: found.index,
-      cells: found.notebook.getCells().map((c) => ({ text: c.document.getText(),
-        isPythonCode: c.kind === vscode.NotebookCellKind.Code && c.document.languageId === 'python' })),
-    };
+    return { index: found.index, cells: cellsOf(found.notebook) };
   }
 
   /** Suggestions at `pos`, or undefined when there is no answer (disabled, cancelled, server down, error). */
@@ -380,16 +437,39 @@ export function activate(context: vscode.ExtensionContext): void {
     out,
     status,
     { dispose: () => { monitor.dispose(); engine.cancel(); if (prepareTimer) clearTimeout(prepareTimer); } },
-    vscode.workspace.onDidOpenTextDocument((d) => { if (isPython(d)) { extra.opened(documentLike(d)); prepareSoon(); } }),
+    // a notebook's cells come and go with it (below): the store knows the notebook, not its cells
+    vscode.workspace.onDidOpenTextDocument((d) => { if (isPython(d) && !isCell(d)) { extra.opened(documentLike(d)); prepareSoon(); } }),
     vscode.workspace.onDidCloseTextDocument((d) => {
-      if (!isPython(d)) return;
+      if (!isPython(d) || isCell(d)) return;
       extra.closed(documentLike(d));
       prepareSoon();
       void refreshWorkspace(vscode.window.activeTextEditor?.document); // a closed project file is sent from disk now
     }),
+    vscode.workspace.onDidOpenNotebookDocument((nb) => { extra.opened(notebookLike(nb)); prepareSoon(); }),
+    vscode.workspace.onDidCloseNotebookDocument((nb) => {
+      extra.closed(notebookLike(nb));
+      prepareSoon();
+      void refreshWorkspace(vscode.window.activeTextEditor?.document); // a closed notebook is sent from disk now
+    }),
     vscode.workspace.onDidChangeTextDocument((e) => {
       if (!isPython(e.document) || e.contentChanges.length === 0) return;
-      extra.changed(documentLike(e.document), Math.min(...e.contentChanges.map((c) => c.range.start.line)));
+      const line = Math.min(...e.contentChanges.map((c) => c.range.start.line));
+      if (!isCell(e.document)) extra.changed(documentLike(e.document), line);
+      else {
+        const found = notebookOf(e.document);
+        if (!found) return;
+        const nb = notebookLike(found.notebook);
+        nb.invalidate();
+        extra.changed(nb, nb.moduleLine(found.index, line));
+      }
+      prepareSoon();
+    }),
+    // cells added, removed or moved (a cell's own edits come above, as its document's)
+    vscode.workspace.onDidChangeNotebookDocument((e) => {
+      if (e.contentChanges.length === 0) return;
+      const nb = notebookLike(e.notebook);
+      nb.invalidate();
+      extra.changed(nb, nb.moduleLine(e.contentChanges[0].range.start, 0));
       prepareSoon();
     }),
     vscode.window.onDidChangeActiveTextEditor(editorChanged),
@@ -404,8 +484,6 @@ export function activate(context: vscode.ExtensionContext): void {
       const active = vscode.window.activeTextEditor?.document;
       if (active && nb.getCells().some((c) => c.document === active)) void refreshWorkspace(active);
     }),
-    // a closed notebook is a workspace file again (its cells' documents may stay open a while)
-    vscode.workspace.onDidCloseNotebookDocument(() => void refreshWorkspace(vscode.window.activeTextEditor?.document)),
     vscode.languages.registerInlineCompletionItemProvider(SELECTOR, inline),
     { dispose: () => listRegistration?.dispose() },
     vscode.commands.registerCommand(`${SECTION}.toggle`, async () => {

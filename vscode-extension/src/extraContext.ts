@@ -156,8 +156,10 @@ export class ExtraContext {
     st.lastEditLine = line;
     st.lastUsed = ++this.clock;
     st.chunk = undefined;
-    // Typing in the current document changes nothing it is sent with (it is never its own extra context).
-    if (this.prepared?.forKey !== doc.key) this.invalidate();
+    // Typing in the current document changes nothing it is sent with (it is never its own extra context, nor is
+    // a cell's notebook).
+    const forKey = this.prepared?.forKey;
+    if (forKey === undefined || (doc.key !== forKey && doc.key !== notebookOfKey(forKey))) this.invalidate();
   }
 
   /** Everything to send with a request from the document `currentKey` (excluded): prepared once, then cached. */

@@ -37,25 +37,39 @@ export interface NotebookSource {
   firstLine: number;
 }
 
-/** The notebook's module around cell `current` (which is kept whatever its kind, and not rewritten). */
-export function notebookSource(cells: readonly NotebookCell[], current: number): NotebookSource {
-  if (current < 0 || current >= cells.length) throw new RangeError(`cell ${current} outside 0..${cells.length - 1}`);
+/** The module's lines, and the module line of each cell's first kept line (undefined: the cell is left out). */
+function moduleLines(cells: readonly NotebookCell[], current: number | undefined): { lines: string[]; cellStart: (number | undefined)[] } {
   const lines: string[] = [];
-  let firstLine = 0;
+  const cellStart: (number | undefined)[] = [];
   cells.forEach((cell, i) => {
+    cellStart.push(undefined);
     // other cells as dataset/notebooks.py writes them: stripped of blank lines around, none left empty
     const body = i === current ? cell.text : cell.text.replace(/\r\n?/g, '\n').replace(/^\n+|\n+$/g, '');
     if (i !== current && (!cell.isPythonCode || body.trim() === '')) return;
     if (lines.length) lines.push('');
     lines.push(CELL_MARKER);
-    if (i === current) {
-      firstLine = lines.length;
-      lines.push(...cell.text.split(/\r?\n/));
-    } else {
-      lines.push(...pythonLines(body));
-    }
+    cellStart[i] = lines.length;
+    lines.push(...(i === current ? cell.text.split(/\r?\n/) : pythonLines(body)));
   });
-  return { source: { lineCount: lines.length, lineText: (i) => lines[i] }, firstLine };
+  return { lines, cellStart };
+}
+
+/** The notebook's module around cell `current` (which is kept whatever its kind, and not rewritten). */
+export function notebookSource(cells: readonly NotebookCell[], current: number): NotebookSource {
+  if (current < 0 || current >= cells.length) throw new RangeError(`cell ${current} outside 0..${cells.length - 1}`);
+  const { lines, cellStart } = moduleLines(cells, current);
+  return { source: { lineCount: lines.length, lineText: (i) => lines[i] }, firstLine: cellStart[current]! };
+}
+
+/**
+ * The whole notebook as the module `make train` makes of its file (`notebookFileText`), for an open notebook sent
+ * as extra context with another file's requests; `cellStart[i]`: the module line of cell i's first line (kept
+ * cells' leading blank lines are stripped, so a later line maps a few lines early at most), undefined for a cell
+ * left out.
+ */
+export function notebookModule(cells: readonly NotebookCell[]): { text: string; lines: string[]; cellStart: (number | undefined)[] } {
+  const { lines, cellStart } = moduleLines(cells, undefined);
+  return { text: lines.length ? `${lines.join('\n')}\n` : '', lines, cellStart };
 }
 
 /** A `.ipynb` file that is not a notebook this module can read (not JSON, no cells). */

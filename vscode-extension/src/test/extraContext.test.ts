@@ -37,6 +37,30 @@ describe('extra context', () => {
     assert.deepStrictEqual(names(x.chunksFor(f.key)).sort(), ['a_first.py', 'a_second.py', 'b_first.py']);
   });
 
+  it('takes an open notebook as one document (as extension.ts keys it): sent whole, left out of its own cells\' requests, '
+    + 'and typing in a cell rebuilds nothing', () => {
+    const x = new ExtraContext({ maxChunks: 4 });
+    // the notebook's module, keyed as its cells' notebook (notebookOfKey of `vscode-notebook-cell:/ws/nb.ipynb#W3`)
+    const nb = new Doc('nb.ipynb', Array.from({ length: 300 }, (_, i) => `# %%\nframe_${i} = load(${i})`).join('\n\n'));
+    (nb as { key: string }).key = 'vscode-notebook-cell:/ws/nb.ipynb';
+    const [lib, other] = [py('lib'), py('other')];
+    for (const d of [nb, lib, other]) { x.opened(d); x.activated(d); }
+    // from a file: the 300 cells are one chunk, so the other files still fit in the request's 4 chunks
+    assert.deepStrictEqual(names(x.chunksFor(other.key)), ['lib.py', 'nb.ipynb']);
+    assert.strictEqual(x.chunksFor(other.key).chunks[1].text, nb.getText());
+    // from one of its cells: not its own notebook (its prompt and suffix hold it)
+    const cellKey = 'vscode-notebook-cell:/ws/nb.ipynb#W3';
+    const first = x.chunksFor(cellKey);
+    assert.deepStrictEqual(names(first), ['other.py', 'lib.py']);
+    const builds = x.buildCount;
+    for (let i = 0; i < 10; i++) x.changed(nb, nb.edit(20, `frame_9 = load(${'9'.repeat(i)})`)); // typing in the cell
+    assert.strictEqual(x.chunksFor(cellKey), first);
+    assert.strictEqual(x.buildCount, builds);
+    // ... where a change in a file it is sent with rebuilds, with the change
+    x.changed(lib, lib.edit(0, 'def lib_changed(x):'));
+    assert.ok(x.chunksFor(cellKey).chunks.some((c) => c.text.startsWith('def lib_changed')));
+  });
+
   it('sends the other open files, most recently used first, never the current one', () => {
     const x = new ExtraContext();
     const [a, b, c] = [py('a'), py('b'), py('c')];

@@ -2,7 +2,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { buildContext, DEFAULT_LIMITS, LineSource } from '../context';
-import { CELL_MARKER, NotebookCell, NotebookError, notebookFileText, notebookSource, pythonLines } from '../notebook';
+import { CELL_MARKER, NotebookCell, NotebookError, notebookFileText, notebookModule, notebookSource, pythonLines } from '../notebook';
 
 // The repository's fixture notebook and the module `make train` makes of it (dataset/notebooks.py; the same
 // pair is checked in tests/test_notebooks.py): the editor must show the model a notebook as it was trained on it.
@@ -61,6 +61,17 @@ describe('notebook', () => {
     const withOutputs = JSON.parse(raw);
     withOutputs.cells[1].outputs = [{ output_type: 'display_data', data: { 'image/png': 'iVBORw0KGgo'.repeat(50) } }];
     assert.strictEqual(notebookFileText(JSON.stringify(withOutputs)), trainedOn);
+  });
+
+  it('makes an open notebook the module its file makes, and maps a cell\'s lines into it', () => {
+    const m = notebookModule(cells);
+    assert.strictEqual(m.text, trainedOn);
+    assert.strictEqual(m.lines.join('\n') + '\n', trainedOn);
+    const quarterly = cells.findIndex((c) => c.text.startsWith('def quarterly'));
+    assert.strictEqual(m.lines[m.cellStart[quarterly]! + 1], '    total = (frame.amount.sum()');
+    assert.strictEqual(m.cellStart[0], undefined); // the markdown cell is left out
+    assert.strictEqual(m.lines[m.cellStart[quarterly]! - 1], CELL_MARKER);
+    assert.deepStrictEqual(notebookModule([{ text: '# prose', isPythonCode: false }]), { text: '', lines: [], cellStart: [undefined] });
   });
 
   it('reads nbformat 3 and sources given as one string, as dataset/notebooks.py does', () => {
