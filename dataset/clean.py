@@ -14,6 +14,7 @@ SKIP_REASONS = {
     "not_python": "not a .py file",
     "not_utf8": "not valid UTF-8",
     "not_a_notebook": "a .ipynb file that is not a Jupyter notebook (not JSON, no cells)",
+    "not_python_notebook": "a Jupyter notebook of another language's kernel (R, Julia, ...)",
     "binary": "contains NUL bytes",
     "too_large": "file over the size limit",
     "minified": "very long lines (minified or data)",

@@ -16,7 +16,10 @@ The module a notebook becomes:
 - IPython lines that are not Python kept as comments where they stand (`%matplotlib inline` ->
   `# %matplotlib inline`, `!pip install x`, `%%timeit`, `obj?`): the rest still parses, and the model learns
   the cell as its author wrote it, less what only IPython runs;
-- nbformat 4 (`cells`, `source`) and 3 (`worksheets[].cells`, `input`); a source is a string or a list of lines.
+- nbformat 4 (`cells`, `source`) and 3 (`worksheets[].cells`, `input`); a source is a string or a list of lines;
+- a notebook of another language's kernel (R, Julia: `metadata.kernelspec.language`, `metadata.language_info.name`,
+  nbformat 3's `metadata.language`) is not Python: NotPythonNotebook, and `make train` skips it. A notebook that
+  names no language is taken as Python, as Jupyter's default kernel is.
 """
 from __future__ import annotations
 
@@ -38,6 +41,21 @@ _IPYTHON_LINE = re.compile(r"^(?:%|!|\?\?|\?(?=\w))|^[\w.]+\?{1,2}\s*$")
 
 class NotebookError(ValueError):
     """The file is not a notebook this module can read (not JSON, no cells)."""
+
+
+class NotPythonNotebook(NotebookError):
+    """A notebook whose kernel runs another language: its code cells are not Python."""
+
+
+def notebook_language(nb: dict) -> str | None:
+    """The language the notebook's kernel runs, lower case, as its metadata names it; None when it names none."""
+    meta = nb.get("metadata")
+    if not isinstance(meta, dict):
+        return None
+    for holder, key in ((meta.get("kernelspec"), "language"), (meta.get("language_info"), "name"), (meta, "language")):
+        if isinstance(holder, dict) and isinstance(holder.get(key), str) and holder[key].strip():
+            return holder[key].strip().lower()
+    return None
 
 
 def _text(source) -> str:
@@ -67,6 +85,9 @@ def notebook_source(raw: bytes | str) -> str:
         key = "input"
     else:
         raise NotebookError("not a notebook: no cells")
+    language = notebook_language(nb)
+    if language is not None and not language.startswith(("python", "ipython")):
+        raise NotPythonNotebook(f"its kernel runs {language!r}, not Python")
     parts = []
     for cell in cells:
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
@@ -97,6 +118,8 @@ def clean_notebook(path: Path, config: CleanConfig) -> tuple[str | None, str | N
         return None, "too_large"
     try:
         code = notebook_source(path.read_bytes())
+    except NotPythonNotebook:
+        return None, "not_python_notebook"
     except NotebookError:
         return None, "not_a_notebook"
     return clean_source(code.encode("utf-8"), config)

@@ -17,7 +17,7 @@ import pytest
 
 from dataset.clean import CleanConfig
 from dataset.corpus import load_split
-from dataset.notebooks import NotebookError, clean_notebook, notebook_source, read_source
+from dataset.notebooks import NotebookError, NotPythonNotebook, clean_notebook, notebook_source, read_source
 from dataset.personal import SourceError, build_personal_corpus, gather
 from dataset.workspace import project_source_files
 from evaluate import __main__ as evaluate_main
@@ -74,6 +74,25 @@ def test_a_notebook_is_its_code_cells_in_order_with_ipython_lines_as_comments():
 def test_what_is_not_a_notebook_is_refused_by_name(raw):
     with pytest.raises(NotebookError):
         notebook_source(raw)
+
+
+def test_a_notebook_of_another_languages_kernel_is_not_python(tmp_path):
+    def of(metadata: dict) -> str:
+        return json.dumps({"nbformat": 4, "metadata": metadata,
+                           "cells": [{"cell_type": "code", "source": ["df <- read.csv('x')\n"]}]})
+    r = of({"kernelspec": {"name": "ir", "language": "R"}, "language_info": {"name": "R"}})
+    with pytest.raises(NotPythonNotebook, match="'r', not Python"):
+        notebook_source(r)
+    with pytest.raises(NotPythonNotebook):
+        notebook_source(of({"language_info": {"name": "julia"}}))
+    # Python's kernels, and a notebook that names none (Jupyter's default kernel is Python's), are read
+    for metadata in ({"kernelspec": {"language": "python"}}, {"language_info": {"name": "Python"}}, {},
+                     {"kernelspec": {"name": "python3"}}, {"language": "python"}):
+        assert notebook_source(of(metadata)) == "# %%\ndf <- read.csv('x')\n"
+    (tmp_path / "analysis.ipynb").write_text(r)
+    assert clean_notebook(tmp_path / "analysis.ipynb", CleanConfig()) == (None, "not_python_notebook")
+    (tmp_path / "fit.ipynb").write_text(notebook(("code", "import math\n")))
+    assert [rec["path"] for rec in gather([tmp_path])] == ["fit.ipynb"]  # make train skips the R notebook
 
 
 def test_a_notebook_is_cleaned_by_its_code_not_its_outputs(tmp_path):

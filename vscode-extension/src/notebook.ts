@@ -72,8 +72,21 @@ export function notebookModule(cells: readonly NotebookCell[]): { text: string; 
   return { text: lines.length ? `${lines.join('\n')}\n` : '', lines, cellStart };
 }
 
-/** A `.ipynb` file that is not a notebook this module can read (not JSON, no cells). */
+/** A `.ipynb` file that is not a notebook this module can read (not JSON, no cells, another language's kernel). */
 export class NotebookError extends Error {}
+
+/** The language the notebook's kernel runs, lower case, as its metadata names it (dataset/notebooks.py
+ *  `notebook_language`); undefined when it names none (then Python, Jupyter's default kernel). */
+export function notebookLanguage(nb: { metadata?: unknown }): string | undefined {
+  const meta = nb.metadata;
+  if (typeof meta !== 'object' || meta === null) return undefined;
+  const m = meta as Record<string, unknown>;
+  const field = (holder: unknown, key: string) => {
+    const v = typeof holder === 'object' && holder !== null ? (holder as Record<string, unknown>)[key] : undefined;
+    return typeof v === 'string' && v.trim() !== '' ? v.trim().toLowerCase() : undefined;
+  };
+  return field(m.kernelspec, 'language') ?? field(m.language_info, 'name') ?? field(m, 'language');
+}
 
 /** A cell's source: a string, or a list of lines (nbformat's two spellings); anything else is no text. */
 const sourceText = (source: unknown): string =>
@@ -84,7 +97,7 @@ const sourceText = (source: unknown): string =>
  * goes to the server as the text `make train` learned): each code cell opened by `# %%`, a blank line between
  * cells, IPython-only lines commented out; markdown, raw cells, outputs and metadata left out; nbformat 4
  * (`cells[].source`) and 3 (`worksheets[].cells[].input`). '' when it has no code. NotebookError when `raw` is
- * not a notebook.
+ * not a notebook, or one of another language's kernel (R, Julia: not sent, as `make train` skips it).
  */
 export function notebookFileText(raw: string): string {
   let nb: unknown;
@@ -106,6 +119,8 @@ export function notebookFileText(raw: string): string {
   } else {
     throw new NotebookError('not a notebook: no cells');
   }
+  const language = notebookLanguage(o as { metadata?: unknown });
+  if (language !== undefined && !/^(python|ipython)/.test(language)) throw new NotebookError(`its kernel runs '${language}', not Python`);
   const parts: string[] = [];
   for (const cell of cells) {
     if (typeof cell !== 'object' || cell === null || (cell as { cell_type?: unknown }).cell_type !== 'code') continue;

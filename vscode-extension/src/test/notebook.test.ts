@@ -85,6 +85,16 @@ describe('notebook', () => {
     assert.strictEqual(notebookFileText('{"cells": [{"cell_type": "markdown", "source": "only prose"}]}'), '');
   });
 
+  it("refuses a notebook of another language's kernel, as dataset/notebooks.py does", () => {
+    const of = (metadata: object) => JSON.stringify({ nbformat: 4, metadata, cells: [{ cell_type: 'code', source: ["df <- read.csv('x')\n"] }] });
+    assert.throws(() => notebookFileText(of({ kernelspec: { name: 'ir', language: 'R' } })), /'r', not Python/);
+    assert.throws(() => notebookFileText(of({ language_info: { name: 'julia' } })), NotebookError);
+    for (const metadata of [{ kernelspec: { language: 'python' } }, { language_info: { name: 'Python' } }, {},
+      { kernelspec: { name: 'python3' } }, { language: 'python' }]) {
+      assert.strictEqual(notebookFileText(of(metadata)), "# %%\ndf <- read.csv('x')\n");
+    }
+  });
+
   it('refuses what is not a notebook by name', () => {
     for (const raw of ['{not json', '[1, 2]', '{"metadata": {}}', 'null']) {
       assert.throws(() => notebookFileText(raw), NotebookError, raw);
