@@ -64,7 +64,7 @@ export function notebookSource(cells: readonly NotebookCell[], current: number):
 /**
  * The whole notebook as the module `make train` makes of its file (`notebookFileText`), for an open notebook sent
  * as extra context with another file's requests; `cellStart[i]`: the module line of cell i's first line (kept
- * cells' leading blank lines are stripped, so a later line maps a few lines early at most), undefined for a cell
+ * cells' leading blank lines are stripped, so a cell's line maps as many lines late at most), undefined for a cell
  * left out.
  */
 export function notebookModule(cells: readonly NotebookCell[]): { text: string; lines: string[]; cellStart: (number | undefined)[] } {
