@@ -18,9 +18,12 @@ const SELECTOR: vscode.DocumentSelector = [{ language: 'python' }];
 const EXTRA_MAX = 524288;
 /** The server keeps the first 16K characters of the suffix. */
 const SUFFIX_MAX = 16384;
+/** A notebook cell's document's URI scheme. */
+const CELL_SCHEME = 'vscode-notebook-cell';
+const isCell = (d: vscode.TextDocument) => d.uri.scheme === CELL_SCHEME;
 /** Documents worth sending as extra context: Python in real files, untitled editors and notebook cells (a cell
  *  through its notebook, NotebookLike below). */
-const EXTRA_SCHEMES = new Set(['file', 'untitled', 'vscode-remote', 'vscode-notebook-cell']);
+const EXTRA_SCHEMES = new Set(['file', 'untitled', 'vscode-remote', CELL_SCHEME]);
 const isPython = (d: vscode.TextDocument | undefined): d is vscode.TextDocument => !!d && d.languageId === 'python' && EXTRA_SCHEMES.has(d.uri.scheme);
 /** Workspace context: at most this many source files listed, none read above this size (generated, data). */
 const WORKSPACE_MAX_FILES = 5000;
@@ -34,17 +37,23 @@ const SOURCE_GLOB = `**/*.{py,${NOTEBOOK_SUFFIX.slice(1)}}`;
 /** Texts of workspace files kept between editor switches (least recently used go first), in characters. */
 const WORKSPACE_CACHE_CHARS = 4 * 1024 * 1024;
 
+/** `map`'s value for `key`, made by `make` the first time. */
+function memo<K extends object, V>(map: WeakMap<K, V>, key: K, make: (key: K) => V): V {
+  let v = map.get(key);
+  if (v === undefined) map.set(key, (v = make(key)));
+  return v;
+}
+
+/** What the server is told a chunk comes from: the workspace-relative path (an untitled editor's name). */
+const filenameOf = (uri: vscode.Uri) => (uri.scheme === 'untitled' ? uri.path : vscode.workspace.asRelativePath(uri, false));
+
 /** A vscode document as the extra-context store sees it (one wrapper per document: change events are per keystroke). */
 const wrappers = new WeakMap<vscode.TextDocument, DocumentLike>();
-function documentLike(d: vscode.TextDocument): DocumentLike {
-  let w = wrappers.get(d);
-  if (!w) wrappers.set(d, (w = wrap(d)));
-  return w;
-}
+const documentLike = (d: vscode.TextDocument): DocumentLike => memo(wrappers, d, wrap);
 function wrap(d: vscode.TextDocument): DocumentLike {
   return {
     key: d.uri.toString(),
-    filename: d.uri.scheme === 'untitled' ? d.uri.path : vscode.workspace.asRelativePath(d.uri, false),
+    filename: filenameOf(d.uri),
     get lineCount() { return d.lineCount; },
     lineText: (i) => d.lineAt(i).text,
     // as the server reads it: LF line ends (a CRLF document's `\r`s would count against the budgets)
@@ -69,11 +78,7 @@ interface NotebookLike extends DocumentLike {
   invalidate(): void;
 }
 const notebookWrappers = new WeakMap<vscode.NotebookDocument, NotebookLike>();
-function notebookLike(nb: vscode.NotebookDocument): NotebookLike {
-  let w = notebookWrappers.get(nb);
-  if (!w) notebookWrappers.set(nb, (w = wrapNotebook(nb)));
-  return w;
-}
+const notebookLike = (nb: vscode.NotebookDocument): NotebookLike => memo(notebookWrappers, nb, wrapNotebook);
 function wrapNotebook(nb: vscode.NotebookDocument): NotebookLike {
   let module: ReturnType<typeof notebookModule> | undefined;
   let stale = true;
@@ -86,8 +91,8 @@ function wrapNotebook(nb: vscode.NotebookDocument): NotebookLike {
     // from a cell: a remote window's cell URIs carry the remote authority its notebook's URI lacks (code-server:
     // `vscode-notebook-cell://127.0.0.1:PORT/ws/a.ipynb#...` for `file:///ws/a.ipynb`)
     key: notebookOfKey(nb.cellCount > 0 ? nb.cellAt(0).document.uri.toString()
-      : nb.uri.with({ scheme: 'vscode-notebook-cell', fragment: 'empty' }).toString()),
-    filename: nb.uri.scheme === 'untitled' ? nb.uri.path : vscode.workspace.asRelativePath(nb.uri, false),
+      : nb.uri.with({ scheme: CELL_SCHEME, fragment: 'empty' }).toString()),
+    filename: filenameOf(nb.uri),
     get lineCount() { return built().lines.length; },
     lineText: (i) => built().lines[i],
     getText: () => built().text,
@@ -324,7 +329,7 @@ export function activate(context: vscode.ExtensionContext): void {
 
   /** The open notebook a cell's document belongs to, and the cell's index; undefined for a file. */
   function notebookOf(doc: vscode.TextDocument): { notebook: vscode.NotebookDocument; index: number } | undefined {
-    if (doc.uri.scheme !== 'vscode-notebook-cell') return undefined;
+    if (!isCell(doc)) return undefined;
     for (const notebook of vscode.workspace.notebookDocuments) {
       const index = notebook.getCells().findIndex((c) => c.document === doc);
       if (index >= 0) return { notebook, index };
@@ -334,11 +339,10 @@ export function activate(context: vscode.ExtensionContext): void {
 
   /** What the extra-context store knows a document by: a cell's notebook (NotebookLike), a file itself. */
   const storedAs = (d: vscode.TextDocument): DocumentLike | undefined => {
-    if (d.uri.scheme !== 'vscode-notebook-cell') return documentLike(d);
+    if (!isCell(d)) return documentLike(d);
     const found = notebookOf(d);
     return found && notebookLike(found.notebook);
   };
-  const isCell = (d: vscode.TextDocument) => d.uri.scheme === 'vscode-notebook-cell';
 
   const editorChanged = (editor: vscode.TextEditor | undefined) => {
     const stored = editor && isPython(editor.document) ? storedAs(editor.document) : undefined;
@@ -482,7 +486,7 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
     vscode.workspace.onDidSaveNotebookDocument((nb) => {
       const active = vscode.window.activeTextEditor?.document;
-      if (active && nb.getCells().some((c) => c.document === active)) void refreshWorkspace(active);
+      if (active && notebookOf(active)?.notebook === nb) void refreshWorkspace(active);
     }),
     vscode.languages.registerInlineCompletionItemProvider(SELECTOR, inline),
     { dispose: () => listRegistration?.dispose() },

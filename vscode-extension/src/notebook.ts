@@ -121,11 +121,9 @@ export function notebookFileText(raw: string): string {
   }
   const language = notebookLanguage(o as { metadata?: unknown });
   if (language !== undefined && !/^(python|ipython)/.test(language)) throw new NotebookError(`its kernel runs '${language}', not Python`);
-  const parts: string[] = [];
-  for (const cell of cells) {
-    if (typeof cell !== 'object' || cell === null || (cell as { cell_type?: unknown }).cell_type !== 'code') continue;
-    const code = sourceText((cell as Record<string, unknown>)[key]).replace(/\r\n?/g, '\n').replace(/^\n+|\n+$/g, '');
-    if (code.trim() !== '') parts.push(`${CELL_MARKER}\n${pythonLines(code).join('\n')}\n`);
-  }
-  return parts.join('\n');
+  // the module an open notebook makes of the same cells (notebookModule): code cells kept, the rest left out
+  return notebookModule(cells.map((cell) => {
+    const code = typeof cell === 'object' && cell !== null && (cell as { cell_type?: unknown }).cell_type === 'code';
+    return { text: code ? sourceText((cell as Record<string, unknown>)[key]) : '', isPythonCode: code };
+  })).text;
 }

@@ -18,9 +18,10 @@
 // comma-separated), SEED.
 import * as fs from 'fs';
 import { AutocompleteClient, CompletionRequest } from '../../client';
-import { buildContext, DEFAULT_LIMITS, LineSource } from '../../context';
+import { buildContext, DEFAULT_LIMITS, linesOf } from '../../context';
 import { CompletionEngine } from '../../engine';
 import { ServerMonitor } from '../../monitor';
+import { sleep } from '../httpServer';
 
 /** VS Code's own part of keystroke -> ghost text (its inline-suggestion scheduling and rendering, e2e). */
 const VSCODE_MS = 90;
@@ -50,11 +51,6 @@ function intervals(n: number, meanMs: number, seed: number): number[] {
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const linesOf = (text: string): LineSource => {
-  const lines = text.split('\n');
-  return { lineCount: lines.length, lineText: (i) => lines[i] };
-};
 
 interface Key {
   /** ms from the key to the engine's answer (undefined: cancelled by the next key first, or no answer). */
@@ -76,15 +72,14 @@ async function typeAll(texts: { name: string; text: string }[], debounceMs: numb
   const engine = new CompletionEngine(() => counting, monitor);
   const settings = { debounceMs, maxSuggestionLength: 256, maxSuggestions: 3, timeBudgetMs: 300 };
   const keys: Key[] = [];
-  let chars = 0;
   for (const [t, { text }] of texts.entries()) {
     const gaps = intervals(text.length, meanMs, seed + t);
     let cancel: AbortController | undefined;
     const pending: Promise<void>[] = [];
     for (let i = 0; i < text.length; i++) {
-      const typed = text.slice(0, i + 1);
-      const lines = typed.split('\n');
-      const ctx = buildContext(linesOf(typed), lines.length - 1, lines[lines.length - 1].length, DEFAULT_LIMITS);
+      const typed = linesOf(text.slice(0, i + 1));
+      const last = typed.lineCount - 1;
+      const ctx = buildContext(typed, last, typed.lineText(last).length, DEFAULT_LIMITS);
       cancel?.abort(); // VS Code cancels the previous ask when the next key arrives
       cancel = new AbortController();
       const key: Key = { suggestions: 0, right: false, gapMs: i + 1 < text.length ? gaps[i + 1] : Infinity };
@@ -98,7 +93,6 @@ async function typeAll(texts: { name: string; text: string }[], debounceMs: numb
         const first = res.suggestions[0]?.text ?? '';
         key.right = first.length > 0 && res.suggestions[0].replaceLength === 0 && text.startsWith(first, i + 1);
       }));
-      chars++;
       if (i + 1 < text.length) await sleep(gaps[i + 1]);
     }
     await Promise.all(pending);
@@ -107,7 +101,7 @@ async function typeAll(texts: { name: string; text: string }[], debounceMs: numb
   const inTime = (k: Key) => k.answerMs !== undefined && k.suggestions > 0 && k.answerMs + VSCODE_MS <= k.gapMs;
   const answered = keys.filter((k) => k.answerMs !== undefined);
   return {
-    debounceMs, meanMs, chars, requests,
+    debounceMs, meanMs, chars: keys.length, requests,
     inTime: keys.filter(inTime).length,
     rightInTime: keys.filter((k) => inTime(k) && k.right).length,
     inTimeFromServer: keys.filter((k) => inTime(k) && k.source === 'server').length,
