@@ -91,9 +91,12 @@ train-cpu: data-default
 	$(PY) -m models.export $(RUN)-cpu/fim/last.pt $(RUN)-cpu/default.pt
 
 # SERVE_ARGS: more server.py options, e.g. "--workers 0" (the single in-process engine) or "--device cuda".
+# MODELS_DIR: also serve every DIR/NAME.pt to requests naming "model": "NAME" (a model per project,
+# serving/models.py), e.g. MODELS_DIR=checkpoints after make train SOURCES=~/code/billing OUT=checkpoints/billing.pt
 SERVE_ARGS ?=
+MODELS_DIR ?=
 serve: install
-	$(PY) server.py --host $(HOST) --port $(PORT) --model $(MODEL) $(SERVE_ARGS)
+	$(PY) server.py --host $(HOST) --port $(PORT) --model $(MODEL) $(if $(MODELS_DIR),--models-dir $(MODELS_DIR)) $(SERVE_ARGS)
 
 eval: install data-default
 	$(PY) -m evaluate --model $(MODEL) --data $(DEFAULT_DATA) --protocol lines project

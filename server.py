@@ -3,7 +3,8 @@
 `python server.py --host 127.0.0.1 --port 5000 --model checkpoints/default.pt` binds first, answers
 `/health` with 503 while the model loads in a background thread, then serves:
 
-    POST /autocomplete  {"prompt", "suffix"?, "kind"?, "max_suggestions"?, "time_budget_ms"?, "input_extra"?}
+    POST /autocomplete  {"prompt", "suffix"?, "kind"?, "max_suggestions"?, "time_budget_ms"?, "input_extra"?,
+                         "model"?}
                         -> {"success": true, "prediction": [str], "probs": [float], "id": str, "ms": float,
                             "model": str (which model file answered: the sha256 prefix /health shows)}
 
@@ -12,8 +13,11 @@ and the engine's project context); `input_extra` is llama.cpp /infill's list of
 `{"filename": str, "text": str}` chunks (other files, recently edited regions) for the project context.
     GET  /health        200 {"status": "ok", "model": {...}} when ready, 503 while loading
     GET  /metrics       Prometheus text format (prometheus_client)
+    GET  /models        {"default": str, "models": [str]}: the names "model" may take
 
 A new file at `--model`'s path (`make train` writes one) is served without a restart (serving/reload.py).
+`--models-dir DIR` serves every DIR/NAME.pt too, to requests that send `"model": "NAME"` (a model per
+project on one server, serving/models.py).
 
 The first three response fields are those of labml's python_autocomplete reference server, so its
 clients keep working. Tests build the app around their own model with `create_app(predictor, config)`.
@@ -49,6 +53,7 @@ from werkzeug.exceptions import HTTPException
 from serving.gate import ModelGate, QueueFull  # noqa: F401 - re-exported (tests, embedders)
 from serving.loading import load_for_inference, load_model, model_info, plain  # noqa: F401 - re-exported
 from serving.metrics import Metrics
+from serving.models import DEFAULT_MAX_MODELS, ModelUnavailable, UnknownModel, model_path, served_names
 from serving.pool import EngineError, LocalEngine, NoWorker, PoolConfig, WorkerLost, WorkerPool
 from serving.reload import CheckpointWatcher, ModelReloader
 
@@ -88,6 +93,8 @@ class ServerConfig:
     model_info: dict = field(default_factory=dict)  # shown by /health (name, arch, sha256, ...)
     workers: int = 0                      # engine processes (0: the engine runs in this process)
     slots: int = 1                        # engine slots per worker (concurrent requests, batched)
+    default_model: str = DEFAULT_MODEL    # the --model file: what a request without "model" gets
+    models_dir: str | None = None         # --models-dir: DIR/NAME.pt answers "model": "NAME" (serving/models.py)
 
     @property
     def waitress_threads(self) -> int:
@@ -189,12 +196,21 @@ def parse_completion_request(config: ServerConfig) -> dict:
             raise ApiError(400, '"time_budget_ms" must be a positive number', "bad_field")
         budget = min(float(budget), config.max_time_budget_ms)
     extra = parse_input_extra(body.get("input_extra"), config)
+    name = body.get("model")
+    path = None
+    if name is not None and name != "":
+        if not isinstance(name, str):
+            raise ApiError(400, '"model" must be a string (a model\'s name: GET /models lists them)', "bad_field")
+        try:
+            path = model_path(name, config.models_dir, config.default_model)
+        except UnknownModel as e:
+            raise ApiError(404, str(e), "unknown_model") from None
     # Keep what the model can use: the end of the prompt and the start of the suffix. (Lone surrogates,
     # valid in JSON but not in UTF-8, are the engine's to replace: Predictor.complete does it.)
     prompt = prompt[-config.max_prompt_chars:]
     suffix = suffix[:config.max_suffix_chars]
     return {"prompt": prompt, "suffix": suffix, "kind": kind, "max_suggestions": n,
-            "time_budget_ms": budget, "extra": extra}
+            "time_budget_ms": budget, "extra": extra, "model_path": path}
 
 
 def with_remaining_budget(args: dict, waited_ms: float) -> dict:
@@ -331,6 +347,9 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
             # balancer retries it on another replica; a direct client retries after Retry-After.
             state.metrics.error("worker_lost")
             return error_response(502, f"{e}", "worker_lost", retry)
+        except ModelUnavailable as e:  # the named model's file does not load: the server's to mend, not 500
+            state.metrics.error("model_unavailable")
+            return error_response(503, f"{e}", "model_unavailable", retry)
         except Exception:  # EngineError included: a bug in the engine, never the client's input
             log.exception("completion engine failed")
             state.metrics.error("engine")
@@ -378,6 +397,12 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
                             "restarts": sum(w["restarts"] for w in workers.values()),
                             "pids": [w["pid"] for w in workers.values() if w["ready"]]})
         return jsonify(body)
+
+    @app.get("/models")
+    def models():
+        require_token()  # the names of a team's projects
+        return jsonify({"default": Path(config.default_model).stem,
+                        "models": served_names(config.models_dir, config.default_model)})
 
     @app.get("/metrics")
     def metrics():
@@ -486,6 +511,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="int8 weights in memory (models/quantize.py): auto = int8 on the CPU, none on a GPU")
     p.add_argument("--batch-wait-ms", type=float, default=PoolConfig.batch_wait_ms,
                    help="longest a forward call waits for others to join its batch")
+    p.add_argument("--models-dir", default=None,
+                   help="also serve every DIR/NAME.pt, to requests that send \"model\": \"NAME\" (a model per project: "
+                        "make train SOURCES=... OUT=DIR/NAME.pt); each engine loads one when first asked for it "
+                        "(serving/models.py)")
+    p.add_argument("--max-models", type=int, default=DEFAULT_MAX_MODELS,
+                   help="named models each engine worker holds at most, least recently used dropped beyond "
+                        "(default %(default)s; each has its own --cache-mb of caches)")
     p.add_argument("--reload-interval", type=float, default=DEFAULT_RELOAD_INTERVAL_S,
                    help="seconds between looks at the checkpoint: a new file there (make train writes one) is "
                         "loaded and swapped in without dropping a request (serving/reload.py); 0: only on "
@@ -532,6 +564,10 @@ def main(argv=None) -> int:
         return fail("--cache-mb must be > 0 and --batch-wait-ms >= 0")
     if not args.time_budget_ms >= 0:
         return fail("--time-budget-ms must be >= 0 (0: no budget)")
+    if args.models_dir is not None and not Path(args.models_dir).is_dir():
+        return fail(f"--models-dir {args.models_dir}: not a directory")
+    if not 1 <= args.max_models <= 64:
+        return fail("--max-models must be in 1..64")
     if not 0 <= args.reload_interval <= 86400:
         return fail("--reload-interval must be in 0..86400 seconds (0: only on SIGUSR1)")
     if args.host.lower() == "localhost":
@@ -552,7 +588,8 @@ def main(argv=None) -> int:
     config = ServerConfig(host=args.host, port=args.port, token=token, queue_size=args.queue_size,
                           max_wait_ms=args.max_wait_ms, time_budget_ms=args.time_budget_ms or None,
                           threads=args.threads, model_info={"name": model.stem, "file": model.name},
-                          workers=args.workers, slots=args.slots)
+                          workers=args.workers, slots=args.slots, default_model=str(model),
+                          models_dir=args.models_dir)
     app = create_app(None, config)
 
     try:
@@ -575,14 +612,19 @@ def main(argv=None) -> int:
                 if args.torch_threads:
                     torch.set_num_threads(args.torch_threads)
                 predictor, info = load_model(str(model), args.device, args.quantize)
-                engine = LocalEngine(predictor, config.queue_size, model=info.get("sha256"),
+                from serving.models import ModelSet
+                from serving.worker import served_loader
+                named = ModelSet(served_loader(1, args.cache_mb, info["device"], False, 0.0, args.quantize),
+                                 args.max_models, args.reload_interval or DEFAULT_RELOAD_INTERVAL_S)
+                engine = LocalEngine(predictor, config.queue_size, model=info.get("sha256"), models=named,
                                      loader=lambda: load_model(str(model), args.device, args.quantize))
                 where = "in the server process"
             else:
                 pool = WorkerPool(PoolConfig(
                     model=str(model), workers=args.workers, slots=args.slots, device=args.device,
                     torch_threads=args.torch_threads, cache_mb=args.cache_mb, batching=not args.no_batching,
-                    quantize=args.quantize,
+                    quantize=args.quantize, max_models=args.max_models,
+                    check_interval_s=args.reload_interval or DEFAULT_RELOAD_INTERVAL_S,
                     batch_wait_ms=args.batch_wait_ms, queue_size=args.queue_size))
                 info = pool.start()
                 engine = pool

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from . import processes
 from .gate import ModelGate, SlotGate
 from .memory import proc_memory_kib
+from .models import DEFAULT_CHECK_INTERVAL_S, DEFAULT_MAX_MODELS, ModelSet, ModelUnavailable
 
 log = logging.getLogger("autocomplete.pool")
 
@@ -81,6 +82,8 @@ class PoolConfig:
     start_timeout_s: float = 300.0
     release_forkserver: bool = True  # stop the forkserver while no worker is being started (processes.py)
     preload_model: bool = True     # load the model in the forkserver: the workers share it (preload.py)
+    max_models: int = DEFAULT_MAX_MODELS  # named models (--models-dir) each worker holds at most (models.py)
+    check_interval_s: float = DEFAULT_CHECK_INTERVAL_S  # how often a named model's file is looked at
 
 
 def client_slot(key: str, workers: int, slots: int) -> tuple[int, int]:
@@ -215,7 +218,8 @@ class WorkerPool:
             target=worker_module.main, name=f"engine-worker-{w.index}", daemon=True,
             args=(child, dict(model=cfg.model, slots=cfg.slots, device=cfg.device,
                               torch_threads=cfg.torch_threads, cache_mb=cfg.cache_mb, batching=cfg.batching,
-                              batch_wait_ms=cfg.batch_wait_ms, index=w.index, quantize=cfg.quantize)))
+                              batch_wait_ms=cfg.batch_wait_ms, index=w.index, quantize=cfg.quantize,
+                              max_models=cfg.max_models, check_interval_s=cfg.check_interval_s)))
         process.start()
         child.close()  # the worker holds its end: its death reads as EOF here
         deadline = time.monotonic() + cfg.start_timeout_s
@@ -325,12 +329,14 @@ class WorkerPool:
                 w.in_flight -= 1
         kind, payload = entry["result"]
         if kind == "ok":
-            completions, engine_ms, stats = payload
+            completions, engine_ms, stats, sha = payload
             if stats is not None:
                 w.stats = stats
-            return completions, engine_ms, w.info.get("sha256")
+            return completions, engine_ms, sha or w.info.get("sha256")  # sha: a named model's (models.py)
         if kind == "lost":
             raise WorkerLost(payload)
+        if kind == "unavailable":
+            raise ModelUnavailable(payload)
         raise EngineError(payload)
 
     def _reader(self, w: _Worker, conn) -> None:
@@ -398,10 +404,15 @@ class LocalEngine:
     """`--workers 0`: the predictor in the HTTP process, one slot (the single-model server of before).
     `loader() -> (predictor, model info)` loads the model again for `reload` (reload.py)."""
 
-    def __init__(self, predictor, queue_size: int, loader=None, model: str | None = None):
+    def __init__(self, predictor, queue_size: int, loader=None, model: str | None = None,
+                 models: ModelSet | None = None):
         # (predictor, the sha256 prefix of its file or None where a test gave only a predictor): one
         # attribute, so that a reload replaces both in one assignment and a request reads a matching pair
         self.serving = (predictor, model)
+        if models is None:  # named models (models.py) as the server loads them by default on the CPU
+            from .worker import served_loader
+            models = ModelSet(served_loader(1, PoolConfig.cache_mb, "cpu", False, 0.0, "auto"))
+        self.models = models
         self.loader = loader
         self.slot = Slot(0, 0)
         self.slot.gate = ModelGate(queue_size)
@@ -436,13 +447,17 @@ class LocalEngine:
 
     def complete(self, slot: Slot, args: dict):
         t0 = time.perf_counter()
-        predictor, model = self.serving
+        if args.get("model_path"):  # a named model (models.py)
+            named = self.models.get(args["model_path"])
+            predictor, model = named.predictors[0], named.sha256
+        else:
+            predictor, model = self.serving
         completions = predictor.complete(args["prompt"], suffix=args["suffix"], kind=args["kind"],
                                               max_suggestions=args["max_suggestions"],
                                               time_budget_ms=args["time_budget_ms"], extra=args["extra"])
         engine_ms = (time.perf_counter() - t0) * 1000
         from .worker import engine_stats
-        self.stats = engine_stats(predictor)  # read while we hold the slot: never waits
+        self.stats = {**engine_stats(predictor), **self.models.stats()}  # read while we hold the slot: never waits
         return [(c.text, c.prob) for c in completions], engine_ms, model
 
     def snapshot(self) -> dict:

@@ -21,7 +21,7 @@ IDLE_TRIM_S = 1.0  # a worker this long without a request gives its free heap ba
 ENGINE_GAUGES = {"cache_entries", "cache_size", "mean_ms", "context_blocks", "context_block_bytes",
                  "context_segments", "context_segment_bytes", "cache_bytes", "cache_max_bytes",
                  "step_cache_bytes", "step_cache_max_bytes", "names_tables",
-                 "names_table_bytes", "imports_modules", "imports_module_bytes"}
+                 "names_table_bytes", "imports_modules", "imports_module_bytes", "models_loaded"}
 
 
 def engine_stats(predictor) -> dict[str, float]:
@@ -91,6 +91,21 @@ def build_slots(model, tokenizer, slots: int, cache_mb: float, device: str, batc
     return shared, predictors
 
 
+def served_loader(slots: int, cache_mb: float, device: str, batching: bool, batch_wait_ms: float, quantize: str):
+    """`load(path) -> models.Served`: a named model (models.py) with its own slots, as `main` builds the
+    default one."""
+    def load(path: str):
+        from .loading import load_for_inference
+        from .models import Served
+        from .reload import file_signature
+        signature = file_signature(path)  # before the read: a file that changes while it is read loads again
+        ckpt, model, info = load_for_inference(path, device, quantize)
+        shared, predictors = build_slots(model, ckpt.tokenizer, slots, cache_mb, info["device"], batching,
+                                         batch_wait_ms)
+        return Served(predictors, shared, info["sha256"], signature)
+    return load
+
+
 def main(conn, cfg: dict) -> None:
     import torch
     leave_forkserver()  # the pool may stop the forkserver while this worker runs (processes.py)
@@ -106,6 +121,10 @@ def main(conn, cfg: dict) -> None:
     except BaseException as e:  # noqa: BLE001 - reported to the parent in one line
         conn.send(("error", f"cannot load model {cfg['model']}: {' '.join(str(e).split())[:300]}"))
         return
+    from .models import ModelSet, ModelUnavailable
+    models = ModelSet(served_loader(cfg["slots"], cfg["cache_mb"], info["device"], cfg["batching"],
+                                    cfg["batch_wait_ms"], cfg["quantize"]),
+                      cfg["max_models"], cfg["check_interval_s"])
     gc.collect()
     trim()  # loading's transient copies (the checkpoint's tensors, quantization) back to the OS
     conn.send(("ready", info))
@@ -125,22 +144,32 @@ def main(conn, cfg: dict) -> None:
 
     def stats() -> dict:
         total: dict[str, float] = {}
-        for p in predictors:
+        named = models.served()
+        for p in predictors + [p for m in named for p in m.predictors]:
             for k, v in engine_stats(p).items():
                 if k != "mean_ms":
                     total[k] = total.get(k, 0) + v
-        total.update(batches=shared.batches, batched_calls=shared.batched_calls, batched_rows=shared.rows)
+        batching = [shared] + [m.shared for m in named]
+        total.update(batches=sum(b.batches for b in batching), batched_calls=sum(b.batched_calls for b in batching),
+                     batched_rows=sum(b.rows for b in batching), **models.stats())
         # No /proc reads here: smaps_rollup costs ~5 ms in a torch process, on every idle answer. The HTTP
         # process reads a worker's memory by its pid when /metrics is scraped (pool.py).
         return total
 
     def serve(i: int):
-        predictor, q = predictors[i], queues[i]
+        q = queues[i]
         while True:
             rid, args = q.get()
             t0 = time.perf_counter()
+            sha, error_kind = None, "error"
             try:
-                with shared.request():
+                # "model_path": a named model (models.py), checked by the HTTP process; absent: the default
+                if args.get("model_path"):
+                    named = models.get(args["model_path"])
+                    predictor, model, sha = named.predictors[i], named.shared, named.sha256
+                else:
+                    predictor, model = predictors[i], shared
+                with model.request():
                     completions = predictor.complete(
                         args["prompt"], suffix=args["suffix"], kind=args["kind"],
                         max_suggestions=args["max_suggestions"], time_budget_ms=args["time_budget_ms"],
@@ -148,6 +177,8 @@ def main(conn, cfg: dict) -> None:
                 ms = (time.perf_counter() - t0) * 1000
                 answer = [(c.text, float(c.prob)) for c in completions]
                 error = None
+            except ModelUnavailable as e:
+                error, error_kind = str(e), "unavailable"
             except Exception as e:  # noqa: BLE001 - the request fails, the worker lives on
                 error = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
             with busy_lock:
@@ -155,9 +186,9 @@ def main(conn, cfg: dict) -> None:
                 idle = busy[0] == 0
             if error is None:
                 # Stats when idle and every 16th request (every slot's counters: ~0.05 ms).
-                send((rid, "ok", (answer, ms, stats() if idle or rid % 16 == 0 else None)))
+                send((rid, "ok", (answer, ms, stats() if idle or rid % 16 == 0 else None, sha)))
             else:
-                send((rid, "error", error))
+                send((rid, error_kind, error))
             # Under load, give freed heap pages back to the OS every 2 s (without it RSS drifts up by the
             # transient peaks of concurrent searches); after the answer is sent, so no request waits for it.
             # Not after every idle answer: the next keystroke would fault the pages back in (below).

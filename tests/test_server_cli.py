@@ -107,7 +107,9 @@ def test_help_lists_options():
     (("--workers", "-1"), ("--workers",)), (("--workers", "many"), ("--workers",)),
     (("--slots", "0"), ("--slots",)), (("--workers", "0", "--slots", "2"), ("--slots",)),
     (("--cache-mb", "0"), ("--cache-mb",)),
-    (("--time-budget-ms", "-5"), ("--time-budget-ms",))])
+    (("--time-budget-ms", "-5"), ("--time-budget-ms",)),
+    (("--models-dir", "/nonexistent/models"), ("--models-dir", "not a directory")),
+    (("--max-models", "0"), ("--max-models",))])
 def test_bad_pool_options(checkpoint, args, words):
     assert_one_line_error(run_server("--model", str(checkpoint), *args), *words)
 

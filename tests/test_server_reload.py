@@ -85,16 +85,16 @@ def metric(url: str, sample: str) -> float:
 
 
 class Typist:
-    """Clients sending requests without pause until stopped; every status is kept."""
+    """Clients sending requests without pause until stopped (with `body`'s fields); every status is kept."""
 
-    def __init__(self, url: str, clients: int = 4):
-        self.url, self.statuses, self.stop = url, [], threading.Event()
+    def __init__(self, url: str, clients: int = 4, body: dict | None = None):
+        self.url, self.statuses, self.stop, self.body = url, [], threading.Event(), body or {}
         self.threads = [threading.Thread(target=self.run, args=(c,)) for c in range(clients)]
 
     def run(self, c: int):
         with requests.Session() as s:
             while not self.stop.is_set():
-                r = s.post(self.url + "/autocomplete", json={"prompt": PROMPTS[c % len(PROMPTS)], "kind": "line"},
+                r = s.post(self.url + "/autocomplete", json={"prompt": PROMPTS[c % len(PROMPTS)], "kind": "line", **self.body},
                            headers={"X-Client-Id": f"c{c}"}, timeout=30)
                 self.statuses.append(r.status_code)
 
