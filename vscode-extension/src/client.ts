@@ -1,6 +1,6 @@
 // HTTP client for the completion server (docs/DESIGN.md, "Server"). Pure: no `vscode` import.
-//   POST /autocomplete {prompt, suffix?, kind?, max_suggestions?, input_extra?: [{filename, text}]}
-//     -> {success: true, prediction: [str], probs: [float], id, ms} | {success: false, error} (4xx/503)
+//   POST /autocomplete {prompt, suffix?, kind?, max_suggestions?, input_extra?: [{filename, text}], model?}
+//     -> {success: true, prediction: [str], probs: [float], id, ms, model} | {success: false, error} (4xx/503)
 //   GET /health -> 200 when ready
 import { anySignal } from './debounce';
 
@@ -13,6 +13,8 @@ export interface CompletionRequest {
   time_budget_ms?: number;
   /** Other files' text and recently edited regions (llama.cpp /infill's convention); see extraContext.ts. */
   input_extra?: readonly { filename: string; text: string }[];
+  /** Which of the server's models answers (a --models-dir NAME, serving/models.py); absent: its default. */
+  model?: string;
 }
 
 // The same input_extra array (extraContext.ts prepares it once and reuses it while nothing changes) is
@@ -45,7 +47,8 @@ export interface CompletionResponse {
 export type ClientErrorKind = 'aborted' | 'timeout' | 'unreachable' | 'http' | 'bad-response';
 
 export class ClientError extends Error {
-  constructor(readonly kind: ClientErrorKind, message: string, readonly status?: number) {
+  /** `status`: the HTTP status of an 'http' error; `type`: the server's name for it (`unknown_model`, ...). */
+  constructor(readonly kind: ClientErrorKind, message: string, readonly status?: number, readonly type?: string) {
     super(message);
     this.name = 'ClientError';
   }
@@ -79,7 +82,8 @@ export class AutocompleteClient {
     const body = await this.json(res, signal, timeout);
     if (!res.ok || body?.success !== true) {
       const msg = typeof body?.error === 'string' ? body.error : `HTTP ${res.status}`;
-      if (!res.ok) throw new ClientError('http', `server answered ${res.status}: ${msg}`, res.status);
+      if (!res.ok) throw new ClientError('http', `server answered ${res.status}: ${msg}`, res.status,
+        typeof body?.type === 'string' ? body.type : undefined);
       throw new ClientError('bad-response', `server answered success=false: ${msg}`, res.status);
     }
     const { prediction, probs } = body;

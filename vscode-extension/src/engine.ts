@@ -14,6 +14,8 @@ export interface EngineSettings {
   maxSuggestions: number;
   /** The server's latency budget for an answer, counted from its arrival (`time_budget_ms`); 0 or absent: none. */
   timeBudgetMs?: number;
+  /** The server's model to ask by name (`model`: its --models-dir NAME.pt); empty or absent: its default. */
+  model?: string;
 }
 
 /** A cursor context plus what is sent with it from other files (`input_extra`). */
@@ -112,6 +114,7 @@ export class CompletionEngine {
       const req: CompletionRequest = { prompt: ctx.prompt, suffix: ctx.suffix, max_suggestions: settings.maxSuggestions };
       if (extra.chunks.length) req.input_extra = extra.chunks;
       if (settings.timeBudgetMs) req.time_budget_ms = settings.timeBudgetMs;
+      if (settings.model) req.model = settings.model;
       const res = await this.client().complete(req, signal);
       this.monitor.requestEnded({ latencyMs: res.latencyMs });
       const completions = res.prediction.map((text, i) => ({ text, prob: res.probs[i] }));

@@ -120,6 +120,7 @@ interface Settings extends EngineSettings {
   workspaceContext: boolean;
   requestTimeoutMs: number;
   timeBudgetMs: number;
+  model: string;
 }
 
 function readSettings(): Settings {
@@ -145,6 +146,7 @@ function readSettings(): Settings {
     maxSuggestionLength: Math.floor(num('maxSuggestionLength', 256, 1)),
     requestTimeoutMs: num('requestTimeoutMs', 5000, 100),
     timeBudgetMs: Math.min(5000, num('timeBudgetMs', 300, 0)),
+    model: (c.get<string>('model', '') ?? '').trim(),
     maxSuggestions: 3,
   };
 }
@@ -198,12 +200,16 @@ export function activate(context: vscode.ExtensionContext): void {
   );
   let warnedRejected = false;
   const engine = new CompletionEngine(getClient, monitor, log, (err) => {
-    if (warnedRejected || (err.status !== 401 && err.status !== 403)) return;
+    // a wrong token, or a model name the server does not have (its message lists the names it has)
+    const setting = err.type === 'unknown_model' ? 'model' : 'apiToken';
+    if (warnedRejected || (err.status !== 401 && err.status !== 403 && setting !== 'model')) return;
     warnedRejected = true;
-    void vscode.window.showWarningMessage(`Python Autocomplete: ${err.message} (check pythonAutocomplete.apiToken).`);
+    void vscode.window.showWarningMessage(`Python Autocomplete: ${err.message} (check pythonAutocomplete.${setting}).`);
   }, (model) => {
-    // the first answer, or the server swapped in another model (make train wrote a new one): say which
-    void getClient().modelDescription().catch(() => undefined).then((line) => {
+    // the first answer, or the server swapped in another model (make train wrote a new one): say which; /health
+    // describes the server's default model, a named one is named here
+    const named = settings.model;
+    void (named ? Promise.resolve(`${named} (sha256 ${model})`) : getClient().modelDescription().catch(() => undefined)).then((line) => {
       modelLine = line ?? `sha256 ${model}`;
       log(`server model: ${modelLine}`);
       render(...rendered);
@@ -517,6 +523,7 @@ export function activate(context: vscode.ExtensionContext): void {
       if (!e.affectsConfiguration(SECTION)) return;
       settings = readSettings();
       client = undefined; // url, token or timeout may have changed
+      warnedRejected = false; // a token or model name set anew is reported anew
       engine.cache.clear();
       extra.setMaxChars(settings.extraContextMaxChars);
       void refreshWorkspace(vscode.window.activeTextEditor?.document);

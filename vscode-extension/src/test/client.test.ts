@@ -54,6 +54,11 @@ describe('client', () => {
     const e = await failure(new AutocompleteClient({ serverUrl: server.url, timeoutMs: 2000 }).complete({ prompt: 'a' }));
     assert.deepStrictEqual([e.kind, e.status], ['http', 401]);
     assert.match(e.message, /401: missing or wrong token/);
+    assert.strictEqual(e.type, undefined);
+    use((_r, res) => sendJson(res, 404, { success: false, error: "no model 'payroll' on this server", type: 'unknown_model' }));
+    const named = await failure(new AutocompleteClient({ serverUrl: server.url, timeoutMs: 2000 }).complete({ prompt: 'a', model: 'payroll' }));
+    assert.deepStrictEqual([named.status, named.type], [404, 'unknown_model']);
+    assert.deepStrictEqual(JSON.parse(server.received.at(-1)!.body), { prompt: 'a', model: 'payroll' });
   });
 
   it('reports a 503 (model not ready) and a non-JSON 500 as http errors', async () => {

@@ -90,6 +90,14 @@ describe('engine (real HTTP server)', () => {
     assert.ok(!('time_budget_ms' in JSON.parse(server.received[1].body)));
   });
 
+  it('sends the workspace\'s model by name as model, and none when it is empty', async () => {
+    await engine.suggest(at('import os\np = os.'), { ...settings, model: 'billing' });
+    assert.deepStrictEqual(JSON.parse(server.received[0].body),
+      { prompt: 'import os\np = os.', suffix: '', max_suggestions: 3, model: 'billing' });
+    await engine.suggest(at('import sys\nsys.'), { ...settings, model: '' });
+    assert.ok(!('model' in JSON.parse(server.received[1].body)));
+  });
+
   it('sends the following lines as the suffix; typing on the line is still served from the cache', async () => {
     const below = '\n\ndef g():\n    return p\n';
     const r1 = await engine.suggest(atBar(`import os\np = os.|${below}`), settings);
