@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 PARTS = ["dataset", "train_speed", "batches", "latency", "model_size", "server_load", "budget", "context", "replicas",
-         "reload", "finetune_beside", "typing", "soak"]
+         "reload", "models", "finetune_beside", "typing", "soak"]
 
 
 def main(argv=None) -> int:

@@ -106,10 +106,15 @@ def parse_args(argv=None):
                    help="type through a running completion server (e.g. http://127.0.0.1:5000) instead of an "
                         "in-process predictor; --model still gives bits/char and accuracy")
     p.add_argument("--token", help="API token for --server")
+    p.add_argument("--server-model", metavar="NAME",
+                   help="with --server: the server's model NAME answers (one of its --models-dir DIR/NAME.pt, "
+                        "serving/models.py); --model should be that file, for bits/char")
     p.add_argument("--out", default="reports/eval", help="folder for eval.json and the HTML views")
     args = p.parse_args(argv)
     if not 0 <= args.start_fraction < 1:
         p.error("--start-fraction must be in [0, 1)")
+    if args.server_model and not args.server:
+        p.error("--server-model names a model of the server given by --server")
     for name in ("max_files", "max_chars", "context_lines", "line_samples", "cache_size", "beam_width",
                  "auto_beam_width", "extra_chars", "files_per_project", "regions", "region_lines", "suffix_lines",
                  "spans"):
@@ -275,13 +280,14 @@ def evaluate(args) -> dict:
     predictor = Predictor.from_checkpoint(args.model, config=config, quantize=args.quantize)
     model, tokenizer = predictor.model, predictor.tokenizer
     # What the typing simulation and line completion ask: this process's predictor, or the server.
-    completer = RemotePredictor(args.server, args.token) if args.server else predictor
+    completer = RemotePredictor(args.server, args.token, model=args.server_model) if args.server else predictor
     texts, extras, project_of = load_texts(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     chunk = model.max_context or 512
     cols = [(kind, protocol) for protocol in args.protocol for kind in args.kind]
-    report = {"model": str(args.model), "server": args.server, "beam_width": args.beam_width,
+    report = {"model": str(args.model), "server": args.server, "server_model": args.server_model,
+              "beam_width": args.beam_width,
               "auto_beam_width": args.auto_beam_width, "split": None if args.files else args.split, "files": [],
               "kinds": args.kind, "protocols": args.protocol, "columns": [_col(k, p) for k, p in cols],
               "context_lines": args.context_lines, "extra_chars": args.extra_chars, "max_chars": args.max_chars,

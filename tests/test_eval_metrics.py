@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 
 import pytest
 import torch
@@ -238,11 +239,25 @@ def test_evaluate_through_a_running_server_matches_in_process(ckpt, tmp_path):
     common = ["--model", str(ckpt), "--files", str(f), str(other), "--max-chars", "300", "--line-samples", "10",
               "--protocol", "lines", "project"]
     assert main(common + ["--out", str(tmp_path / "local")]) == 0
-    with ServerProcess(ckpt, "--torch-threads", "1", "--time-budget-ms", "0") as srv:  # searches as in process
+    models = tmp_path / "models"  # the same weights as one of the server's named models (serving/models.py)
+    models.mkdir()
+    shutil.copyfile(ckpt, models / "mine.pt")
+    with ServerProcess(ckpt, "--torch-threads", "1", "--time-budget-ms", "0",  # searches as in process
+                       "--models-dir", str(models)) as srv:
         assert main(common + ["--server", srv.url, "--out", str(tmp_path / "remote")]) == 0
+        named = common + ["--server", srv.url, "--server-model", "mine", "--line-samples", "0"]
+        assert main(named + ["--out", str(tmp_path / "named")]) == 0
+        with pytest.raises(RuntimeError, match="404.*no model 'theirs'"):  # the name reaches the server
+            main(common + ["--server", srv.url, "--server-model", "theirs", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit):
+        main(common + ["--server-model", "mine", "--out", str(tmp_path / "x")])  # a server's model, no server
     local = json.loads((tmp_path / "local" / "eval.json").read_text())
     remote = json.loads((tmp_path / "remote" / "eval.json").read_text())
+    by_name = json.loads((tmp_path / "named" / "eval.json").read_text())
     assert remote["server"] == srv.url and local["server"] is None
+    assert by_name["server_model"] == "mine" and remote["server_model"] is None
+    for column in ("saved_auto", "saved_auto_project"):
+        assert abs(by_name["overall"][column] - remote["overall"][column]) <= 0.01
     assert [r["extra_chars"] for r in local["files"]] == [len(other.read_text()), len(TINY_TEXT)]
     # The copy model's mixed distributions have near-ties (two remembered continuations, p 0.5 each) that
     # this process's and the server's torch thread counts may break differently: equal within a point.

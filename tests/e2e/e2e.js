@@ -6,6 +6,7 @@
 // SERVER_PID (optional: the test stops that server at the end to check the quiet offline behaviour),
 // SERVED_MODEL and NEXT_MODEL (optional: the server's --model file, and a model the test renames over it).
 const { chromium } = require('playwright-core');
+const crypto = require('crypto');
 const fs = require('fs');
 const http = require('http');
 const path = require('path');
@@ -653,6 +654,38 @@ async function clearLine(page) {
         else if (cellsSent.length !== 1 || !cellsSent[0].text.startsWith(want.slice(0, -1))) failures.push(`${name}: the open notebook went with main.py's requests as ${cellsSent.length} chunk(s), not its module: ${JSON.stringify(cellsSent.map((c) => c.text))}`);
         await clearLine(page);
       }
+    }
+
+    // 3d) a model per project (serving/models.py): the workspace's .vscode/settings.json names the server's
+    // --models-dir model "proj"; the extension's requests carry it, that model answers (its own sha256), the extension
+    // drops its cached answers and names it; with the setting removed the server's default model answers again
+    if (process.env.PROJECT_MODEL && !failures.length) {
+      const want = crypto.createHash('sha256').update(fs.readFileSync(process.env.PROJECT_MODEL)).digest('hex').slice(0, 16);
+      const settingsFile = path.join(WS, '.vscode', 'settings.json');
+      fs.mkdirSync(path.dirname(settingsFile), { recursive: true });
+      const typeWith = async (value, typed) => {
+        const logFrom = await settledLogLength();
+        fs.writeFileSync(settingsFile, JSON.stringify(value === undefined ? {} : { 'pythonAutocomplete.model': value }));
+        if (!(await logLine(new RegExp(`settings changed: .*"model":"${value ?? ''}"`), 20000, logFrom))) {
+          failures.push(`model: the extension did not read the workspace's pythonAutocomplete.model ${JSON.stringify(value)}`);
+        }
+        await page.keyboard.press('Escape');
+        await page.keyboard.press('Control+End');
+        const { got, logFrom: from } = await typeAtEnd(doc, typed, '');
+        await clearLine(page);
+        return { got, from };
+      };
+      const withModel = await typeWith('proj', 'size = len(');
+      const named = await logLine(/server model: (.*)$/, 20000, withModel.from);
+      lap(`model: with pythonAutocomplete.model "proj" the request named ${JSON.stringify(withModel.got?.ex.request.model)}, ${withModel.got?.ex.response.model} answered (proj.pt: ${want}); the extension says "${named && named[1]}"`);
+      if (!withModel.got) failures.push('model: no answered request after setting pythonAutocomplete.model');
+      else if (withModel.got.ex.request.model !== 'proj') failures.push(`model: the request did not name the workspace's model: ${JSON.stringify(withModel.got.ex.request.model)}`);
+      else if (withModel.got.ex.response.model !== want) failures.push(`model: the answer came from ${withModel.got.ex.response.model}, not the project's model ${want}`);
+      if (!named || named[1] !== `proj (sha256 ${want})`) failures.push(`model: the extension did not name the project's model: ${named && named[1]}`);
+      const without = await typeWith(undefined, 'rows = len(');
+      if (!without.got) failures.push('model: no answered request after removing pythonAutocomplete.model');
+      else if ('model' in without.got.ex.request || without.got.ex.response.model === want) failures.push(`model: with the setting removed the request named ${JSON.stringify(without.got.ex.request.model)} and ${without.got.ex.response.model} answered`);
+      else lap(`model: setting removed: the request names no model, ${without.got.ex.response.model} (the default) answers`);
     }
 
     // 4) the server goes away: one non-modal notice, the status bar says offline, no more notices while typing

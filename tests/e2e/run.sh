@@ -103,14 +103,18 @@ trap cleanup EXIT
 #    with another meta (another sha256), as make train replaces checkpoints/personal.pt under a running server
 API_PORT=$(free_port)
 cp "$MODEL" "$RUN/served.pt"
-"$PY" - "$MODEL" "$RUN/next.pt" <<'PYCODE' || die "could not write the model to swap in"
+mkdir -p "$RUN/models"  # --models-dir: proj.pt, a third model file (its own sha256) that the workspace names
+"$PY" - "$MODEL" "$RUN/next.pt" "$RUN/models/proj.pt" <<'PYCODE' || die "could not write the model to swap in"
 import sys
 from models.checkpoint import load_checkpoint, save_checkpoint
 c = load_checkpoint(sys.argv[1])
 save_checkpoint(sys.argv[2], c.model, c.config, c.tokenizer, step=c.step, meta={**c.meta, "e2e": "swapped in"},
                 half=True)
+save_checkpoint(sys.argv[3], c.model, c.config, c.tokenizer, step=c.step, meta={**c.meta, "e2e": "a project's"},
+                half=True)
 PYCODE
-setsid "$PY" server.py --host 127.0.0.1 --port "$API_PORT" --model "$RUN/served.pt" > "$RUN/server.log" 2>&1 &
+setsid "$PY" server.py --host 127.0.0.1 --port "$API_PORT" --model "$RUN/served.pt" --models-dir "$RUN/models" \
+  > "$RUN/server.log" 2>&1 &
 PIDS+=($!)
 for i in $(seq 1 1200); do
   curl -sf -o /dev/null "http://127.0.0.1:$API_PORT/health" && break
@@ -214,7 +218,7 @@ t "code-server listening on $CS_PORT"
 
 # 8) the browser test
 RC=0
-SERVED_MODEL="$RUN/served.pt" NEXT_MODEL="$RUN/next.pt" SERVER_PID=${PIDS[0]} CS_PORT=$CS_PORT API="http://127.0.0.1:$API_PORT" PROXY_PORT=$PROXY_PORT WS="$RUN/ws" UD="$RUN/ud" CHROME="$RUN/chrome" SHOTS="$REPORTS" \
+SERVED_MODEL="$RUN/served.pt" NEXT_MODEL="$RUN/next.pt" PROJECT_MODEL="$RUN/models/proj.pt" SERVER_PID=${PIDS[0]} CS_PORT=$CS_PORT API="http://127.0.0.1:$API_PORT" PROXY_PORT=$PROXY_PORT WS="$RUN/ws" UD="$RUN/ud" CHROME="$RUN/chrome" SHOTS="$REPORTS" \
   "$NODE24" tests/e2e/e2e.js || RC=$?
 t "browser test finished, rc=$RC; screenshots and logs in reports/e2e/"
 [ $RC -eq 0 ] && echo "e2e: 1 passed, 0 failed" || echo "e2e: 0 passed, 1 failed"
