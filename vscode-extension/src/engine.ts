@@ -58,7 +58,10 @@ export class CompletionEngine {
   readonly cache = new CompletionCache();
   private readonly latest = new LatestRequest();
   private inflight: { key: string; done: Promise<Answer | undefined> } | undefined;
-  /** The model the cached answers came from (the server's `model` field), once a server has named one. */
+  /** Per model name asked for ('' the server's default): the model file that answered (the server's `model`
+   *  field, a sha256 prefix), once one did. */
+  private readonly models = new Map<string, string>();
+  /** The last model that answered, as reported to `onModel`. */
   private model: string | undefined;
 
   constructor(
@@ -67,8 +70,9 @@ export class CompletionEngine {
     private readonly log: (line: string) => void = () => undefined,
     /** Called for a 4xx answer (e.g. 401 for a wrong apiToken), so the UI can tell the user once. */
     private readonly onRejected: (err: ClientError) => void = () => undefined,
-    /** Called with the server's `model` when the first answer names it and whenever it changes (a reload). */
-    private readonly onModel: (model: string) => void = () => undefined,
+    /** Called with the server's `model` (and the name asked for, '' for the default) when the first answer names
+     *  it and whenever the answering model changes (a reload, or a file of another workspace folder's model). */
+    private readonly onModel: (model: string, name: string) => void = () => undefined,
   ) {}
 
   async suggest(ctx: RequestContext, settings: EngineSettings, cancel?: AbortSignal): Promise<EngineResult> {
@@ -76,9 +80,10 @@ export class CompletionEngine {
     const toSuggestions = (cs: CachedCompletion[]) =>
       applyFilters(cs.map((c) => ({ text: c.text, prob: c.prob, replaceLength: 0 })), filterCtx);
 
-    // an answer depends on the extra context too: its content key salts the cache key
+    // an answer depends on the extra context and the model asked for too: they salt the cache key
     const extra = ctx.extra ?? NO_EXTRA;
-    const cached = this.cache.get(ctx.prompt, ctx.suffix, extra.key);
+    const salt = settings.model ? `${settings.model}\u0001${extra.key}` : extra.key;
+    const cached = this.cache.get(ctx.prompt, ctx.suffix, salt);
     if (cached) {
       this.latest.cancel(); // an older request's answer is no longer wanted
       return { suggestions: toSuggestions(cached), source: 'cache' };
@@ -86,12 +91,12 @@ export class CompletionEngine {
     if (!this.monitor.available) return { suggestions: [], source: 'none' };
 
     // The inline and the list provider ask for the same position at once ('both' mode): share one request.
-    const key = this.cache.key(ctx.prompt, ctx.suffix, extra.key);
+    const key = this.cache.key(ctx.prompt, ctx.suffix, salt);
     if (this.inflight?.key === key) {
       const res = await untilAborted(this.inflight.done, cancel);
       return res ? { suggestions: toSuggestions(res.completions), source: 'server', id: res.id, raw: res.raw } : { suggestions: [], source: 'none' };
     }
-    const done = this.request(ctx, settings, cancel);
+    const done = this.request(ctx, settings, salt, cancel);
     const entry = { key, done };
     this.inflight = entry;
     const res = await done;
@@ -103,7 +108,7 @@ export class CompletionEngine {
   }
 
   /** Debounce, then one request (aborting the previous one); undefined when cancelled or failed. */
-  private async request(ctx: RequestContext, settings: EngineSettings, cancel?: AbortSignal): Promise<Answer | undefined> {
+  private async request(ctx: RequestContext, settings: EngineSettings, salt: string, cancel?: AbortSignal): Promise<Answer | undefined> {
     const ac = this.latest.begin();
     const signal = cancel ? anySignal([cancel, ac.signal]) : ac.signal;
     if (!(await delay(settings.debounceMs, signal))) return undefined;
@@ -118,17 +123,22 @@ export class CompletionEngine {
       const res = await this.client().complete(req, signal);
       this.monitor.requestEnded({ latencyMs: res.latencyMs });
       const completions = res.prediction.map((text, i) => ({ text, prob: res.probs[i] }));
-      if (res.model !== undefined && res.model !== this.model) {
-        // The server now serves another model (it reloaded a new file: make train): the cached answers
-        // are the old model's.
-        if (this.model !== undefined) {
+      const name = settings.model ?? '';
+      const before = this.models.get(name);
+      if (res.model !== undefined && res.model !== before) {
+        // The server now answers this name with another model (it reloaded a new file: make train): the cached
+        // answers are the old model's.
+        if (before !== undefined) {
           this.cache.clear();
-          this.log(`server model changed: ${this.model} -> ${res.model}; cached answers dropped`);
+          this.log(`server model changed: ${before} -> ${res.model}; cached answers dropped`);
         }
-        this.model = res.model;
-        this.onModel(res.model);
+        this.models.set(name, res.model);
       }
-      this.cache.set(ctx.prompt, ctx.suffix, completions, extra.key);
+      if (res.model !== undefined && res.model !== this.model) {
+        this.model = res.model;
+        this.onModel(res.model, name);
+      }
+      this.cache.set(ctx.prompt, ctx.suffix, completions, salt);
       return { completions, id: res.id, raw: res.prediction, ms: res.ms, latencyMs: res.latencyMs };
     } catch (e) {
       const err = e instanceof ClientError ? e : new ClientError('bad-response', String(e));

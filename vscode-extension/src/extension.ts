@@ -205,10 +205,9 @@ export function activate(context: vscode.ExtensionContext): void {
     if (warnedRejected || (err.status !== 401 && err.status !== 403 && setting !== 'model')) return;
     warnedRejected = true;
     void vscode.window.showWarningMessage(`Python Autocomplete: ${err.message} (check pythonAutocomplete.${setting}).`);
-  }, (model) => {
-    // the first answer, or the server swapped in another model (make train wrote a new one): say which; /health
-    // describes the server's default model, a named one is named here
-    const named = settings.model;
+  }, (model, named) => {
+    // the first answer, or the server swapped in another model (make train wrote a new one), or a file of a folder
+    // with another model: say which; /health describes the server's default model, a named one is named here
     void (named ? Promise.resolve(`${named} (sha256 ${model})`) : getClient().modelDescription().catch(() => undefined)).then((line) => {
       modelLine = line ?? `sha256 ${model}`;
       log(`server model: ${modelLine}`);
@@ -367,6 +366,20 @@ export function activate(context: vscode.ExtensionContext): void {
     return { index: found.index, cells: cellsOf(found.notebook) };
   }
 
+  // pythonAutocomplete.model of each workspace folder ('' outside one): in a multi-root workspace each project
+  // folder names its own model in its .vscode/settings.json. Read once per folder, again after a settings change.
+  const modelOfFolder = new Map<string, string>();
+  const modelFor = (doc: vscode.TextDocument): string => {
+    const uri = notebookOf(doc)?.notebook.uri ?? doc.uri; // a cell's settings are its notebook file's
+    const folder = vscode.workspace.getWorkspaceFolder(uri)?.uri.toString() ?? '';
+    let model = modelOfFolder.get(folder);
+    if (model === undefined) {
+      model = (vscode.workspace.getConfiguration(SECTION, uri).get<string>('model', '') ?? '').trim();
+      modelOfFolder.set(folder, model);
+    }
+    return model;
+  };
+
   /** Suggestions at `pos`, or undefined when there is no answer (disabled, cancelled, server down, error). */
   async function suggestAt(doc: vscode.TextDocument, pos: vscode.Position, token: vscode.CancellationToken): Promise<Suggestion[] | undefined> {
     if (!settings.enabled) return undefined;
@@ -383,7 +396,7 @@ export function activate(context: vscode.ExtensionContext): void {
     const sub = token.onCancellationRequested(() => ac.abort());
     if (token.isCancellationRequested) ac.abort();
     try {
-      const res = await engine.suggest(ctx, settings, ac.signal);
+      const res = await engine.suggest(ctx, { ...settings, model: modelFor(doc) }, ac.signal);
       return token.isCancellationRequested || res.source === 'none' ? undefined : res.suggestions;
     } finally {
       sub.dispose();
@@ -524,6 +537,7 @@ export function activate(context: vscode.ExtensionContext): void {
       settings = readSettings();
       client = undefined; // url, token or timeout may have changed
       warnedRejected = false; // a token or model name set anew is reported anew
+      modelOfFolder.clear();
       engine.cache.clear();
       extra.setMaxChars(settings.extraContextMaxChars);
       void refreshWorkspace(vscode.window.activeTextEditor?.document);

@@ -82,6 +82,31 @@ describe('engine (real HTTP server)', () => {
     assert.deepStrictEqual(models, ['34b5509aae956e51', 'f24ef680e639a3a6']); // the first model, then each change
   });
 
+  it('keeps the answers of each model asked for apart, and two folders\' models do not drop each other\'s', async () => {
+    const reported: string[] = [];
+    const client = new AutocompleteClient({ serverUrl: server.url, timeoutMs: 2000 });
+    engine = new CompletionEngine(() => client, monitor, () => undefined, () => undefined, (m, name) => reported.push(`${name}:${m}`));
+    const shas: Record<string, string> = { '': 'aaaaaaaaaaaaaaaa', billing: 'bbbbbbbbbbbbbbbb' };
+    server.setHandler((r, res) => {
+      if (r.url === '/health') return sendJson(res, 200, {});
+      const model = JSON.parse(r.body).model ?? '';
+      sendJson(res, 200, { ...ok([`by ${model || 'default'}`]), model: shas[model] });
+    });
+    const billing = { ...settings, model: 'billing' };
+    const text = async (s: typeof settings) => (await engine.suggest(at('a = 1'), s)).suggestions[0]?.text;
+    assert.strictEqual(await text(settings), 'by default');
+    assert.strictEqual(await text(billing), 'by billing'); // the same prompt for another model: asked, not cached
+    assert.strictEqual(server.received.length, 2);
+    assert.strictEqual(await text(settings), 'by default'); // each from the cache, neither dropped by the other
+    assert.strictEqual(await text(billing), 'by billing');
+    assert.strictEqual(server.received.length, 2);
+    shas.billing = 'cccccccccccccccc'; // billing.pt reloaded: its answers are asked again
+    assert.strictEqual((await engine.suggest(at('b = 2'), billing)).source, 'server');
+    assert.strictEqual((await engine.suggest(at('a = 1'), billing)).source, 'server');
+    // reported when the answering model changes (answers from the cache report nothing)
+    assert.deepStrictEqual(reported, [':aaaaaaaaaaaaaaaa', 'billing:bbbbbbbbbbbbbbbb', 'billing:cccccccccccccccc']);
+  });
+
   it('sends its latency budget as time_budget_ms, and none when it is 0', async () => {
     await engine.suggest(at('import os\np = os.'), { ...settings, timeBudgetMs: 300 });
     assert.deepStrictEqual(JSON.parse(server.received[0].body),
