@@ -11,9 +11,11 @@ the cost of holding and switching models, not of what they predict). `--models-c
 back to back, each with its own keep-alive connection and X-Client-Id, `--models-requests` requests each: the
 20 lines before a random cursor in held-out files, with 64K characters of other held-out files as `input_extra`
 (the editor sends up to 128K). The clients ask for the default model, or spread over 1, 2 or 4 named models.
-Reported: each client's first request (it loads its model into its worker, when no other did), the latency
-of the rest, the requests that did not get 200, the named models the workers hold at the end, and the server's
-memory then (PSS of its processes) against the same clients on the default model.
+Reported: each client's first request (all sent at once: each loads its model into its worker, when no other
+did, and may wait behind another's load), then, once all are answered, the latency of the rest, the requests that
+did not get 200, the named models the workers hold at the end (a model a client's requests reached in both
+workers is held by both), and the server's memory then (PSS of its processes) against the same clients on the
+default model.
 """
 from __future__ import annotations
 
@@ -64,6 +66,7 @@ def run_one(model: Path, spread: int, clients: int, requests_each: int, data) ->
         with ServerProcess(served, "--torch-threads", "1", "--models-dir", str(models_dir)) as srv:
             first, rest, failures = [], [], []
             lock = threading.Lock()
+            all_started = threading.Barrier(clients)
 
             def client(i: int):
                 c = Client(srv.port, client_id=f"typist-{i}")
@@ -75,6 +78,8 @@ def run_one(model: Path, spread: int, clients: int, requests_each: int, data) ->
                             failures.append(status)
                         else:
                             (first if k == 0 else rest).append(ms)
+                    if k == 0:  # the first requests (the loads) all at once, then the typing: its figures steady
+                        all_started.wait()
 
             threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
             for t in threads:

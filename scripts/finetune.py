@@ -339,7 +339,9 @@ def finetune(args) -> int:
     save_checkpoint(args.out, best.model, best.config, best.tokenizer, step=best.step,
                     train_config=best.train_config, meta=meta, half=True)
     print(f"wrote {args.out}: step {best.step}; your held-out files: {held_out_change(best.meta)}; "
-          f"serve it: make serve MODEL={args.out} (a server serving it already swaps it in within seconds)",
+          f"serve it: make serve MODEL={args.out} (a server serving it already swaps it in within seconds), or "
+          f"beside other projects' models: make serve MODELS_DIR={Path(args.out).parent} and "
+          f"\"pythonAutocomplete.model\": \"{Path(args.out).stem}\" in the project's .vscode/settings.json",
           flush=True)
     # ---- what it saves in the editor: the held-out files typed by both models (evaluate/gain.py)
     if args.typing_chars > 0:
