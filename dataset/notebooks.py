@@ -15,7 +15,8 @@ The module a notebook becomes:
 - markdown and raw cells, outputs and metadata left out;
 - IPython lines that are not Python kept as comments where they stand (`%matplotlib inline` ->
   `# %matplotlib inline`, `!pip install x`, `%%timeit`, `obj?`): the rest still parses, and the model learns
-  the cell as its author wrote it, less what only IPython runs;
+  the cell as its author wrote it, less what only IPython runs; a cell that a cell magic runs as another
+  language (`%%bash`, `%%sql`, `%%html`, `%%writefile notes.txt`) is commented out whole;
 - nbformat 4 (`cells`, `source`) and 3 (`worksheets[].cells`, `input`); a source is a string or a list of lines;
 - a notebook of another language's kernel (R, Julia: `metadata.kernelspec.language`, `metadata.language_info.name`,
   nbformat 3's `metadata.language`) is not Python: NotPythonNotebook, and `make train` skips it. A notebook that
@@ -37,6 +38,9 @@ NOTEBOOK_MAX_BYTES = 64 * 2**20
 # IPython-only lines: magics (%, %%), shell escapes (!) and help (`??obj`, `obj?`, `obj.attr??`), at the start of
 # a line: indented, `%` and `!` would be a continued expression's operator, and a `?` after prose a docstring's
 _IPYTHON_LINE = re.compile(r"^(?:%|!|\?\?|\?(?=\w))|^[\w.]+\?{1,2}\s*$")
+# A cell magic (`%%name args` on a cell's first line), and those of IPython's whose body is Python
+_CELL_MAGIC = re.compile(r"%%(\w+)(.*)")
+PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "python", "python3", "pypy"})
 
 
 class NotebookError(ValueError):
@@ -64,10 +68,26 @@ def _text(source) -> str:
     return source if isinstance(source, str) else ""
 
 
+def python_body(first_line: str) -> bool:
+    """Is the body of a cell that starts with `first_line` Python? Yes unless a cell magic runs it as another
+    language (`%%bash`, `%%sql`, `%%html`, `%%javascript`, `%%writefile notes.txt` ...); `%%timeit`, `%%capture`
+    and the other magics of PYTHON_CELL_MAGICS run Python, as `%%writefile` does when it writes a `.py` file."""
+    m = _CELL_MAGIC.match(first_line)
+    if m is None:
+        return True
+    name, args = m.group(1), m.group(2).split()
+    if name in ("writefile", "file"):
+        return bool(args) and args[-1].endswith(".py")
+    return name in PYTHON_CELL_MAGICS
+
+
 def python_lines(cell: str) -> str:
-    """The cell with its IPython-only lines commented out (a `%%` cell magic's cell keeps its body: `%%timeit`
-    times Python, and other cell magics are rare)."""
-    return "\n".join(f"# {line.lstrip()}" if _IPYTHON_LINE.match(line) else line for line in cell.split("\n"))
+    """The cell with its IPython-only lines commented out, and its whole body when a cell magic runs it as another
+    language (python_body): a `%%bash` cell's `ls data` is not Python to learn, nor to copy from."""
+    lines = cell.split("\n")
+    if not python_body(lines[0]):
+        return "\n".join(f"# {line}" if line.strip() else line for line in lines)
+    return "\n".join(f"# {line.lstrip()}" if _IPYTHON_LINE.match(line) else line for line in lines)
 
 
 def notebook_source(raw: bytes | str) -> str:

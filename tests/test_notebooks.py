@@ -17,7 +17,8 @@ import pytest
 
 from dataset.clean import CleanConfig
 from dataset.corpus import load_split
-from dataset.notebooks import NotebookError, NotPythonNotebook, clean_notebook, notebook_source, read_source
+from dataset.notebooks import (NotebookError, NotPythonNotebook, clean_notebook, notebook_source, python_lines,
+                               read_source)
 from dataset.personal import SourceError, build_personal_corpus, gather
 from dataset.workspace import project_source_files
 from evaluate import __main__ as evaluate_main
@@ -48,6 +49,20 @@ def notebook(*cells: tuple[str, str], nbformat: int = 4) -> str:
                                                    "data": {"image/png": "iVBORw0KGgo" * 50}}],
                                       "execution_count": 1} if kind == "code" else {})}
                                  for kind, src in cells]}, indent=1)
+
+
+@pytest.mark.parametrize("cell, module", [
+    ("%%bash\nls data\n\n  echo done", "# %%bash\n# ls data\n\n#   echo done"),
+    ("%%sql sqlite://\nSELECT 1", "# %%sql sqlite://\n# SELECT 1"),
+    ("%%writefile notes.txt\nhello", "# %%writefile notes.txt\n# hello"),
+    ("%%writefile -a helpers.py\nx = 1\n!ls", "# %%writefile -a helpers.py\nx = 1\n# !ls"),  # writes Python
+    ("%%capture out\nx = 1", "# %%capture out\nx = 1"),
+    ("x = 1\n%%bash", "x = 1\n# %%bash"),  # only a cell's first line is a cell magic
+])
+def test_a_cell_magic_of_another_language_is_commented_out_whole(cell, module):
+    """vscode-extension/src/test/notebook.test.ts checks pythonLines on the same cases."""
+    assert python_lines(cell) == module
+    ast.parse(module)
 
 
 def test_a_notebook_is_its_code_cells_in_order_with_ipython_lines_as_comments():

@@ -25,9 +25,27 @@ export const NOTEBOOK_SUFFIX = '.ipynb';
  *  (`??obj`, `obj?`) at the start of a line (indented, `%` and `!` would be a continued expression's operator). */
 const IPYTHON_LINE = /^(?:%|!|\?\?|\?(?=\w))|^[\w.]+\?{1,2}\s*$/;
 
-/** A cell's lines with its IPython-only lines commented out. */
+/** A cell magic on a cell's first line, and those of IPython's whose body is Python (dataset/notebooks.py
+ *  `_CELL_MAGIC`, `PYTHON_CELL_MAGICS`). */
+const CELL_MAGIC = /^%%(\w+)(.*)/;
+const PYTHON_CELL_MAGICS = new Set(['time', 'timeit', 'capture', 'prun', 'debug', 'python', 'python3', 'pypy']);
+
+/** Is the body of a cell starting with `firstLine` Python (not run by a cell magic as another language: `%%bash`,
+ *  `%%sql`, `%%html`, `%%writefile notes.txt`)? As dataset/notebooks.py `python_body`. */
+export function pythonBody(firstLine: string): boolean {
+  const m = CELL_MAGIC.exec(firstLine);
+  if (!m) return true;
+  const args = m[2].trim().split(/\s+/).filter((a) => a !== '');
+  if (m[1] === 'writefile' || m[1] === 'file') return args.length > 0 && args[args.length - 1].endsWith('.py');
+  return PYTHON_CELL_MAGICS.has(m[1]);
+}
+
+/** A cell's lines with its IPython-only lines commented out, and all of them when a cell magic runs it as another
+ *  language (`pythonBody`). */
 export function pythonLines(text: string): string[] {
-  return text.split(/\r?\n/).map((line) => (IPYTHON_LINE.test(line) ? `# ${line.trimStart()}` : line));
+  const lines = text.split(/\r?\n/);
+  if (!pythonBody(lines[0])) return lines.map((line) => (line.trim() ? `# ${line}` : line));
+  return lines.map((line) => (IPYTHON_LINE.test(line) ? `# ${line.trimStart()}` : line));
 }
 
 export interface NotebookSource {

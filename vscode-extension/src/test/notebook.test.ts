@@ -34,7 +34,8 @@ describe('notebook', () => {
     assert.ok(c.prompt.includes('sales = pd.read_csv("sales.csv")\n# sales.head?\n\n# %%\ndef quarterly(frame):\n'), c.prompt);
     assert.ok(c.prompt.endsWith('\n    return frame.'));
     assert.strictEqual(c.linePrefix, '    return frame.');
-    assert.strictEqual(c.suffix, 'groupby("quarter").amount.sum()\n\n# %%\n# %%timeit\nquarterly(sales)\n\n# %%\nby_quarter = quarterly(sales)\nby_quarter.plot()');
+    assert.strictEqual(c.suffix, 'groupby("quarter").amount.sum()\n\n# %%\n# %%timeit\nquarterly(sales)\n\n# %%\n# %%bash\n# ls data\n\n# echo done\n\n'
+      + '# %%\n# %%writefile helpers.py\ndef to_cents(amount):\n    return round(amount * 100)\n\n# %%\nby_quarter = quarterly(sales)\nby_quarter.plot()');
     assert.strictEqual(c.nextNonBlankLine, CELL_MARKER);
     // markdown and raw cells, and the empty code cell, are not in it
     assert.ok(!all(source).includes('Quarterly sales') && !all(source).includes('not code'));
@@ -106,5 +107,15 @@ describe('notebook', () => {
       pythonLines('%time f()\n!ls -l\n??os\nos.path?\nos.sep??\nx = (a\n   % b)\ny = "why?"\n  !not\n    Is this right?'),
       ['# %time f()', '# !ls -l', '# ??os', '# os.path?', '# os.sep??', 'x = (a', '   % b)', 'y = "why?"', '  !not',
         '    Is this right?']);
+  });
+
+  it('comments out a whole cell that a cell magic runs as another language, as dataset/notebooks.py does', () => {
+    // the same cases as tests/test_notebooks.py test_a_cell_magic_of_another_language_is_commented_out_whole
+    assert.deepStrictEqual(pythonLines('%%bash\nls data\n\n  echo done'), ['# %%bash', '# ls data', '', '#   echo done']);
+    assert.deepStrictEqual(pythonLines('%%sql sqlite://\nSELECT 1'), ['# %%sql sqlite://', '# SELECT 1']);
+    assert.deepStrictEqual(pythonLines('%%writefile notes.txt\nhello'), ['# %%writefile notes.txt', '# hello']);
+    assert.deepStrictEqual(pythonLines('%%writefile -a helpers.py\nx = 1\n!ls'), ['# %%writefile -a helpers.py', 'x = 1', '# !ls']);
+    assert.deepStrictEqual(pythonLines('%%capture out\nx = 1'), ['# %%capture out', 'x = 1']);
+    assert.deepStrictEqual(pythonLines('x = 1\n%%bash'), ['x = 1', '# %%bash']); // only a first line is a cell magic
   });
 });
