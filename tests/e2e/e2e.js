@@ -656,16 +656,30 @@ async function clearLine(page) {
       }
     }
 
-    // 3d) a model per project (serving/models.py): the workspace's .vscode/settings.json names the server's
-    // --models-dir model "proj"; the extension's requests carry it, that model answers (its own sha256), the extension
-    // drops its cached answers and names it; with the setting removed the server's default model answers again
+    // 3d) a model per project (serving/models.py): the command "Choose Model" lists the server's --models-dir models
+    // (GET /models) and writes the pick, "proj", to the workspace's .vscode/settings.json; the extension's requests
+    // carry it, that model answers (its own sha256), the extension drops its cached answers and names it; with the
+    // setting removed from the file the server's default model answers again
     if (process.env.PROJECT_MODEL && !failures.length) {
       const want = crypto.createHash('sha256').update(fs.readFileSync(process.env.PROJECT_MODEL)).digest('hex').slice(0, 16);
       const settingsFile = path.join(WS, '.vscode', 'settings.json');
       fs.mkdirSync(path.dirname(settingsFile), { recursive: true });
+      const chooseModel = async () => {
+        await page.keyboard.press('Control+Shift+P');
+        await page.waitForSelector('.quick-input-widget input', { state: 'visible', timeout: 20000 });
+        await page.keyboard.type('Python Autocomplete: Choose Model');
+        await page.waitForSelector('.quick-input-list .monaco-list-row[aria-label*="Choose Model"]', { timeout: 20000 });
+        await page.keyboard.press('Enter');
+        await page.waitForSelector('.quick-input-list .monaco-list-row[aria-label*="proj"]', { timeout: 20000 });
+        const rows = await page.$$eval('.quick-input-list .monaco-list-row', (els) => els.map((e) => e.getAttribute('aria-label')));
+        await page.keyboard.type('proj');
+        await page.keyboard.press('Enter');
+        return rows;
+      };
       const typeWith = async (value, typed) => {
         const logFrom = await settledLogLength();
-        fs.writeFileSync(settingsFile, JSON.stringify(value === undefined ? {} : { 'pythonAutocomplete.model': value }));
+        if (value === undefined) fs.writeFileSync(settingsFile, '{}');
+        else lap(`model: "Choose Model" lists ${JSON.stringify(await chooseModel())}`);
         if (!(await logLine(new RegExp(`settings changed: .*"model":"${value ?? ''}"`), 20000, logFrom))) {
           failures.push(`model: the extension did not read the workspace's pythonAutocomplete.model ${JSON.stringify(value)}`);
         }
@@ -676,6 +690,9 @@ async function clearLine(page) {
         return { got, from };
       };
       const withModel = await typeWith('proj', 'size = 1 + '); // no bracket: VS Code would close it (a suffix)
+      let written = '';
+      try { written = fs.readFileSync(settingsFile, 'utf8'); } catch { /* not written */ }
+      if (!/"pythonAutocomplete\.model":\s*"proj"/.test(written)) failures.push(`model: "Choose Model" did not write the workspace's .vscode/settings.json: ${JSON.stringify(written)}`);
       const named = await logLine(/server model: (.*)$/, 20000, withModel.from);
       lap(`model: with pythonAutocomplete.model "proj" the request named ${JSON.stringify(withModel.got?.ex.request.model)}, ${withModel.got?.ex.response.model} answered (proj.pt: ${want}); the extension says "${named && named[1]}"`);
       if (!withModel.got) failures.push('model: no answered request after setting pythonAutocomplete.model');

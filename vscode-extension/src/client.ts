@@ -117,6 +117,21 @@ export class AutocompleteClient {
     }
   }
 
+  /**
+   * What GET /models lists: the server's default model and the names a request's `model` may take (its
+   * --models-dir models). Throws ClientError when it cannot say (unreachable, a 401, a server before /models).
+   */
+  async models(signal?: AbortSignal): Promise<{ default: string; models: string[] }> {
+    const [res, timeout] = await this.send('/models', { method: 'GET' }, signal);
+    const body = await this.json(res, signal, timeout);
+    if (!res.ok) {
+      const msg = typeof body?.error === 'string' ? body.error : `HTTP ${res.status}`;
+      throw new ClientError('http', `server answered ${res.status}: ${msg}`, res.status, typeof body?.type === 'string' ? body.type : undefined);
+    }
+    const names = Array.isArray(body?.models) ? body.models.filter((n: unknown): n is string => typeof n === 'string') : [];
+    return { default: typeof body?.default === 'string' ? body.default : '', models: names };
+  }
+
   /** True when GET /health answers 2xx; never throws except for 'aborted'. */
   async health(signal?: AbortSignal): Promise<boolean> {
     try {

@@ -528,6 +528,30 @@ export function activate(context: vscode.ExtensionContext): void {
       settings = { ...readSettings(), mode: pick.label as Settings['mode'] };
       applyMode();
     }),
+    vscode.commands.registerCommand(`${SECTION}.selectModel`, async () => {
+      let listed: { default: string; models: string[] };
+      try {
+        listed = await getClient().models();
+      } catch (e) {
+        void vscode.window.showWarningMessage(`Python Autocomplete: cannot list the server's models: ${(e as Error).message}`);
+        return;
+      }
+      const doc = vscode.window.activeTextEditor?.document;
+      const now = doc ? modelFor(doc) : settings.model;
+      const picks: (vscode.QuickPickItem & { value: string })[] = [
+        { label: listed.default, description: `the server's default model${now === '' ? ' (now)' : ''}`, value: '',
+          detail: listed.models.length ? undefined : 'the server serves no other model: start it with --models-dir DIR (make serve MODELS_DIR=DIR)' },
+        ...listed.models.map((name) => ({ label: name, description: name === now ? '(now)' : undefined, value: name })),
+      ];
+      const pick = await vscode.window.showQuickPick(picks, { placeHolder: "Complete this project's code with which of the server's models" });
+      if (!pick) return;
+      // the project's setting: its folder's in a multi-root workspace, the workspace's, or the user's without one
+      const folders = vscode.workspace.workspaceFolders ?? [];
+      const folder = doc ? vscode.workspace.getWorkspaceFolder(notebookOf(doc)?.notebook.uri ?? doc.uri) : undefined;
+      const target = !folders.length ? vscode.ConfigurationTarget.Global
+        : folders.length > 1 && folder ? vscode.ConfigurationTarget.WorkspaceFolder : vscode.ConfigurationTarget.Workspace;
+      await vscode.workspace.getConfiguration(SECTION, folder?.uri).update('model', pick.value || undefined, target);
+    }),
     vscode.commands.registerCommand(`${SECTION}.checkServer`, async () => {
       const ok = await monitor.check();
       void vscode.window.showInformationMessage(`Python Autocomplete: server at ${settings.serverUrl} ${ok ? 'is ready' : 'does not answer'}.`);

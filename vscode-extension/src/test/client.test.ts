@@ -107,6 +107,18 @@ describe('client', () => {
     assert.strictEqual(await new AutocompleteClient({ serverUrl: `http://127.0.0.1:${await deadPort()}`, timeoutMs: 2000 }).health(), false);
   });
 
+  it("lists the server's models from /models, and throws when it cannot", async () => {
+    use((r, res) => sendJson(res, r.url === '/models' ? 200 : 404, { default: 'default', models: ['billing', 7, 'payroll'] }));
+    const client = new AutocompleteClient({ serverUrl: server.url, timeoutMs: 2000, apiToken: 't0k' });
+    assert.deepStrictEqual(await client.models(), { default: 'default', models: ['billing', 'payroll'] });
+    assert.strictEqual(server.received.at(-1)!.headers.authorization, 'Bearer t0k');
+    use((_r, res) => sendJson(res, 401, { success: false, error: 'missing or wrong API token', type: 'unauthorized' }));
+    const e = await failure(client.models());
+    assert.deepStrictEqual([e.kind, e.status, e.type], ['http', 401, 'unauthorized']);
+    const gone = await failure(new AutocompleteClient({ serverUrl: `http://127.0.0.1:${await deadPort()}`, timeoutMs: 2000 }).models());
+    assert.strictEqual(gone.kind, 'unreachable');
+  });
+
   it('describes the served model from /health in one line, and nothing when the server does not say', async () => {
     const model = { name: 'personal', file: 'personal.pt', sha256: '307598e8ef7c7fb9', step: 540,
       meta: { finetuned_from: 'checkpoints/default.pt', sources: ['/home/me/code/proj', '/home/me/code/lib/'] } };
