@@ -72,7 +72,7 @@ train: install
 	$(PY) scripts/finetune.py $(SOURCES) --init checkpoints/default.pt --out $(OUT) $(FT_BUDGET) \
 	  --replay $(DEFAULT_DATA) --threads $(THREADS) $(if $(RESUME),--resume,) \
 	  $(if $(TYPING_CHARS),--typing-chars $(TYPING_CHARS),) $(if $(PRIORITY),--priority $(PRIORITY),) \
-	  $(if $(IF_CHANGED),--if-changed,)
+	  $(if $(IF_CHANGED),--if-changed,) $(if $(WORK),--work $(WORK),)
 else
 TRAIN_STEPS ?= 6200
 train: data-default

@@ -33,6 +33,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import shutil
 import statistics
 import sys
@@ -131,7 +132,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("sources", nargs="*", help="folders of your Python code")
     p.add_argument("--init", default="checkpoints/default.pt", help="checkpoint to start from")
     p.add_argument("--out", default="checkpoints/personal.pt", help="the fine-tuned model (for make serve MODEL=)")
-    p.add_argument("--work", default="runs/personal", help="corpus and run folder (last.pt, best.pt)")
+    p.add_argument("--work", default=None,
+                   help="corpus and run folder (last.pt, best.pt); default runs/NAME for --out .../NAME.pt (runs/personal "
+                        "for the default --out), so that each project's model has its own run: trained side by side, "
+                        "resumed on its own")
     p.add_argument("--steps", type=int, default=argparse.SUPPRESS,
                    help=f"step budget, the learning rate decays over it (default: from your code's size, "
                         f"{RECIPE['passes']} passes, {RECIPE['steps']} to {RECIPE['max_steps']} steps, at most "
@@ -171,6 +175,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="at the end, type up to N characters of the held-out files with the starting and the "
                         "fine-tuned model, the project as context, and print the keystrokes saved (0: skip)")
     args = p.parse_args(argv)
+    if args.work is None:
+        args.work = str(Path("runs") / Path(args.out).stem)
     steps, minutes = getattr(args, "steps", None), getattr(args, "minutes", None)
     if steps is not None and minutes is not None:
         p.error("give --steps or --minutes, not both")
@@ -299,6 +305,14 @@ def finetune(args) -> int:
         print(f"corpus: {sp['train']['files']} train files ({sp['train']['tokens']:,} tokens), "
               f"{sp['valid']['files']} held-out files ({sp['valid']['tokens']:,} tokens) for early stopping, "
               f"tokenizer of {args.init}", flush=True)
+    else:  # --resume: the interrupted run goes on, on its own corpus, which must be of these folders
+        stored = sorted(src["path"] for src in load_meta(data).get("sources") or [])
+        given = sorted(str(Path(os.path.expanduser(str(src))).resolve()) for src in args.sources)
+        if stored != given:
+            print(f"error: --resume: {run / 'last.pt'} is a run on {', '.join(stored) or 'other folders'}, "
+                  f"not on {', '.join(given) or 'no folder'}: give its folders, or this one its own --work "
+                  f"(make train WORK=); nothing written to {args.out}", file=sys.stderr)
+            return 2
     replay = ""
     if args.replay and args.replay_fraction > 0:
         try:

@@ -264,12 +264,28 @@ def test_interrupted_run_leaves_out_untouched_and_resumes(tiny_ckpt, tmp_path, c
     assert out.read_bytes() == b"previous model"
     stopped = load_checkpoint(work / "run" / "last.pt").step
     assert stopped >= 10
+    # Resuming it with other folders is refused: it would continue this run's corpus into their OUT.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "mod.py").write_text("def f(x):\n    return x + 1\n" * 20)
+    refused = subprocess.run([*cmd[:2], str(elsewhere), *cmd[3:], "--steps", str(stopped), "--resume"], cwd=REPO,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and f"is a run on {PROJECT.resolve()}, not on {elsewhere.resolve()}" in refused.stderr
+    assert out.read_bytes() == b"previous model" and load_checkpoint(work / "run" / "last.pt").step == stopped
     # Resume with a budget already reached: it continues from last.pt (same corpus) and writes OUT.
     done = subprocess.run([*cmd, "--steps", str(stopped), "--resume"], cwd=REPO, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"from step {stopped}" in done.stdout
     assert load_checkpoint(out).tokenizer.sha256 == load_checkpoint(tiny_ckpt).tokenizer.sha256
+
+
+def test_each_out_has_its_own_work_folder():
+    """A model per project (`OUT=checkpoints/billing.pt`) trains in runs/billing: projects train side by side and
+    resume on their own; the default OUT keeps runs/personal."""
+    assert finetune.parse_args(["p"]).work == str(Path("runs") / "personal")
+    assert finetune.parse_args(["p", "--out", "checkpoints/billing.pt"]).work == str(Path("runs") / "billing")
+    assert finetune.parse_args(["p", "--out", "x/billing.pt", "--work", "w"]).work == "w"
 
 
 def test_bench_passes_options_after_double_dash():
