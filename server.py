@@ -53,7 +53,8 @@ from werkzeug.exceptions import HTTPException
 from serving.gate import ModelGate, QueueFull  # noqa: F401 - re-exported (tests, embedders)
 from serving.loading import load_for_inference, load_model, model_info, plain  # noqa: F401 - re-exported
 from serving.metrics import Metrics
-from serving.models import DEFAULT_MAX_MODELS, ModelUnavailable, UnknownModel, model_path, served_names
+from serving.models import (DEFAULT_MAX_MODELS, ModelSet, ModelUnavailable, UnknownModel, model_path,
+                            served_names)
 from serving.pool import EngineError, LocalEngine, NoWorker, PoolConfig, WorkerLost, WorkerPool
 from serving.reload import CheckpointWatcher, ModelReloader
 
@@ -612,7 +613,6 @@ def main(argv=None) -> int:
                 if args.torch_threads:
                     torch.set_num_threads(args.torch_threads)
                 predictor, info = load_model(str(model), args.device, args.quantize)
-                from serving.models import ModelSet
                 from serving.worker import served_loader
                 named = ModelSet(served_loader(1, args.cache_mb, info["device"], False, 0.0, args.quantize),
                                  args.max_models, args.reload_interval or DEFAULT_RELOAD_INTERVAL_S)

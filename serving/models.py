@@ -129,7 +129,7 @@ class _Entry:
 
 
 class ModelSet:
-    """The named models of one engine process. `load(path) -> Served` builds one (worker.load_served)."""
+    """The named models of one engine process. `load(path) -> Served` builds one (worker.served_loader)."""
 
     def __init__(self, load: Callable[[str], Served], max_models: int = DEFAULT_MAX_MODELS,
                  check_interval_s: float = DEFAULT_CHECK_INTERVAL_S):
@@ -202,7 +202,9 @@ class ModelSet:
         """(Holding the lock.) Look at the file at most every check_interval_s; start a reload once a new
         signature has held for SETTLE_S."""
         now = time.monotonic()
-        if entry.loading or now - entry.checked < min(self.check_interval_s, SETTLE_S if entry.seen else 1e9):
+        # a change just seen is looked at again sooner, as reload.CheckpointWatcher does
+        wait = min(self.check_interval_s, SETTLE_S) if entry.seen else self.check_interval_s
+        if entry.loading or now - entry.checked < wait:
             return
         entry.checked = now
         signature = file_signature(entry.path)
