@@ -358,6 +358,7 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
         finally:
             engine.leave(slot)
         state.metrics.add_engine_time(engine_done - queued)
+        state.metrics.answered(Path(args["model_path"] or config.default_model).stem)
         done = time.perf_counter()
         g.latency_seconds = done - start
         body = {

@@ -35,6 +35,10 @@ class Metrics:
         self.reloads = Counter("autocomplete_model_reloads",
                                "Reloads of the checkpoint (the file changed, or SIGUSR1) by result: ok, failed.",
                                ["result"], registry=self.registry)
+        # by the model that answered: the default's name or a --models-dir name (serving/models.py); the names
+        # are the directory's files, so the label set stays as small as the team's projects
+        self.model_requests = Counter("autocomplete_model_requests", "Completions answered, by the model asked for.",
+                                      ["model"], registry=self.registry)
         self.registry.register(_StateCollector(state))
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float | None = None):
@@ -47,6 +51,9 @@ class Metrics:
 
     def reload(self, result: str):
         self.reloads.labels(result).inc()
+
+    def answered(self, model: str):
+        self.model_requests.labels(model).inc()
 
     def add_engine_time(self, seconds: float):
         self.engine_seconds.inc(seconds)

@@ -60,6 +60,9 @@ def test_the_named_model_answers(models_dir, checkpoint, other_checkpoint, worke
         assert requests.get(s.url + "/models", timeout=30).json() == {"default": "default", "models": ["billing"]}
         assert metric(s.url, "autocomplete_engine_models_loaded") == 1
         assert metric(s.url, "autocomplete_engine_model_loads_total") == 1
+        # answers by the model asked for: 2 x 4 prompts named billing; 3 x 4 and one more the default
+        assert metric(s.url, 'autocomplete_model_requests_total{model="billing"}') == 2 * len(PROMPTS)
+        assert metric(s.url, 'autocomplete_model_requests_total{model="default"}') == 3 * len(PROMPTS) + 1
 
 
 def test_a_name_that_is_not_there_is_the_clients_mistake(models_dir, checkpoint):
