@@ -58,6 +58,12 @@ export interface ClientOptions {
   serverUrl: string;
   apiToken?: string;
   timeoutMs: number;
+  /**
+   * Sent as `X-Client-Id`: the server's affinity key (serving/pool.py), so that this editor's requests reach the
+   * worker and slot that cache its prefix states. Without it the server keys on the TCP connection, and Node's
+   * fetch spreads requests over several pooled connections and opens a new one after each aborted request.
+   */
+  clientId?: string;
 }
 
 export class AutocompleteClient {
@@ -150,6 +156,7 @@ export class AutocompleteClient {
     const headers: Record<string, string> = { Accept: 'application/json' };
     if (init.body !== undefined) headers['Content-Type'] = 'application/json';
     if (this.options.apiToken) headers.Authorization = `Bearer ${this.options.apiToken}`;
+    if (this.options.clientId) headers['X-Client-Id'] = this.options.clientId;
     try {
       const res = await fetch(this.base + path, {
         ...init,

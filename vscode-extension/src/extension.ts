@@ -1,5 +1,6 @@
 // VS Code glue: settings, the inline and list providers, the status bar item and the toggle command.
 // All logic worth testing lives in the vscode-free modules (context, filters, cache, debounce, client, engine).
+import { randomUUID } from 'crypto';
 import * as vscode from 'vscode';
 import { AutocompleteClient } from './client';
 import { buildContext, DEFAULT_LIMITS } from './context';
@@ -156,8 +157,10 @@ export function activate(context: vscode.ExtensionContext): void {
   const log = (line: string) => out.appendLine(`${new Date().toISOString()} ${line}`);
   let settings = readSettings();
   let client: AutocompleteClient | undefined;
+  // this window's affinity key for the server (X-Client-Id): random, so it names no one; one per activation
+  const clientId = randomUUID();
   const getClient = () => {
-    client ??= new AutocompleteClient({ serverUrl: settings.serverUrl, apiToken: settings.apiToken, timeoutMs: settings.requestTimeoutMs });
+    client ??= new AutocompleteClient({ serverUrl: settings.serverUrl, apiToken: settings.apiToken, timeoutMs: settings.requestTimeoutMs, clientId });
     return client;
   };
 

@@ -47,6 +47,9 @@ describe('client', () => {
     use((_r, res) => sendJson(res, 200, ok(['x'])));
     await new AutocompleteClient({ serverUrl: server.url, apiToken: 's3cret', timeoutMs: 2000 }).complete({ prompt: 'a' });
     assert.strictEqual(server.received.at(-1)!.headers.authorization, 'Bearer s3cret');
+    assert.strictEqual(server.received.at(-1)!.headers['x-client-id'], undefined);
+    await new AutocompleteClient({ serverUrl: server.url, timeoutMs: 2000, clientId: 'window-1' }).complete({ prompt: 'a' });
+    assert.strictEqual(server.received.at(-1)!.headers['x-client-id'], 'window-1'); // the server's affinity key
   });
 
   it('turns a JSON error answer into an http error with the status and the server message', async () => {

@@ -65,7 +65,7 @@ interface Key {
 
 async function typeAll(texts: { name: string; text: string }[], debounceMs: number, meanMs: number, seed: number) {
   let requests = 0;
-  const client = new AutocompleteClient({ serverUrl: process.env.SERVER_URL!, timeoutMs: 5000 });
+  const client = new AutocompleteClient({ serverUrl: process.env.SERVER_URL!, timeoutMs: 5000, clientId: `typist-${debounceMs}-${meanMs}` });
   const counting = Object.create(client) as AutocompleteClient;
   counting.complete = (req: CompletionRequest, signal?: AbortSignal) => { requests++; return client.complete(req, signal); };
   const monitor = new ServerMonitor(async () => true, { onState: () => undefined, onFirstDown: () => undefined });
