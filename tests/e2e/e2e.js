@@ -114,7 +114,7 @@ function startProxy() {
     req.on('data', (c) => body.push(c));
     req.on('end', () => {
       const buf = Buffer.concat(body);
-      const ex = { url: req.url, request: null, response: null, delivered: false };
+      const ex = { url: req.url, request: null, response: null, delivered: false, clientId: req.headers['x-client-id'] };
       if (req.url === '/autocomplete') {
         try { ex.request = JSON.parse(buf.toString('utf8')); } catch { /* recorded as null */ }
         exchanges.push(ex);
@@ -704,6 +704,12 @@ async function clearLine(page) {
       else if ('model' in without.got.ex.request || without.got.ex.response.model === want) failures.push(`model: with the setting removed the request named ${JSON.stringify(without.got.ex.request.model)} and ${without.got.ex.response.model} answered`);
       else lap(`model: setting removed: the request names no model, ${without.got.ex.response.model} (the default) answers`);
     }
+
+    // every request of this window carried one affinity key (X-Client-Id): the server keeps its prefix states in one
+    // worker and slot whichever pooled connection the request came on
+    const ids = new Set(exchanges.map((e) => e.clientId));
+    if (ids.size !== 1 || !/^[0-9a-f-]{36}$/.test([...ids][0] ?? '')) failures.push(`X-Client-Id: the requests carried ${JSON.stringify([...ids])}, not one window id`);
+    else lap(`X-Client-Id: all ${exchanges.length} requests carried ${[...ids][0]}`);
 
     // 4) the server goes away: one non-modal notice, the status bar says offline, no more notices while typing
     if (process.env.SERVER_PID) {
