@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser):
                         help="models: how many named models the clients use (0: all on the default)")
 
 
-def extra_chunks(data, chars: int = 64 * 1024) -> list[dict]:
+def held_out_extra(data, chars: int = 64 * 1024) -> list[dict]:
     """`chars` characters of held-out files as input_extra chunks, 8K each."""
     files, _ = prompt_files(data)
     chunks, total = [], 0
@@ -55,7 +55,7 @@ def extra_chunks(data, chars: int = 64 * 1024) -> list[dict]:
 
 def run_one(model: Path, spread: int, clients: int, requests_each: int, data) -> dict:
     prompts = sample_prompts(data, clients * requests_each, seed=11)
-    extra = extra_chunks(data)
+    extra = held_out_extra(data)
     with tempfile.TemporaryDirectory(prefix="models-bench-") as tmp:
         served = Path(tmp) / "default.pt"
         shutil.copyfile(model, served)

@@ -133,9 +133,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--init", default="checkpoints/default.pt", help="checkpoint to start from")
     p.add_argument("--out", default="checkpoints/personal.pt", help="the fine-tuned model (for make serve MODEL=)")
     p.add_argument("--work", default=None,
-                   help="corpus and run folder (last.pt, best.pt); default runs/NAME for --out .../NAME.pt (runs/personal "
-                        "for the default --out), so that each project's model has its own run: trained side by side, "
-                        "resumed on its own")
+                   help="corpus and run folder (last.pt, best.pt); default runs/NAME for --out .../NAME.pt "
+                        "(runs/personal for the default --out), so that each project's model has its own run: "
+                        "trained side by side, resumed on its own")
     p.add_argument("--steps", type=int, default=argparse.SUPPRESS,
                    help=f"step budget, the learning rate decays over it (default: from your code's size, "
                         f"{RECIPE['passes']} passes, {RECIPE['steps']} to {RECIPE['max_steps']} steps, at most "

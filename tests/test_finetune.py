@@ -270,7 +270,8 @@ def test_interrupted_run_leaves_out_untouched_and_resumes(tiny_ckpt, tmp_path, c
     (elsewhere / "mod.py").write_text("def f(x):\n    return x + 1\n" * 20)
     refused = subprocess.run([*cmd[:2], str(elsewhere), *cmd[3:], "--steps", str(stopped), "--resume"], cwd=REPO,
                              capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 2 and f"is a run on {PROJECT.resolve()}, not on {elsewhere.resolve()}" in refused.stderr
+    assert refused.returncode == 2
+    assert f"is a run on {PROJECT.resolve()}, not on {elsewhere.resolve()}" in refused.stderr
     assert out.read_bytes() == b"previous model" and load_checkpoint(work / "run" / "last.pt").step == stopped
     # Resume with a budget already reached: it continues from last.pt (same corpus) and writes OUT.
     done = subprocess.run([*cmd, "--steps", str(stopped), "--resume"], cwd=REPO, capture_output=True, text=True,

@@ -13,7 +13,8 @@ import requests
 import torch
 
 from benchmarks.server_load import ServerProcess
-from tests.test_server_reload import EXACT, PROMPTS, Typist, local_answers, metric, other_checkpoint, replace  # noqa: F401
+from tests.test_server_reload import (EXACT, PROMPTS, Typist, local_answers, metric,  # noqa: F401
+                                     other_checkpoint, replace)
 
 torch.set_num_threads(1)
 

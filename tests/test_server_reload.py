@@ -94,8 +94,8 @@ class Typist:
     def run(self, c: int):
         with requests.Session() as s:
             while not self.stop.is_set():
-                r = s.post(self.url + "/autocomplete", json={"prompt": PROMPTS[c % len(PROMPTS)], "kind": "line", **self.body},
-                           headers={"X-Client-Id": f"c{c}"}, timeout=30)
+                body = {"prompt": PROMPTS[c % len(PROMPTS)], "kind": "line", **self.body}
+                r = s.post(self.url + "/autocomplete", json=body, headers={"X-Client-Id": f"c{c}"}, timeout=30)
                 self.statuses.append(r.status_code)
 
     def __enter__(self):

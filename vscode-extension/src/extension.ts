@@ -372,13 +372,18 @@ export function activate(context: vscode.ExtensionContext): void {
   // pythonAutocomplete.model of each workspace folder ('' outside one): in a multi-root workspace each project
   // folder names its own model in its .vscode/settings.json. Read once per folder, again after a settings change.
   const modelOfFolder = new Map<string, string>();
+  /** The file whose settings apply to `doc` (a cell's are its notebook file's) and its workspace folder. */
+  const settingsScope = (doc: vscode.TextDocument) => {
+    const uri = notebookOf(doc)?.notebook.uri ?? doc.uri;
+    return { uri, folder: vscode.workspace.getWorkspaceFolder(uri) };
+  };
   const modelFor = (doc: vscode.TextDocument): string => {
-    const uri = notebookOf(doc)?.notebook.uri ?? doc.uri; // a cell's settings are its notebook file's
-    const folder = vscode.workspace.getWorkspaceFolder(uri)?.uri.toString() ?? '';
-    let model = modelOfFolder.get(folder);
+    const { uri, folder } = settingsScope(doc);
+    const key = folder?.uri.toString() ?? '';
+    let model = modelOfFolder.get(key);
     if (model === undefined) {
       model = (vscode.workspace.getConfiguration(SECTION, uri).get<string>('model', '') ?? '').trim();
-      modelOfFolder.set(folder, model);
+      modelOfFolder.set(key, model);
     }
     return model;
   };
@@ -550,7 +555,7 @@ export function activate(context: vscode.ExtensionContext): void {
       if (!pick) return;
       // the project's setting: its folder's in a multi-root workspace, the workspace's, or the user's without one
       const folders = vscode.workspace.workspaceFolders ?? [];
-      const folder = doc ? vscode.workspace.getWorkspaceFolder(notebookOf(doc)?.notebook.uri ?? doc.uri) : undefined;
+      const folder = doc ? settingsScope(doc).folder : undefined;
       const target = !folders.length ? vscode.ConfigurationTarget.Global
         : folders.length > 1 && folder ? vscode.ConfigurationTarget.WorkspaceFolder : vscode.ConfigurationTarget.Workspace;
       await vscode.workspace.getConfiguration(SECTION, folder?.uri).update('model', pick.value || undefined, target);
