@@ -603,6 +603,8 @@ def main(argv=None) -> int:
 
     pool = None
     state = app_state(app)
+    # how often a --models-dir model's file is looked at (serving/models.py): as the --model file's, 2 s when 0
+    check_interval_s = args.reload_interval or DEFAULT_RELOAD_INTERVAL_S
 
     def load():
         nonlocal pool
@@ -616,7 +618,7 @@ def main(argv=None) -> int:
                 predictor, info = load_model(str(model), args.device, args.quantize)
                 from serving.worker import served_loader
                 named = ModelSet(served_loader(1, args.cache_mb, info["device"], False, 0.0, args.quantize),
-                                 args.max_models, args.reload_interval or DEFAULT_RELOAD_INTERVAL_S)
+                                 args.max_models, check_interval_s)
                 engine = LocalEngine(predictor, config.queue_size, model=info.get("sha256"), models=named,
                                      loader=lambda: load_model(str(model), args.device, args.quantize))
                 where = "in the server process"
@@ -625,7 +627,7 @@ def main(argv=None) -> int:
                     model=str(model), workers=args.workers, slots=args.slots, device=args.device,
                     torch_threads=args.torch_threads, cache_mb=args.cache_mb, batching=not args.no_batching,
                     quantize=args.quantize, max_models=args.max_models,
-                    check_interval_s=args.reload_interval or DEFAULT_RELOAD_INTERVAL_S,
+                    check_interval_s=check_interval_s,
                     batch_wait_ms=args.batch_wait_ms, queue_size=args.queue_size))
                 info = pool.start()
                 engine = pool

@@ -27,8 +27,8 @@ import threading
 from pathlib import Path
 
 from benchmarks import part_main
-from .server_load import (Client, ServerProcess, describe_statuses, metric_value, percentile, prompt_files,
-                          sample_prompts, tree_memory_mib)
+from .server_load import (Client, ServerProcess, describe_statuses, load_average, metric_value, percentile,
+                          prompt_files, sample_prompts, tree_memory_mib)
 
 NAMES = ["p1", "p2", "p3", "p4"]
 
@@ -107,7 +107,7 @@ def run(args) -> str:
         lines.append(f"| {who} | {percentile(r['first'], 50):.0f} ({max(r['first']):.0f}) | "
                      f"{percentile(r['rest'], 50):.1f} / {percentile(r['rest'], 99):.1f} | "
                      f"{describe_statuses(r['failures'])} | {r['loaded']:.0f} | {r['pss']:.0f} MiB |")
-    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    load = load_average()
     lines += ["", f"Model: {args.model} and four copies of it as the named models; {clients} clients typing back to "
                   f"back, {requests_each} requests each, 64K characters of input_extra on every request; 2 worker "
                   f"processes x 1 slot (the default), --max-models 4, --cache-mb 64 per model. {os.cpu_count()} "

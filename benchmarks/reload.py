@@ -30,7 +30,8 @@ from pathlib import Path
 import requests
 
 from benchmarks import part_main
-from .server_load import Client, ServerProcess, describe_statuses, percentile, sample_prompts, tree_memory_mib
+from .server_load import (Client, ServerProcess, describe_statuses, load_average, percentile, sample_prompts,
+                          tree_memory_mib)
 
 VARIANTS = {
     "w2s1": ("2 worker processes x 1 slot (the default)", ["--workers", "2", "--slots", "1"]),
@@ -130,7 +131,7 @@ def run(args) -> str:
                 f"{percentile(r['steady'], 99):.1f} | {percentile(r['during'], 50):.1f} / "
                 f"{percentile(r['during'], 99):.1f} | {describe_statuses(r['failures'])} | "
                 f"{r['before_pss']:.0f} / {r['peak_pss']:.0f} / {r['after_pss']:.0f} MiB |")
-    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    load = load_average()
     lines += ["", f"Model: {args.model}, replaced {times} times per row (a copy, one rename, as make train writes "
                   f"it); --reload-interval 2 (the default): a rename waits 0-2 s for the watcher's look and 0.5 s more "
                   f"for its second (the file must not move meanwhile). "

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from benchmarks import part_main
-from benchmarks.server_load import (Client, ServerProcess, describe_statuses, percentile, prompt_files,
+from benchmarks.server_load import (Client, ServerProcess, describe_statuses, load_average, percentile, prompt_files,
                                     run_clients, sample_prompts)
 
 
@@ -122,7 +122,7 @@ def run(args) -> str:
               f"serving/nginx.py's configuration (hash on X-Client-Id, max_fails=1 fail_timeout=5s, "
               f"proxy_next_upstream error timeout http_502 non_idempotent, 2 tries); prompts from "
               f"{prompt_files(data)[1]}; {os.cpu_count()} CPUs, load average "
-              f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])} (1/5/15 min, other processes too)."]
+              f"{load_average()} (1/5/15 min, other processes too)."]
     return "\n".join(lines)
 
 

@@ -189,6 +189,11 @@ def sample_prompts(data_dir: str | None, n: int, seed: int = 0, lines: int = 20)
     return prompts
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, for a table's footer (other processes' load shows there too)."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def percentile(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
@@ -385,7 +390,7 @@ def run(args) -> str:
                                      f"forwards ({c / b:.2f} calls per forward).")
             memory.append((label, mem_ready, tree_memory_mib(srv.proc.pid)))
 
-    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    load = load_average()
     lines = ["| server | clients | answered 200 | p50 ms | p99 ms | req/s | not 200 | client − engine p50 ms | "
              "searches cut by the budget |",
              "|---|---:|---:|---:|---:|---:|---|---:|---:|",

@@ -38,6 +38,12 @@ def _hash(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big")
 
 
+def source_path(src: str | Path) -> Path:
+    """A source folder as given (`~` expanded), before it is checked and resolved: how `gather` and the
+    fine-tune's resume check read SOURCES alike."""
+    return Path(os.path.expanduser(str(src)))
+
+
 def gather(sources: list[str | Path], clean: CleanConfig | None = None, progress: bool = False,
            described: list[dict] | None = None) -> list[dict]:
     """Cleaned, de-duplicated files of the source folders; raises SourceError when there are none.
@@ -48,7 +54,7 @@ def gather(sources: list[str | Path], clean: CleanConfig | None = None, progress
         raise SourceError("no source folder given (SOURCES=\"DIR [DIR ...]\")")
     projects, names = [], Counter()
     for src in sources:
-        folder = Path(os.path.expanduser(str(src)))
+        folder = source_path(src)
         if not folder.exists():
             raise SourceError(f"source folder {src} does not exist")
         if not folder.is_dir():

@@ -33,7 +33,6 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import shutil
 import statistics
 import sys
@@ -47,7 +46,8 @@ if str(REPO) not in sys.path:
 from dataset.corpus import corpus_dir, load_meta  # noqa: E402
 from dataset.encode import file_sha256  # noqa: E402
 from dataset.folder_lock import FolderBusy, folder_lock  # noqa: E402
-from dataset.personal import MAX_VALID_CHARS, SourceError, build_personal_corpus, code_digest  # noqa: E402
+from dataset.personal import (MAX_VALID_CHARS, SourceError, build_personal_corpus, code_digest,  # noqa: E402
+                              source_path)
 from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
 from cpu_priority import PRIORITIES, lower_priority  # noqa: E402
 
@@ -307,7 +307,7 @@ def finetune(args) -> int:
               f"tokenizer of {args.init}", flush=True)
     else:  # --resume: the interrupted run goes on, on its own corpus, which must be of these folders
         stored = sorted(src["path"] for src in load_meta(data).get("sources") or [])
-        given = sorted(str(Path(os.path.expanduser(str(src))).resolve()) for src in args.sources)
+        given = sorted(str(source_path(src).resolve()) for src in args.sources)
         if stored != given:
             print(f"error: --resume: {run / 'last.pt'} is a run on {', '.join(stored) or 'other folders'}, "
                   f"not on {', '.join(given) or 'no folder'}: give its folders, or this one its own --work "
@@ -349,7 +349,8 @@ def finetune(args) -> int:
     meta = dict(best.meta)
     meta.update({"exported_from": str(run / "best.pt"), "finetuned_from": args.init,
                  **run_fingerprint(args, load_meta(data)["personal"].get("code_sha256")),
-                 "sources": [str(Path(s).resolve()) for s in args.sources], "params": best.model.num_params()})
+                 "sources": [str(source_path(s).resolve()) for s in args.sources],
+                 "params": best.model.num_params()})
     save_checkpoint(args.out, best.model, best.config, best.tokenizer, step=best.step,
                     train_config=best.train_config, meta=meta, half=True)
     print(f"wrote {args.out}: step {best.step}; your held-out files: {held_out_change(best.meta)}; "

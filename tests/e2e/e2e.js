@@ -326,6 +326,21 @@ async function clearLine(page) {
       return { docText, logFrom, exFrom, shown, got, sent: got ? got.ex.request.input_extra || [] : [] };
     };
 
+    // run one of the extension's commands from the command palette and pick `item` in its quick pick; returns the
+    // quick pick's rows as offered
+    const runCommand = async (title, item) => {
+      await page.keyboard.press('Control+Shift+P');
+      await page.waitForSelector('.quick-input-widget input', { state: 'visible', timeout: 20000 });
+      await page.keyboard.type(`Python Autocomplete: ${title}`);
+      await page.waitForSelector(`.quick-input-list .monaco-list-row[aria-label*="${title}"]`, { timeout: 20000 });
+      await page.keyboard.press('Enter');
+      await page.waitForSelector(`.quick-input-list .monaco-list-row[aria-label*="${item}"]`, { timeout: 20000 });
+      const rows = await page.$$eval('.quick-input-list .monaco-list-row', (els) => els.map((e) => e.getAttribute('aria-label')));
+      await page.keyboard.type(item);
+      await page.keyboard.press('Enter');
+      return rows;
+    };
+
     // quick open; Enter only once the focused row is the file (the list of recent files shows first and is
     // re-filtered as the name is typed); tried twice, as a key can land while the list is replaced. `where`: the
     // editors' lines that show `marker` once it is open (a notebook's cells are not in an .editor-instance)
@@ -522,14 +537,7 @@ async function clearLine(page) {
 
     // 3) list mode: switch to "both" with the extension's command (command palette, quick pick), type a
     //    trigger character, accept the first entry of the suggestion list with Enter
-    await page.keyboard.press('Control+Shift+P');
-    await page.waitForSelector('.quick-input-widget input', { state: 'visible', timeout: 20000 });
-    await page.keyboard.type('Python Autocomplete: Choose How');
-    await page.waitForSelector('.quick-input-list .monaco-list-row[aria-label*="Choose How"]', { timeout: 20000 });
-    await page.keyboard.press('Enter');
-    await page.waitForSelector('.quick-input-list .monaco-list-row[aria-label*="both"]', { timeout: 20000 });
-    await page.keyboard.type('both');
-    await page.keyboard.press('Enter');
+    await runCommand('Choose How', 'both');
     if (!(await logLine(/settings changed: .*"mode":"both"/))) failures.push('choosing mode "both" did not change the setting');
     await editor.click();
     let listDone = false;
@@ -664,22 +672,10 @@ async function clearLine(page) {
       const want = crypto.createHash('sha256').update(fs.readFileSync(process.env.PROJECT_MODEL)).digest('hex').slice(0, 16);
       const settingsFile = path.join(WS, '.vscode', 'settings.json');
       fs.mkdirSync(path.dirname(settingsFile), { recursive: true });
-      const chooseModel = async () => {
-        await page.keyboard.press('Control+Shift+P');
-        await page.waitForSelector('.quick-input-widget input', { state: 'visible', timeout: 20000 });
-        await page.keyboard.type('Python Autocomplete: Choose Model');
-        await page.waitForSelector('.quick-input-list .monaco-list-row[aria-label*="Choose Model"]', { timeout: 20000 });
-        await page.keyboard.press('Enter');
-        await page.waitForSelector('.quick-input-list .monaco-list-row[aria-label*="proj"]', { timeout: 20000 });
-        const rows = await page.$$eval('.quick-input-list .monaco-list-row', (els) => els.map((e) => e.getAttribute('aria-label')));
-        await page.keyboard.type('proj');
-        await page.keyboard.press('Enter');
-        return rows;
-      };
       const typeWith = async (value, typed) => {
         const logFrom = await settledLogLength();
         if (value === undefined) fs.writeFileSync(settingsFile, '{}');
-        else lap(`model: "Choose Model" lists ${JSON.stringify(await chooseModel())}`);
+        else lap(`model: "Choose Model" lists ${JSON.stringify(await runCommand('Choose Model', 'proj'))}`);
         if (!(await logLine(new RegExp(`settings changed: .*"model":"${value ?? ''}"`), 20000, logFrom))) {
           failures.push(`model: the extension did not read the workspace's pythonAutocomplete.model ${JSON.stringify(value)}`);
         }
