@@ -47,9 +47,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from serving import infill
 from serving.gate import ModelGate, QueueFull  # noqa: F401 - re-exported (tests, embedders)
 from serving.loading import load_for_inference, load_model, model_info, plain  # noqa: F401 - re-exported
 from serving.metrics import Metrics
@@ -68,6 +69,8 @@ DEFAULT_MODEL = "checkpoints/default.pt"
 DEFAULT_TIME_BUDGET_MS = 250.0
 # How often the server looks at its checkpoint's file for a new model (serving/reload.py).
 DEFAULT_RELOAD_INTERVAL_S = 2.0
+# Routes that speak llama-server's dialect (serving/infill.py), errors included.
+LLAMA_CPP_PATHS = ("/infill",)
 log = logging.getLogger("autocomplete.server")
 
 
@@ -135,6 +138,28 @@ class AppState:
         self.engine = engine
 
 
+class ClientGone(Exception):
+    """The client hung up while its request waited: the request is dropped (499, which nobody reads)."""
+
+
+@dataclass
+class Computed:
+    """An engine's answer to one request, and where its time went (milliseconds)."""
+    completions: list            # [(text, probability)], best first
+    model_sha: str | None        # the sha256 prefix of the model file that answered
+    queue_ms: float              # waiting for an engine slot
+    engine_ms: float             # the engine as this process sees it (the hop to its worker included)
+    compute_ms: float            # the worker's own computation
+
+    def timings(self) -> dict[str, float]:
+        return {"queue_ms": round(self.queue_ms, 3), "engine_ms": round(self.engine_ms, 3),
+                "compute_ms": round(self.compute_ms, 3)}
+
+    def server_timing(self) -> str:
+        """W3C Server-Timing header: clients and the load benchmark read where the time went."""
+        return f"queue;dur={self.queue_ms:.3f}, engine;dur={self.engine_ms:.3f}, compute;dur={self.compute_ms:.3f}"
+
+
 class ApiError(Exception):
     """A client mistake (or overload) answered as JSON with this status."""
 
@@ -144,7 +169,10 @@ class ApiError(Exception):
 
 
 def error_response(status: int, message: str, name: str, headers=None) -> Response:
-    response = jsonify({"success": False, "error": message, "status": status, "type": name})
+    if has_request_context() and request.path in LLAMA_CPP_PATHS:  # a llama.cpp client reads its own shape
+        response = jsonify(infill.error_body(status, message))
+    else:
+        response = jsonify({"success": False, "error": message, "status": status, "type": name})
     response.status_code = status
     for key, value in (headers or {}).items():
         response.headers[key] = value
@@ -165,6 +193,11 @@ def token_matches(header_value: str | None, token: str) -> bool:
 
 def parse_completion_request(config: ServerConfig) -> dict:
     """Validate the body of POST /autocomplete; raise ApiError(4xx) on any client mistake."""
+    return completion_args(read_json_object(), config)
+
+
+def read_json_object() -> dict:
+    """The request's body, a JSON object; ApiError(4xx) when it is not one."""
     if not request.is_json:
         raise ApiError(415, "Content-Type must be application/json", "unsupported_media_type")
     raw = request.get_data(cache=False)  # 413 from MAX_CONTENT_LENGTH happens here
@@ -174,7 +207,12 @@ def parse_completion_request(config: ServerConfig) -> dict:
         raise ApiError(400, f"malformed JSON: {str(e)[:200]}", "bad_json") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the JSON body must be an object", "bad_json")
+    return body
 
+
+def completion_args(body: dict, config: ServerConfig) -> dict:
+    """The engine's arguments from a completion request's fields (/autocomplete's names); ApiError(4xx) on
+    any client mistake."""
     prompt = body.get("prompt")
     if not isinstance(prompt, str):
         raise ApiError(400, '"prompt" is required and must be a string', "bad_field")
@@ -276,6 +314,10 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
             raise ApiError(401, "missing or wrong API token (send Authorization: Bearer TOKEN)",
                            "unauthorized", {"WWW-Authenticate": 'Bearer realm="autocomplete"'})
 
+    @app.errorhandler(ClientGone)
+    def on_client_gone(e: ClientGone):
+        return Response(status=499)
+
     @app.errorhandler(ApiError)
     def on_api_error(e: ApiError):
         return error_response(e.status, e.message, e.kind, e.headers)
@@ -306,15 +348,9 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
                               response.status_code, seconds)
         return response
 
-    @app.post("/autocomplete")
-    def autocomplete():
-        start = time.perf_counter()
-        require_token()
-        try:
-            args = parse_completion_request(config)
-        except ApiError as e:
-            state.metrics.error(e.kind)
-            raise
+    def compute(args: dict, start: float) -> Computed:
+        """Wait for an engine slot (the client's, serving/pool.py) and compute `args`' completions;
+        ApiError when there is no answer to give, ClientGone when nobody waits for it any more."""
         retry = {"Retry-After": str(config.retry_after_s)}
         engine = state.engine
         if engine is None:
@@ -340,43 +376,84 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
             if client_disconnected(request.environ):
                 # Nobody will read the answer: leave the model to requests that still matter.
                 state.metrics.error("client_gone")
-                return Response(status=499)
+                raise ClientGone()
             completions, compute_ms, model_sha = engine.complete(slot, args)
             engine_done = time.perf_counter()
         except WorkerLost as e:
             # The worker died under this request (and is being replaced): 502 like no_worker, so a load
             # balancer retries it on another replica; a direct client retries after Retry-After.
             state.metrics.error("worker_lost")
-            return error_response(502, f"{e}", "worker_lost", retry)
+            raise ApiError(502, f"{e}", "worker_lost", retry) from None
         except ModelUnavailable as e:  # the named model's file does not load: the server's to mend, not 500
             state.metrics.error("model_unavailable")
-            return error_response(503, f"{e}", "model_unavailable", retry)
+            raise ApiError(503, f"{e}", "model_unavailable", retry) from None
+        except (ApiError, ClientGone):
+            raise
         except Exception:  # EngineError included: a bug in the engine, never the client's input
             log.exception("completion engine failed")
             state.metrics.error("engine")
-            return error_response(500, "the completion engine failed", "engine_error")
+            raise ApiError(500, "the completion engine failed", "engine_error") from None
         finally:
             engine.leave(slot)
         state.metrics.add_engine_time(engine_done - queued)
-        state.metrics.answered(Path(args["model_path"] or config.default_model).stem)
+        state.metrics.answered(model_name(args))
+        return Computed(completions, model_sha, queue_ms=(queued - start) * 1000,
+                        engine_ms=(engine_done - queued) * 1000, compute_ms=compute_ms)
+
+    def model_name(args: dict) -> str:
+        return Path(args["model_path"] or config.default_model).stem
+
+    @app.post("/autocomplete")
+    def autocomplete():
+        start = time.perf_counter()
+        require_token()
+        try:
+            args = parse_completion_request(config)
+        except ApiError as e:
+            state.metrics.error(e.kind)
+            raise
+        computed = compute(args, start)
         done = time.perf_counter()
         g.latency_seconds = done - start
         body = {
             "success": True,
-            "prediction": [text for text, _ in completions],
-            "probs": [float(p) if math.isfinite(p) else 0.0 for _, p in completions],
+            "prediction": [text for text, _ in computed.completions],
+            "probs": [float(p) if math.isfinite(p) else 0.0 for _, p in computed.completions],
             "id": uuid.uuid4().hex,
             "ms": round((done - start) * 1000, 3),
         }
-        if model_sha:  # which model answered (sha256 prefix of its file): a client's cache of answers is
-            body["model"] = model_sha  # void once it changes (a reload, serving/reload.py)
+        if computed.model_sha:  # which model answered (sha256 prefix of its file): a client's cache of
+            body["model"] = computed.model_sha  # answers is void once it changes (a reload, serving/reload.py)
         response = jsonify(body)
         # Where the time went, for clients and the load benchmark (W3C Server-Timing): waiting for a slot,
         # the engine as this process sees it (with the hop to its worker), the worker's own computation.
-        response.headers["Server-Timing"] = \
-            f"queue;dur={(queued - start) * 1000:.3f}, engine;dur={(engine_done - queued) * 1000:.3f}, " \
-            f"compute;dur={compute_ms:.3f}"
+        response.headers["Server-Timing"] = computed.server_timing()
         return response
+
+    @app.post("/infill")
+    def llama_cpp_infill():
+        """llama.cpp's /infill (serving/infill.py): llama.vim and llama.vscode as they are."""
+        start = time.perf_counter()
+        require_token()
+        try:
+            try:
+                fields, options = infill.translate_request(read_json_object(), config.max_suggestions_limit)
+            except infill.BadInfill as e:
+                raise ApiError(400, str(e), "bad_field") from None
+            args = completion_args(fields, config)
+        except ApiError as e:
+            state.metrics.error(e.kind)
+            raise
+        truncated = len(fields["prompt"]) > config.max_prompt_chars
+        if options.n_predict == 0:  # "read these chunks": nothing to compute (serving/infill.py)
+            computed = Computed([], None, 0.0, 0.0, 0.0)
+        else:
+            computed = compute(args, start)
+        g.latency_seconds = time.perf_counter() - start
+        results = infill.answers([text for text, _ in computed.completions], options, model_name(args), truncated,
+                                 computed.timings())
+        text, mimetype = infill.body(results, options)
+        return Response(text, mimetype=mimetype, headers={"Server-Timing": computed.server_timing()})
 
     @app.get("/health")
     def health():

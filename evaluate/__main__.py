@@ -31,7 +31,7 @@ from .metrics import (EDITOR_SUFFIX_LINES, char_surprise, clip_text, following_l
                       percentile, sample_inside_spans, sample_regions, simulate_typing, token_stats)
 from .predictor import Predictor, PredictorConfig
 from .project import EXTRA_CHARS, neighbours, split_projects
-from .remote import RemotePredictor
+from .remote import InfillPredictor, RemotePredictor
 from .views import keystrokes_html, surprise_html
 
 KIND_NAMES = {"auto": None, "word": "word", "line": "line", "block": "block"}
@@ -105,6 +105,9 @@ def parse_args(argv=None):
     p.add_argument("--server", metavar="URL",
                    help="type through a running completion server (e.g. http://127.0.0.1:5000) instead of an "
                         "in-process predictor; --model still gives bits/char and accuracy")
+    p.add_argument("--server-api", choices=["autocomplete", "infill"], default="autocomplete",
+                   help="with --server: ask POST /autocomplete (the extension's request) or the llama.cpp-compatible "
+                        "POST /infill with llama.vim's request (evaluate/remote.py InfillPredictor)")
     p.add_argument("--token", help="API token for --server")
     p.add_argument("--server-model", metavar="NAME",
                    help="with --server: the server's model NAME answers (one of its --models-dir DIR/NAME.pt, "
@@ -280,13 +283,15 @@ def evaluate(args) -> dict:
     predictor = Predictor.from_checkpoint(args.model, config=config, quantize=args.quantize)
     model, tokenizer = predictor.model, predictor.tokenizer
     # What the typing simulation and line completion ask: this process's predictor, or the server.
-    completer = RemotePredictor(args.server, args.token, model=args.server_model) if args.server else predictor
+    remote = InfillPredictor if args.server_api == "infill" else RemotePredictor
+    completer = remote(args.server, args.token, model=args.server_model) if args.server else predictor
     texts, extras, project_of = load_texts(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     chunk = model.max_context or 512
     cols = [(kind, protocol) for protocol in args.protocol for kind in args.kind]
     report = {"model": str(args.model), "server": args.server, "server_model": args.server_model,
+              "server_api": args.server_api if args.server else None,
               "beam_width": args.beam_width,
               "auto_beam_width": args.auto_beam_width, "split": None if args.files else args.split, "files": [],
               "kinds": args.kind, "protocols": args.protocol, "columns": [_col(k, p) for k, p in cols],

@@ -4,6 +4,9 @@ a client gets: the same typing simulation, through HTTP, with the server's own c
 Only `{"prompt": ...}` is sent for the default kind (what the reference's extension sends); `kind`,
 `max_suggestions` and `input_extra` (the project-aware protocol's other files) are added only when asked for,
 and `model` (one of a `--models-dir` server's models, serving/models.py) when one is named.
+
+`InfillPredictor` (`--server-api infill`) asks the server's llama.cpp-compatible `/infill` (serving/infill.py)
+what llama.vim asks it: the request llama.vim builds at the cursor, its answer read the way llama.vim shows it.
 """
 from __future__ import annotations
 
@@ -47,3 +50,46 @@ class RemotePredictor:
 
     def stats(self) -> dict:
         return {"server": self.url}
+
+
+class InfillPredictor(RemotePredictor):
+    """The server as llama.vim (ggml-org/llama.vim, read at a1c8e6e) uses it through `/infill`. Its request:
+    `input_prefix` the `prefix_lines` lines above the cursor line (each ended by a newline), `prompt` the cursor
+    line up to the cursor, `input_suffix` the rest of that line, a newline, the `suffix_lines` lines below it and
+    a newline; on a cursor line of blanks only, the line is left out of both (`prompt` and the rest of the line
+    are "") and `n_indent` is 0, else it is the line's indentation. Its reading of the answer: on such a blank
+    line the answer's leading blanks, as many as the line holds, are the line's own and are not inserted."""
+
+    def __init__(self, url: str, token: str | None = None, timeout_s: float = 30.0, model: str | None = None,
+                 prefix_lines: int = 256, suffix_lines: int = 64):
+        super().__init__(url, token, timeout_s, model)
+        self.url = url.rstrip("/") + "/infill"
+        self.prefix_lines, self.suffix_lines = prefix_lines, suffix_lines
+
+    def request(self, prompt: str, suffix: str = "", extra: Sequence[str | tuple[str, str]] = ()) -> dict:
+        above, _, line = prompt.rpartition("\n")
+        lines_above = above.split("\n")[-self.prefix_lines:] if "\n" in prompt else []
+        rest, _, below = suffix.partition("\n")
+        lines_below = below.split("\n")[:self.suffix_lines] if below else []
+        blank = not line.strip()
+        body = {"input_prefix": "\n".join(lines_above) + "\n",
+                "prompt": "" if blank else line,
+                "input_suffix": ("" if blank else rest) + "\n" + "\n".join(lines_below) + "\n",
+                "input_extra": [{"filename": f, "text": t} for f, t in extra_chunks(extra)],
+                "n_predict": 128, "n_indent": 0 if blank else len(line) - len(line.lstrip(" \t")),
+                "stream": False, "samplers": ["top_k", "top_p", "infill"], "t_max_predict_ms": 250}
+        if self.model:
+            body["model"] = self.model
+        return body
+
+    def complete(self, prompt: str, suffix: str = "", kind: str | None = None, max_suggestions: int = 1,
+                 time_budget_ms: float | None = None, extra: Sequence[str | tuple[str, str]] = ()) -> list[Completion]:
+        r = self.session.post(self.url, json=self.request(prompt, suffix, extra), timeout=self.timeout_s)
+        if r.status_code != 200:
+            raise RuntimeError(f"server answered {r.status_code}: {r.text[:200]}")
+        content = r.json()["content"]
+        line = prompt.rpartition("\n")[2]
+        if not line.strip():  # the blanks the line already holds are not inserted again
+            lead = min(len(content) - len(content.lstrip(" \t")), len(line))
+            content = content[lead:]
+        return [Completion(content, 1.0)] if content else []
