@@ -11,6 +11,8 @@
 `prompt` may be the whole text before the cursor (the last `max_prompt_chars` are kept: the model's window
 and the engine's project context); `input_extra` is llama.cpp /infill's list of
 `{"filename": str, "text": str}` chunks (other files, recently edited regions) for the project context.
+    POST /infill        llama.cpp's fill-in-the-middle request and answer (serving/infill.py): llama.vim and
+                        llama.vscode use this server as they use llama-server
     GET  /health        200 {"status": "ok", "model": {...}} when ready, 503 while loading
     GET  /metrics       Prometheus text format (prometheus_client)
     GET  /models        {"default": str, "models": [str]}: the names "model" may take
@@ -150,6 +152,13 @@ class Computed:
     queue_ms: float              # waiting for an engine slot
     engine_ms: float             # the engine as this process sees it (the hop to its worker included)
     compute_ms: float            # the worker's own computation
+
+    def continued(self, more: "Computed") -> "Computed":
+        """The best completion followed by `more`'s best (computed after it), the time of both."""
+        (text, p), rest = self.completions[0], self.completions[1:]
+        head = [(text + t, p * q) for t, q in more.completions[:1]] or [(text, p)]
+        return Computed(head + rest, more.model_sha or self.model_sha, self.queue_ms + more.queue_ms,
+                        self.engine_ms + more.engine_ms, self.compute_ms + more.compute_ms)
 
     def timings(self) -> dict[str, float]:
         return {"queue_ms": round(self.queue_ms, 3), "engine_ms": round(self.engine_ms, 3),
@@ -449,6 +458,12 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
             computed = Computed([], None, 0.0, 0.0, 0.0)
         else:
             computed = compute(args, start)
+            if infill.blanks_only(computed.completions):
+                # Only blanks and line breaks: nothing a plugin shows. The engine goes on after them, once.
+                now = time.perf_counter()
+                after = {**args, "prompt": args["prompt"] + computed.completions[0][0], "max_suggestions": 1}
+                more = compute(with_remaining_budget(after, (now - start) * 1000), now)
+                computed = computed.continued(more)
         g.latency_seconds = time.perf_counter() - start
         results = infill.answers([text for text, _ in computed.completions], options, model_name(args), truncated,
                                  computed.timings())

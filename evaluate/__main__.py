@@ -80,6 +80,9 @@ def parse_args(argv=None):
     p.add_argument("--span-extra", action="store_true",
                    help="middle and inside protocols: send the project's other files (as the project protocol does) "
                         "with every request; with --context-lines 0 the request is the editor's whole request")
+    p.add_argument("--autoindent", action="store_true",
+                   help="lines and project protocols: the editor indents each new line (evaluate/metrics.py "
+                        "simulate_typing); its blanks cost nothing where that is the line's indentation")
     p.add_argument("--start-fraction", type=float, default=0.0,
                    help="type each file from this fraction of it (0: from the top; the text before is there)")
     p.add_argument("--no-context", action="store_true",
@@ -291,7 +294,7 @@ def evaluate(args) -> dict:
     chunk = model.max_context or 512
     cols = [(kind, protocol) for protocol in args.protocol for kind in args.kind]
     report = {"model": str(args.model), "server": args.server, "server_model": args.server_model,
-              "server_api": args.server_api if args.server else None,
+              "server_api": args.server_api if args.server else None, "autoindent": args.autoindent,
               "beam_width": args.beam_width,
               "auto_beam_width": args.auto_beam_width, "split": None if args.files else args.split, "files": [],
               "kinds": args.kind, "protocols": args.protocol, "columns": [_col(k, p) for k, p in cols],
@@ -324,7 +327,8 @@ def evaluate(args) -> dict:
                     continue
             else:
                 lines = args.context_lines if protocol == "lines" else 0  # project: the whole text before the cursor
-                r = simulate_typing(completer, text, KIND_NAMES[kind], lines, extra=extra, start=start, end=end)
+                r = simulate_typing(completer, text, KIND_NAMES[kind], lines, extra=extra, start=start, end=end,
+                                    autoindent=args.autoindent)
             totals[col][0] += r.chars
             totals[col][1] += r.keystrokes
             all_ms[col] += r.request_ms
@@ -335,7 +339,7 @@ def evaluate(args) -> dict:
             row[f"p50_ms_{col}"] = percentile(r.request_ms, 50)
             if protocol in SPAN_PROTOCOLS:
                 continue  # the spans are pieces of the file: no single view
-            counts = keystroke_breakdown(text, start, end, r.accepted, in_project)
+            counts = keystroke_breakdown(text, start, end, r.accepted, in_project, r.indented)
             row[f"keystrokes_by_class_{col}"] = dict(counts)
             by_class[col].update(counts)
             (out / f"{_safe(name)}.{col}.keystrokes.html").write_text(

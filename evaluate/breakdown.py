@@ -46,14 +46,15 @@ def project_names(texts) -> set[str]:
 
 
 def keystroke_breakdown(text: str, start: int, end: int, accepted: list[tuple[int, int]],
-                        in_project: set[str]) -> Counter:
+                        in_project: set[str], indented: list[tuple[int, int]] = ()) -> Counter:
     """Keystrokes of typing text[start:end] by class (CLASSES). `accepted`: the [a, b) spans of accepted
-    suggestions, relative to `start` (TypingResult.accepted); every other character was typed. The text
-    before `start` was there already and counts as the file's."""
+    suggestions, relative to `start` (TypingResult.accepted); `indented`: blanks the editor put there
+    (TypingResult.indented, no keystroke); every other character was typed. The text before `start` was there
+    already and counts as the file's."""
     counts = Counter({c: 0 for c in CLASSES})
     counts["accept"] = len(accepted)
-    typed = bytearray(b"\x01") * (end - start)  # 1: typed, 0: came with a suggestion
-    for a, b in accepted:
+    typed = bytearray(b"\x01") * (end - start)  # 1: typed, 0: came with a suggestion or the editor's indentation
+    for a, b in [*accepted, *indented]:
         typed[a:b] = bytes(b - a)
     seen: set[str] = set()  # names of the text before the one at hand
     for m in NAME.finditer(text, 0, end):

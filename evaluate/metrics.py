@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from serving.infill import blank_line_indent
+
 from .kinds import string_end
 
 
@@ -60,6 +62,7 @@ class TypingResult:
     chars: int
     keystrokes: int
     accepted: list[tuple[int, int]] = field(default_factory=list)  # [start, end) of accepted suggestions
+    indented: list[tuple[int, int]] = field(default_factory=list)  # [start, end) of blanks the editor put there
     request_ms: list[float] = field(default_factory=list)
 
     @property
@@ -169,10 +172,15 @@ def sample_inside_spans(text: str, n: int, rng: random.Random, min_chars: int = 
 
 def simulate_typing(predictor, text: str, kind: str | None = None, context_lines: int = 20,
                     extra: list[str] | None = None, start: int = 0, end: int | None = None,
-                    suffix: str = "") -> TypingResult:
+                    suffix: str = "", autoindent: bool = False) -> TypingResult:
     """Type text[start:end] (the text before `start` is already there); `extra` goes with every request
     (the project-aware protocol: other files of the project); `suffix` (the code after the cursor, the
-    edit-in-the-middle protocol) too."""
+    edit-in-the-middle protocol) too.
+
+    `autoindent`: the editor indents each new line as Vim's and VS Code's Python rules do (serving/infill.py
+    `blank_line_indent`: the line above's indentation, one level more after `:`, one less after `return`, ...).
+    Where that is the line's indentation its blanks cost nothing; elsewhere the typist types them one by one as
+    without it (deleting a guess that is too deep is not counted)."""
     starts = line_starts_of(text)
     end = len(text) if end is None else end
     result = TypingResult(chars=end - start, keystrokes=0)
@@ -192,6 +200,11 @@ def simulate_typing(predictor, text: str, kind: str | None = None, context_lines
             i += len(s)
         else:
             i += 1
+        if autoindent and i < end and text[i - 1] == "\n":
+            indent = blank_line_indent(text[:i], 0)
+            if indent and text.startswith(indent, i) and i + len(indent) < end and text[i + len(indent)] != "\n":
+                result.indented.append((i - start, i - start + len(indent)))
+                i += len(indent)
     return result
 
 

@@ -58,7 +58,8 @@ class InfillPredictor(RemotePredictor):
     line up to the cursor, `input_suffix` the rest of that line, a newline, the `suffix_lines` lines below it and
     a newline; on a cursor line of blanks only, the line is left out of both (`prompt` and the rest of the line
     are "") and `n_indent` is 0, else it is the line's indentation. Its reading of the answer: on such a blank
-    line the answer's leading blanks, as many as the line holds, are the line's own and are not inserted."""
+    line the answer's leading blanks, as many as the line holds, are the line's own and are not inserted; an
+    answer of blanks only is not offered."""
 
     def __init__(self, url: str, token: str | None = None, timeout_s: float = 30.0, model: str | None = None,
                  prefix_lines: int = 256, suffix_lines: int = 64):
@@ -92,4 +93,4 @@ class InfillPredictor(RemotePredictor):
         if not line.strip():  # the blanks the line already holds are not inserted again
             lead = min(len(content) - len(content.lstrip(" \t")), len(line))
             content = content[lead:]
-        return [Completion(content, 1.0)] if content else []
+        return [Completion(content, 1.0)] if content.strip() else []  # blanks only: llama.vim offers nothing

@@ -25,6 +25,16 @@ applies them while it generates:
 - `n_indent`: the completion ends before a new line indented less than this many whitespace characters
   (the cursor line's block is over there).
 
+Two shapes of the plugins' requests would leave them nothing to show, and are completed here:
+
+- A blank cursor line is sent without its blanks (`prompt` ""; llama.vscode gives their number as `n_indent`,
+  llama.vim gives 0). At a line start the model's likeliest completion is the indentation itself. The line's
+  indentation goes into the prompt (`n_indent` blanks, else the editor's guess, `blank_line_indent`) and in
+  front of the answer.
+- A best completion of blanks and line breaks only (`"\\n        "` after `for x in xs:`) is not shown by llama.vim
+  and dropped by llama.vscode, where llama.cpp's model would have gone on to the code. The engine is asked
+  once more, after it, and the answer is both (`blanks_only`).
+
 Sampling settings (`temperature`, `top_k`, `top_p`, `samplers`, ...) and cache controls (`cache_prompt`,
 `id_slot`, `t_max_prompt_ms`) are ignored: the engine's beam search and caches are its own.
 
@@ -154,6 +164,13 @@ def blank_line_indent(prefix: str, n_indent: int) -> str:
     if code.lstrip().split(" ", 1)[0] in ("return", "pass", "raise", "break", "continue"):
         return indent[:-len(unit)] if indent.endswith(unit) else ""
     return indent
+
+
+def blanks_only(completions: list) -> bool:
+    """Is the best of these [(text, p)] completions blanks and line breaks only (`"\\n    "` at the end of a line
+    that opens a block)? llama.vim does not offer such a completion and llama.vscode drops it, where llama.cpp's
+    model would have gone on to the code: the server asks the engine once more, after it."""
+    return bool(completions) and completions[0][0] != "" and not completions[0][0].strip()
 
 
 def cut(content: str, options: InfillOptions) -> tuple[str, str, str]:

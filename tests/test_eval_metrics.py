@@ -56,6 +56,27 @@ def test_typing_simulation_accounting(predictor):
     assert unknown.saved < r.saved - 0.3  # and it does not know the scrambled one
 
 
+class Silent:
+    """A completer that never offers anything: the keystrokes are the typist's and the editor's alone."""
+
+    def complete(self, prompt, **options):
+        return []
+
+
+def test_autoindent_blanks_cost_nothing_where_the_editor_guesses_them():
+    text = "def zq(x):\n    if x:\n        return 1\n    return 2\nx = [\n    1,\n]\n"
+    assert simulate_typing(Silent(), text).keystrokes == len(text)
+    r = simulate_typing(Silent(), text, autoindent=True)
+    # the editor's rule indents lines 2, 3 and 4 right (":" opens, "return" closes); not "    1," (no ":")
+    line_starts = [i + 1 for i, c in enumerate(text) if c == "\n"]
+    assert r.indented == [(line_starts[0], line_starts[0] + 4), (line_starts[1], line_starts[1] + 8),
+                          (line_starts[2], line_starts[2] + 4)]
+    assert r.keystrokes == len(text) - 16 and not r.accepted
+    from evaluate.breakdown import keystroke_breakdown
+    counts = keystroke_breakdown(text, 0, len(text), r.accepted, set(), r.indented)
+    assert sum(counts.values()) == r.keystrokes
+
+
 def test_token_stats_chunked_equals_one_pass(ckpt, predictor):
     text = TINY_TEXT[:800]
     one = token_stats(predictor.model, predictor.tokenizer, text, chunk=10_000)

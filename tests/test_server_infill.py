@@ -17,6 +17,7 @@ from benchmarks.server_load import ServerProcess
 from server import ServerConfig, create_app
 from serving.infill import InfillOptions, blank_line_indent, cut, select_fields
 from tests.test_server_http import SERVER_ARGS, json_values
+from tests.tiny_model import TINY_TEXT
 
 torch.set_num_threads(1)
 TOKEN = "infill-token-for-tests"
@@ -72,6 +73,18 @@ def test_a_blank_cursor_line_gets_its_indentation(client):
     # blanks the client did send are its own: nothing is added in front
     answer = infill(client, input_prefix=PREFIX, prompt="        ", input_suffix="\n")
     assert answer["content"] == expected
+
+
+def test_blanks_only_go_on_to_the_code(client):
+    # at the end of a line that opens a block the tiny model's best is the next line's indentation alone
+    text = TINY_TEXT[:TINY_TEXT.index("    def test_add(self):") + len("    def test_add(self):")]
+    above, _, line = text.rpartition("\n")
+    blanks = autocomplete(client, text, "\n\n")[0]
+    assert blanks.startswith("\n") and not blanks.strip()
+    answer = infill(client, input_prefix=above + "\n", prompt=line, input_suffix="\n\n")
+    code = autocomplete(client, text + blanks, "\n\n")[0]
+    assert code.strip() and answer["content"] == blanks + code
+    assert answer["timings"]["engine_ms"] >= answer["timings"]["compute_ms"] > 0
 
 
 @pytest.mark.parametrize("prefix,n_indent,indent", [
