@@ -71,6 +71,7 @@ class InfillPredictor(RemotePredictor):
         above, _, line = prompt.rpartition("\n")
         lines_above = above.split("\n")[-self.prefix_lines:] if "\n" in prompt else []
         rest, _, below = suffix.partition("\n")
+        below = below[:-1] if below.endswith("\n") else below  # an editor's last line has no line of its own after it
         lines_below = below.split("\n")[:self.suffix_lines] if below else []
         blank = not line.strip()
         body = {"input_prefix": "\n".join(lines_above) + "\n",

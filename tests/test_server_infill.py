@@ -283,3 +283,35 @@ def test_fuzz_infill_bodies(srv, body):
         assert r.json()["error"]["code"] == r.status_code
     elif not r.headers["Content-Type"].startswith("text/event-stream"):
         assert isinstance(r.json(), (dict, list))
+
+
+def test_evaluate_types_with_llama_vims_request(srv, loaded, tmp_path):
+    """`python -m evaluate --server-api infill` (evaluate/remote.py InfillPredictor): llama.vim's request cut at
+    the cursor, its answer read as llama.vim shows it."""
+    from evaluate.__main__ import main
+    from evaluate.remote import InfillPredictor
+    vim = InfillPredictor(srv.url, TOKEN)
+    assert vim.url == srv.url + "/infill"
+    body = vim.request("a = 1\nb = 2\n    ", "\nc = 3\n")  # a blank cursor line: left out, n_indent 0
+    assert (body["input_prefix"], body["prompt"], body["input_suffix"], body["n_indent"]) == \
+        ("a = 1\nb = 2\n", "", "\nc = 3\n", 0)
+    body = vim.request("a = 1\n    y = f(", "z)\nw\n", [("m.py", "x")])  # mid-line
+    assert (body["input_prefix"], body["prompt"], body["input_suffix"], body["n_indent"]) == \
+        ("a = 1\n", "    y = f(", "z)\nw\n", 4)
+    assert body["input_extra"] == [{"filename": "m.py", "text": "x"}]
+    assert vim.request("x\n" * 300 + "y", "")["input_prefix"] == "x\n" * 256  # llama.vim's n_prefix lines
+    assert vim.request("y", "\n" + "z\n" * 100)["input_suffix"] == "\n" + "z\n" * 64
+    # the blanks a blank line holds are not suggested again; the rest is the server's answer
+    text = TINY_TEXT[:TINY_TEXT.index("        self.assertEqual(add(")] + "        "
+    got = vim.complete(text)
+    expected = loaded[0].complete(text, "\n\n", max_suggestions=1)[0].text
+    assert got and got[0].text == expected
+    f = tmp_path / "tiny.py"
+    f.write_text(TINY_TEXT)
+    out = tmp_path / "vim"
+    assert main(["--model", str(srv.cmd[srv.cmd.index("--model") + 1]), "--files", str(f), "--max-chars", "300",
+                 "--line-samples", "0", "--server", srv.url, "--token", TOKEN, "--server-api", "infill",
+                 "--autoindent", "--out", str(out)]) == 0
+    report = json.loads((out / "eval.json").read_text())
+    assert report["server_api"] == "infill" and report["autoindent"] is True
+    assert report["overall"]["saved_auto"] > 0.3  # the tiny model knows its text

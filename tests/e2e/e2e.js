@@ -50,11 +50,12 @@ const FIM = { name: 'fill-in-the-middle', typed: 'import s', lines: 1000 };
 // code cells above as one module (notebook.ts: `# %%` per cell, the markdown cell left out, the IPython line a
 // comment); input_extra carries report.ipynb, never opened, as its code cells (not its JSON and plot), where
 // summarise_quarterly_refund_ledger is defined: the name must complete (and does not without it). Saved, the
-// notebook's last cell holds it.
+// notebook's last cell holds it. The %%bash cell above it is shell: a comment in the module, and typing in it
+// sends no request (notebook.ts pythonBody).
 const NOTEBOOK = {
   name: 'notebook', file: 'analysis.ipynb', typed: 'summary = summarise_quarterly_re', want: 'fund_ledger',
   above: '# %%\nimport pandas as pd\nfrom billing import normalise_invoice_total\n\n# %%\nsales = pd.read_csv("sales.csv")\n'
-    + '# %matplotlib inline\n\n# %%\n',
+    + '# %matplotlib inline\n\n# %%\n# %%bash\n# ls data\n\n# %%\n',
   report: '# %%\ndef summarise_quarterly_refund_ledger(frame):\n    return frame.groupby("quarter").revenue.sum()\n',
 };
 // Edit inside a line: the line `head + rest` is typed at the end, the cursor goes back before `rest`, `typed` is
@@ -647,6 +648,19 @@ async function clearLine(page) {
         await shot(`${name}_accepted`);
         if (saved !== NOTEBOOK.typed + shown) failures.push(`${name}: the saved notebook's last cell is ${JSON.stringify(saved)}, expected ${JSON.stringify(NOTEBOOK.typed + shown)}`);
         else lap(`${name}: saved cell is ${JSON.stringify(saved)}`);
+      }
+      // the %%bash cell: typed at its end, nothing is asked (the shell is not Python), then the typing is undone
+      if (!failures.length) {
+        const exBash = exchanges.length;
+        await page.locator(cells).filter({ hasText: 'ls data' }).first().click();
+        await page.keyboard.press('Control+End');
+        await page.keyboard.type(' -l', { delay: 60 });
+        await sleep(3000);
+        const asked = exchanges.slice(exBash).filter((e) => (e.request?.prompt || '').includes('ls data -'));
+        await shot(`${name}_bash_cell`);
+        lap(`${name}: typed " -l" at the end of the %%bash cell -> ${asked.length} request(s) with it`);
+        if (asked.length) failures.push(`${name}: typing in a %%bash cell sent ${asked.length} request(s): ${JSON.stringify(asked[0].request.prompt.slice(-80))}`);
+        for (let i = 0; i < 3; i++) await page.keyboard.press('Backspace');
       }
       await openFile('main.py', 'def list_python_files'); // the steps below type in main.py's editor
       // the notebook, open in its tab, goes with main.py's requests as one chunk: its module, as make train reads it

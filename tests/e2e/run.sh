@@ -174,7 +174,8 @@ def invoice_summary(lines):
     total = normalise_invoice_total(sum(line["amount"] for line in lines))
     return {"lines": len(lines), "total": total}
 PY
-# Two Jupyter notebooks: analysis.ipynb, opened and typed in (its last code cell is empty), which imports billing;
+# Two Jupyter notebooks: analysis.ipynb, opened and typed in (its last code cell is empty; the one above it is
+# shell, a %%bash cell, where nothing may be suggested), which imports billing;
 # report.ipynb, never opened, whose code cell defines a name the model cannot know and whose output is a plot: the
 # workspace context must send it as its code cells (notebook.ts notebookFileText), not as its JSON.
 "$PY" - "$RUN/ws" <<'PYCODE' || die "could not write the notebooks"
@@ -193,6 +194,7 @@ open(f"{sys.argv[1]}/analysis.ipynb", "w").write(notebook(
     ("markdown", "# Quarterly revenue\n", []),
     ("code", "import pandas as pd\nfrom billing import normalise_invoice_total\n", []),
     ("code", 'sales = pd.read_csv("sales.csv")\n%matplotlib inline', []),
+    ("code", "%%bash\nls data", []),
     ("code", "", [])))
 open(f"{sys.argv[1]}/report.ipynb", "w").write(notebook(
     ("code", 'def summarise_quarterly_refund_ledger(frame):\n    return frame.groupby("quarter").revenue.sum()\n', plot)))

@@ -4,7 +4,7 @@ import { randomUUID } from 'crypto';
 import * as vscode from 'vscode';
 import { AutocompleteClient } from './client';
 import { buildContext, DEFAULT_LIMITS } from './context';
-import { NOTEBOOK_SUFFIX, NotebookCell, notebookFileText, notebookModule, notebookSource } from './notebook';
+import { NOTEBOOK_SUFFIX, NotebookCell, notebookFileText, notebookModule, notebookSource, pythonBody } from './notebook';
 import { CompletionEngine, EngineSettings } from './engine';
 import { DocumentLike, ExtraContext, notebookOfKey, withLf } from './extraContext';
 import { ExtraChunk } from './ring';
@@ -392,6 +392,8 @@ export function activate(context: vscode.ExtensionContext): void {
   async function suggestAt(doc: vscode.TextDocument, pos: vscode.Position, token: vscode.CancellationToken): Promise<Suggestion[] | undefined> {
     if (!settings.enabled) return undefined;
     const cell = notebookCellOf(doc);
+    // a cell that a cell magic runs as another language (%%bash, %%sql): no Python to suggest (notebook.ts)
+    if (cell && !pythonBody(doc.lineAt(0).text)) return undefined;
     const { source, firstLine } = cell
       ? notebookSource(cell.cells, cell.index)
       : { source: { lineCount: doc.lineCount, lineText: (i: number) => doc.lineAt(i).text }, firstLine: 0 };
