@@ -315,3 +315,12 @@ def test_evaluate_types_with_llama_vims_request(srv, loaded, tmp_path):
     report = json.loads((out / "eval.json").read_text())
     assert report["server_api"] == "infill" and report["autoindent"] is True
     assert report["overall"]["saved_auto"] > 0.3  # the tiny model knows its text
+
+
+def test_llama_vim_check_needs_the_plugin(tmp_path, capsys):
+    """scripts/llama_vim_check.py runs the real plugin, which is not in this repository (docs/server.md): without
+    it, a clear error and no server started."""
+    from scripts.llama_vim_check import main
+    with pytest.raises(SystemExit) as e:
+        main(["--plugin", str(tmp_path)])
+    assert e.value.code == 2 and "holds no autoload/llama.vim" in capsys.readouterr().err
