@@ -57,7 +57,7 @@ from serving.gate import ModelGate, QueueFull  # noqa: F401 - re-exported (tests
 from serving.loading import load_for_inference, load_model, model_info, plain  # noqa: F401 - re-exported
 from serving.metrics import Metrics
 from serving.models import (DEFAULT_MAX_MODELS, ModelSet, ModelUnavailable, UnknownModel, model_path,
-                            served_names)
+                            preload_order, served_names)
 from serving.pool import EngineError, LocalEngine, NoWorker, PoolConfig, WorkerLost, WorkerPool
 from serving.reload import CheckpointWatcher, ModelReloader
 
@@ -612,6 +612,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-models", type=int, default=DEFAULT_MAX_MODELS,
                    help="named models each engine worker holds at most, least recently used dropped beyond "
                         "(default %(default)s; each has its own --cache-mb of caches)")
+    p.add_argument("--preload-models", action="store_true",
+                   help="with --models-dir: each engine loads the named models (the newest files first, at most "
+                        "--max-models) at its start, while it serves, instead of at each one's first request "
+                        "(~0.5 s that request waits); costs their memory (~34 MiB per model and worker) at once")
     p.add_argument("--reload-interval", type=float, default=DEFAULT_RELOAD_INTERVAL_S,
                    help="seconds between looks at the checkpoint: a new file there (make train writes one) is "
                         "loaded and swapped in without dropping a request (serving/reload.py); 0: only on "
@@ -662,6 +666,8 @@ def main(argv=None) -> int:
         return fail(f"--models-dir {args.models_dir}: not a directory")
     if not 1 <= args.max_models <= 64:
         return fail("--max-models must be in 1..64")
+    if args.preload_models and args.models_dir is None:
+        return fail("--preload-models preloads the models of --models-dir DIR: give it")
     if not 0 <= args.reload_interval <= 86400:
         return fail("--reload-interval must be in 0..86400 seconds (0: only on SIGUSR1)")
     if args.host.lower() == "localhost":
@@ -714,12 +720,16 @@ def main(argv=None) -> int:
                 engine = LocalEngine(predictor, config.queue_size, model=info.get("sha256"), models=named,
                                      loader=lambda: load_model(str(model), args.device, args.quantize))
                 where = "in the server process"
+                if args.preload_models:  # the named models load while this process serves (serving/models.py)
+                    paths = preload_order(args.models_dir, model, args.max_models)
+                    threading.Thread(target=named.preload, args=(paths,), name="models-preload", daemon=True).start()
             else:
                 pool = WorkerPool(PoolConfig(
                     model=str(model), workers=args.workers, slots=args.slots, device=args.device,
                     torch_threads=args.torch_threads, cache_mb=args.cache_mb, batching=not args.no_batching,
                     quantize=args.quantize, max_models=args.max_models,
-                    check_interval_s=check_interval_s,
+                    check_interval_s=check_interval_s, models_dir=args.models_dir,
+                    preload_models=args.preload_models,
                     batch_wait_ms=args.batch_wait_ms, queue_size=args.queue_size))
                 info = pool.start()
                 engine = pool

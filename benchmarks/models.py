@@ -10,7 +10,8 @@ whose `--models-dir` holds four more copies under other names (p1 ... p4: the sa
 the cost of holding and switching models, not of what they predict). `--models-clients` clients type at once,
 back to back, each with its own keep-alive connection and X-Client-Id, `--models-requests` requests each: the
 20 lines before a random cursor in held-out files, with 64K characters of other held-out files as `input_extra`
-(the editor sends up to 128K). The clients ask for the default model, or spread over 1, 2 or 4 named models.
+(the editor sends up to 128K). The clients ask for the default model, or spread over 1, 2 or 4 named models;
+the last row spreads them over the 4 with `--preload-models`, started once the workers hold all of them.
 Reported: each client's first request (all sent at once: each loads its model into its worker, when no other
 did, and may wait behind another's load), then, once all are answered, the latency of the rest, the requests that
 did not get 200, the named models the workers hold at the end (a model a client's requests reached in both
@@ -24,6 +25,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from benchmarks import part_main
@@ -53,7 +55,21 @@ def held_out_extra(data, chars: int = 64 * 1024) -> list[dict]:
     return chunks
 
 
-def run_one(model: Path, spread: int, clients: int, requests_each: int, data) -> dict:
+def wait_preloaded(port: int, loaded: int, timeout_s: float = 120.0) -> float:
+    """Seconds until the workers hold `loaded` named models in all (--preload-models). A worker's counters come
+    with its answers: requests to the default model from varied client ids reach every worker."""
+    t0 = time.monotonic()
+    pings = [Client(port, client_id=f"ping-{i}") for i in range(8)]
+    while metric_value(port, "autocomplete_engine_models_loaded") < loaded:
+        if time.monotonic() - t0 > timeout_s:
+            raise RuntimeError(f"the workers did not preload {loaded} models in {timeout_s:.0f} s")
+        for c in pings:
+            c.complete({"prompt": "import os\n"})
+        time.sleep(0.2)
+    return time.monotonic() - t0
+
+
+def run_one(model: Path, spread: int, clients: int, requests_each: int, data, preload: bool = False) -> dict:
     prompts = sample_prompts(data, clients * requests_each, seed=11)
     extra = held_out_extra(data)
     with tempfile.TemporaryDirectory(prefix="models-bench-") as tmp:
@@ -63,7 +79,9 @@ def run_one(model: Path, spread: int, clients: int, requests_each: int, data) ->
         models_dir.mkdir()
         for name in NAMES:
             shutil.copyfile(model, models_dir / f"{name}.pt")
-        with ServerProcess(served, "--torch-threads", "1", "--models-dir", str(models_dir)) as srv:
+        with ServerProcess(served, "--torch-threads", "1", "--models-dir", str(models_dir),
+                           *(["--preload-models"] if preload else [])) as srv:
+            preloaded_s = wait_preloaded(srv.port, 2 * len(NAMES)) if preload else None
             first, rest, failures = [], [], []
             lock = threading.Lock()
             all_started = threading.Barrier(clients)
@@ -88,7 +106,8 @@ def run_one(model: Path, spread: int, clients: int, requests_each: int, data) ->
                 t.join()
             memory = tree_memory_mib(srv.proc.pid)
             loaded = metric_value(srv.port, "autocomplete_engine_models_loaded")
-    return {"first": first, "rest": rest, "failures": failures, "pss": memory["pss"], "loaded": loaded}
+    return {"first": first, "rest": rest, "failures": failures, "pss": memory["pss"], "loaded": loaded,
+            "preloaded_s": preloaded_s}
 
 
 def run(args) -> str:
@@ -101,9 +120,13 @@ def run(args) -> str:
     lines = ["| clients ask for | first request of each client, median (max) ms | the other requests, p50 / p99 ms | "
              "not 200 | named models held by the 2 workers | server PSS at the end |",
              "|---|---:|---:|---:|---:|---:|"]
-    for spread in spreads:
-        r = run_one(Path(args.model), spread, clients, requests_each, data)
+    # the last row: the clients spread over all the named models, which the workers loaded at their start
+    rows = [(spread, False) for spread in spreads] + ([(len(NAMES), True)] if len(NAMES) in spreads else [])
+    for spread, preload in rows:
+        r = run_one(Path(args.model), spread, clients, requests_each, data, preload)
         who = "the default model" if spread == 0 else f"{spread} named model{'s' if spread > 1 else ''}"
+        if preload:
+            who += f", `--preload-models` (loaded {r['preloaded_s']:.1f} s after start)"
         lines.append(f"| {who} | {percentile(r['first'], 50):.0f} ({max(r['first']):.0f}) | "
                      f"{percentile(r['rest'], 50):.1f} / {percentile(r['rest'], 99):.1f} | "
                      f"{describe_statuses(r['failures'])} | {r['loaded']:.0f} | {r['pss']:.0f} MiB |")

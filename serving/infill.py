@@ -57,8 +57,8 @@ from dataclasses import dataclass, field
 
 # What llama-server calls its error types, by status (its `error_type`); clients show the message.
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-               413: "invalid_request_error", 415: "invalid_request_error", 501: "not_supported_error",
-               502: "unavailable_error", 503: "unavailable_error"}
+               405: "invalid_request_error", 413: "invalid_request_error", 415: "invalid_request_error",
+               501: "not_supported_error", 502: "unavailable_error", 503: "unavailable_error"}
 MAX_STOP_STRINGS = 64  # llama.cpp has no limit; a client sends a handful
 MAX_STOP_CHARS = 1000
 

@@ -19,7 +19,10 @@ Where the models live (`ModelSet`). Every engine process (each worker, or the se
 (~0.5 s for the shipped model's size on the 2-core AMD EPYC VM: the file read, int8 quantization, the engine's
 tables; that request waits for it), each with its own slot predictors, batching wrapper and caches (bounded by
 `--cache-mb` like the default model's), at most `max_models` of them: beyond, the least recently used is
-dropped. A request in flight keeps the model it started with.
+dropped. A request in flight keeps the model it started with. With `--preload-models` each engine process loads
+them at its start instead, on a thread while it serves (`preload_order`: the newest files first, at most
+`max_models`), so no request waits for a load; each costs its memory (~34 MiB per model and worker) whether asked
+for or not.
 
 A new file under a served name (make train wrote it). Before a named model answers, its file's signature
 (one `os.stat`) is compared with the one it was loaded from, at most every `check_interval_s`; a signature
@@ -108,6 +111,19 @@ def model_path(name: str, models_dir: str | os.PathLike | None, default: str | o
                        + (f" and {shown}" if names else ", and its models directory holds no NAME.pt file"))
 
 
+def preload_order(models_dir: str | os.PathLike | None, default: str | os.PathLike, limit: int) -> list[str]:
+    """The named models' files to load ahead of requests: the newest first (the projects worked on now; a
+    nightly `make train` rewrites them), at most `limit`."""
+    paths = []
+    for name in served_names(models_dir, default):
+        path = Path(models_dir) / f"{name}{CHECKPOINT_SUFFIX}"
+        try:
+            paths.append((path.stat().st_mtime, str(path)))
+        except OSError:
+            continue  # gone since the listing
+    return [path for _, path in sorted(paths, reverse=True)[:limit]]
+
+
 @dataclass
 class Served:
     """One loaded model in an engine process: what its slots run."""
@@ -169,6 +185,21 @@ class ModelSet:
                              self.max_models + 1)
                     gc.collect()
             return entry.served
+
+    def preload(self, paths: list[str]) -> int:
+        """Load `paths` (preload_order) before any request asks for them, one after the other on the caller's
+        thread; a request for one meanwhile waits for that load as for a first one. A file that does not load is
+        logged and answered 503 when asked for, as without preloading. Returns how many loaded."""
+        loaded = 0
+        t0 = time.perf_counter()
+        for path in paths[:self.max_models]:
+            try:
+                self.get(path)
+                loaded += 1
+            except ModelUnavailable:
+                continue
+        log.info("models: %d of %d preloaded in %.1f s", loaded, len(paths), time.perf_counter() - t0)
+        return loaded
 
     def _first_load(self, path: str) -> Served:
         """Load `path`, or raise ModelUnavailable; a file that failed is not read again until it changes."""

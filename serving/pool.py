@@ -84,6 +84,8 @@ class PoolConfig:
     preload_model: bool = True     # load the model in the forkserver: the workers share it (preload.py)
     max_models: int = DEFAULT_MAX_MODELS  # named models (--models-dir) each worker holds at most (models.py)
     check_interval_s: float = DEFAULT_CHECK_INTERVAL_S  # how often a named model's file is looked at
+    models_dir: str | None = None  # --models-dir, for --preload-models (models.py preload_order)
+    preload_models: bool = False   # each worker loads the named models at its start, not at their first request
 
 
 def client_slot(key: str, workers: int, slots: int) -> tuple[int, int]:
@@ -219,7 +221,8 @@ class WorkerPool:
             args=(child, dict(model=cfg.model, slots=cfg.slots, device=cfg.device,
                               torch_threads=cfg.torch_threads, cache_mb=cfg.cache_mb, batching=cfg.batching,
                               batch_wait_ms=cfg.batch_wait_ms, index=w.index, quantize=cfg.quantize,
-                              max_models=cfg.max_models, check_interval_s=cfg.check_interval_s)))
+                              max_models=cfg.max_models, check_interval_s=cfg.check_interval_s,
+                              models_dir=cfg.models_dir, preload_models=cfg.preload_models)))
         process.start()
         child.close()  # the worker holds its end: its death reads as EOF here
         deadline = time.monotonic() + cfg.start_timeout_s

@@ -190,7 +190,9 @@ def test_other_errors_in_llama_cpp_shape_too(client, loaded):
     assert r.status_code == 400 and r.get_json()["error"]["type"] == "invalid_request_error"
     r = client.post("/infill", data="x", content_type="text/plain")
     assert r.status_code == 415 and r.get_json()["error"]["code"] == 415
-    assert client.get("/infill").status_code == 405 and client.get("/infill").get_json()["error"]["code"] == 405
+    r = client.get("/infill")
+    assert r.status_code == 405 and r.get_json()["error"]["type"] == "invalid_request_error"
+    assert r.headers["Allow"] and r.get_json()["error"]["code"] == 405
     predictor, info = loaded
     locked = create_app(predictor, ServerConfig(token=TOKEN, model_info=info)).test_client()
     r = locked.post("/infill", json={"input_prefix": "x"})

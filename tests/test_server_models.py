@@ -138,3 +138,38 @@ def test_a_worker_holds_at_most_max_models(checkpoint, other_checkpoint, tmp_pat
         assert metric(s.url, "autocomplete_engine_model_loads_total") == 4
         assert metric(s.url, "autocomplete_engine_model_evictions_total") == 3
     assert os.path.exists(d / "a.pt")  # nothing is written or removed in the directory
+
+
+@pytest.mark.parametrize("workers", ["1", "0"])
+def test_preload_models_loads_them_before_any_request(checkpoint, other_checkpoint, tmp_path, workers):
+    """--preload-models: each engine loads the newest --max-models named models at its start; a request then
+    finds its model loaded (no load counted after it), and answers as that checkpoint does."""
+    d = tmp_path / "models"
+    d.mkdir()
+    for age, name in enumerate(("newest", "middle", "oldest")):
+        shutil.copyfile(other_checkpoint, d / f"{name}.pt")
+        os.utime(d / f"{name}.pt", (time.time() - 1000 * age,) * 2)
+    (d / "broken.pt").write_bytes(b"not a checkpoint")  # the oldest file: beyond --max-models 2, never read
+    os.utime(d / "broken.pt", (time.time() - 5000,) * 2)
+    with ServerProcess(checkpoint, *EXACT, "--workers", workers, "--models-dir", str(d), "--max-models", "2",
+                       "--preload-models") as s:
+        deadline = time.monotonic() + 60
+        while True:  # an engine's counters come with its answers: ask the default model until they show both
+            requests.post(s.url + "/autocomplete", json={"prompt": "x"}, timeout=30).raise_for_status()
+            if metric(s.url, "autocomplete_engine_models_loaded") == 2:
+                break
+            assert time.monotonic() < deadline, s.output()
+            time.sleep(0.1)
+        loads = metric(s.url, "autocomplete_engine_model_loads_total")
+        assert loads == 2
+        for name in ("newest", "middle"):
+            assert answers(s.url, name)[0] == local_answers(other_checkpoint)
+        assert metric(s.url, "autocomplete_engine_model_loads_total") == loads  # nothing loaded on request
+        assert "broken" not in s.output()
+        assert answers(s.url, "oldest")[0] == local_answers(other_checkpoint)  # the others still load when asked
+        assert metric(s.url, "autocomplete_engine_model_loads_total") == loads + 1
+
+
+def test_preload_models_needs_a_models_dir(checkpoint):
+    from server import main
+    assert main(["--model", str(checkpoint), "--preload-models"]) == 2
