@@ -60,6 +60,7 @@ from serving.models import (DEFAULT_MAX_MODELS, ModelSet, ModelUnavailable, Unkn
                             preload_order, served_names)
 from serving.pool import EngineError, LocalEngine, NoWorker, PoolConfig, WorkerLost, WorkerPool
 from serving.reload import CheckpointWatcher, ModelReloader
+from serving.tokens import SHARED_USER, TokenFileError, TokenSet
 
 __version__ = "0.1.0"
 KINDS = ("word", "line", "block")
@@ -81,6 +82,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 5000
     token: str | None = None              # when set, /autocomplete and /metrics need `Bearer TOKEN`
+    tokens: TokenSet | None = None        # --tokens-file: a token per person (serving/tokens.py), beside `token`
     queue_size: int = 16                  # requests that may wait for the busy model
     max_wait_ms: float = 2000.0           # a request waiting longer than this gets 503
     retry_after_s: int = 1                # Retry-After on every 503
@@ -188,16 +190,21 @@ def error_response(status: int, message: str, name: str, headers=None) -> Respon
     return response
 
 
-def token_matches(header_value: str | None, token: str) -> bool:
-    """Constant-time check of `Authorization: Bearer TOKEN`."""
+def bearer_token(header_value: str | None) -> bytes | None:
+    """The raw bytes of `Authorization: Bearer TOKEN`'s token, or None for another scheme or none."""
     if not header_value:
-        return False
+        return None
     scheme, _, given = header_value.strip().partition(" ")
     if scheme.lower() != "bearer":
-        return False
+        return None
     # WSGI headers arrive latin-1 decoded: back to the raw bytes before comparing.
-    given_bytes = given.strip().encode("latin-1", errors="replace")
-    return hmac.compare_digest(given_bytes, token.encode("utf-8"))
+    return given.strip().encode("latin-1", errors="replace")
+
+
+def token_matches(header_value: str | None, token: str) -> bool:
+    """Constant-time check of `Authorization: Bearer TOKEN`."""
+    given = bearer_token(header_value)
+    return given is not None and hmac.compare_digest(given, token.encode("utf-8"))
 
 
 def parse_completion_request(config: ServerConfig) -> dict:
@@ -315,7 +322,17 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
     app.extensions["autocomplete"] = state
 
     def authorized() -> bool:
-        return config.token is None or token_matches(request.headers.get("Authorization"), config.token)
+        """Does the request carry a token the server knows (or need none)? `g.user` names whose it is
+        (serving/tokens.py) when the server has a tokens file."""
+        if config.token is None and config.tokens is None:
+            return True
+        if "user" not in g:
+            header = request.headers.get("Authorization")
+            given = bearer_token(header)
+            g.user = config.tokens.user_of(given) if config.tokens is not None and given is not None else None
+            if g.user is None and config.token is not None and token_matches(header, config.token):
+                g.user = SHARED_USER
+        return g.user is not None
 
     def require_token():
         if not authorized():
@@ -405,7 +422,7 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
         finally:
             engine.leave(slot)
         state.metrics.add_engine_time(engine_done - queued)
-        state.metrics.answered(model_name(args))
+        state.metrics.answered(model_name(args), g.get("user") if config.tokens is not None else None)
         return Computed(completions, model_sha, queue_ms=(queued - start) * 1000,
                         engine_ms=(engine_done - queued) * 1000, compute_ms=compute_ms)
 
@@ -574,6 +591,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint (default: %(default)s)")
     p.add_argument("--token", default=None,
                    help=f"API token (or env {TOKEN_ENV}); required to bind a non-loopback address")
+    p.add_argument("--tokens-file", default=None, metavar="FILE",
+                   help="a token per person: lines `NAME TOKEN` (serving/tokens.py); read again when it changes; "
+                        "counts as the token a non-loopback address requires")
     d = ServerConfig()
     p.add_argument("--queue-size", type=int, default=d.queue_size, help="requests that may wait")
     p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms, help="longest wait in the queue")
@@ -637,9 +657,17 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV)
     token = token.strip() if token else None
-    if not is_loopback(args.host) and not token:
+    tokens = None
+    if args.tokens_file is not None:
+        try:
+            tokens = TokenSet(args.tokens_file)
+        except TokenFileError as e:
+            return fail(f"--tokens-file: {e}")
+        if not len(tokens):
+            return fail(f"--tokens-file {args.tokens_file}: no `NAME TOKEN` line: nobody could use the server")
+    if not is_loopback(args.host) and not token and tokens is None:
         return fail(f"refusing to listen on non-loopback address {args.host!r} without an API token: "
-                    f"pass --token TOKEN or set {TOKEN_ENV}")
+                    f"pass --token TOKEN, set {TOKEN_ENV} or give --tokens-file FILE")
     if not 0 <= args.port <= 65535:
         return fail(f"--port must be in 0..65535, got {args.port}")
     if args.queue_size < 1 or args.max_wait_ms <= 0:
@@ -685,7 +713,7 @@ def main(argv=None) -> int:
     tune_malloc()  # before any thread starts
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    config = ServerConfig(host=args.host, port=args.port, token=token, queue_size=args.queue_size,
+    config = ServerConfig(host=args.host, port=args.port, token=token, tokens=tokens, queue_size=args.queue_size,
                           max_wait_ms=args.max_wait_ms, time_budget_ms=args.time_budget_ms or None,
                           threads=args.threads, model_info={"name": model.stem, "file": model.name},
                           workers=args.workers, slots=args.slots, default_model=str(model),

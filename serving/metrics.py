@@ -39,6 +39,9 @@ class Metrics:
         # are the directory's files, so the label set stays as small as the team's projects
         self.model_requests = Counter("autocomplete_model_requests", "Completions answered, by the model asked for.",
                                       ["model"], registry=self.registry)
+        # by the person whose token asked (--tokens-file, serving/tokens.py): one label per line of that file
+        self.user_requests = Counter("autocomplete_user_requests", "Completions answered, by the token's user.",
+                                     ["user"], registry=self.registry)
         self.registry.register(_StateCollector(state))
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float | None = None):
@@ -52,8 +55,10 @@ class Metrics:
     def reload(self, result: str):
         self.reloads.labels(result).inc()
 
-    def answered(self, model: str):
+    def answered(self, model: str, user: str | None = None):
         self.model_requests.labels(model).inc()
+        if user is not None:
+            self.user_requests.labels(user).inc()
 
     def add_engine_time(self, seconds: float):
         self.engine_seconds.inc(seconds)
