@@ -11,7 +11,8 @@ const fs = require('fs');
 const http = require('http');
 const path = require('path');
 
-const { CS_PORT, API, PROXY_PORT, WS, UD, CHROME, SHOTS } = process.env;
+const { CS_PORT, API, API_TOKEN, PROXY_PORT, WS, UD, CHROME, SHOTS } = process.env;
+const AUTH = { Authorization: `Bearer ${API_TOKEN}` }; // the server takes this person's token (run.sh --tokens-file)
 const FILE = path.join(WS, 'main.py');
 const BILLING = fs.readFileSync(path.join(WS, 'billing.py'), 'utf8');
 const BILLING_EDIT = 'UNSAVED_LIMIT = 3'; // typed into billing.py's tab (1b) and never saved
@@ -97,7 +98,7 @@ async function logLine(re, timeoutMs = 10000, from = 0) {
 
 async function askServer(prompt, suffix) {
   const res = await fetch(`${API}/autocomplete`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    method: 'POST', headers: { 'Content-Type': 'application/json', ...AUTH },
     body: JSON.stringify({ prompt, suffix, max_suggestions: 3 }),
   });
   return res.json();
@@ -115,7 +116,8 @@ function startProxy() {
     req.on('data', (c) => body.push(c));
     req.on('end', () => {
       const buf = Buffer.concat(body);
-      const ex = { url: req.url, request: null, response: null, delivered: false, clientId: req.headers['x-client-id'] };
+      const ex = { url: req.url, request: null, response: null, delivered: false, clientId: req.headers['x-client-id'],
+        auth: req.headers.authorization };
       if (req.url === '/autocomplete') {
         try { ex.request = JSON.parse(buf.toString('utf8')); } catch { /* recorded as null */ }
         exchanges.push(ex);
@@ -229,6 +231,20 @@ async function clearLine(page) {
     if (!(await statusIs(/PyAC/, 30000))) throw new Error('the extension did not activate (no status bar item)');
     lap(`main.py open, extension active, status bar ${JSON.stringify(await statusText())}`);
     await shot('opened');
+
+    // 0) the API token, as a user of a team's server sets it: the command "Set API Token", a password box; kept in
+    //    VS Code's secret storage, never in a settings file (checked at the end)
+    await page.keyboard.press('Control+Shift+P');
+    await page.waitForSelector('.quick-input-widget input', { state: 'visible', timeout: 20000 });
+    await page.keyboard.type('Python Autocomplete: Set API Token');
+    await page.waitForSelector('.quick-input-list .monaco-list-row[aria-label*="Set API Token"]', { timeout: 20000 });
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('.quick-input-widget input[type="password"]', { state: 'visible', timeout: 20000 });
+    await page.keyboard.type(API_TOKEN);
+    await page.keyboard.press('Enter');
+    if (!(await logLine(/api token stored in secret storage/, 10000))) throw new Error('"Set API Token" did not store the token');
+    lap('API token set with "Set API Token"');
+    await editor.click();
 
     // latency probe, in the page's own clock: last keydown -> first ghost text in the DOM after it
     await page.evaluate((sel) => {
@@ -586,7 +602,7 @@ async function clearLine(page) {
     if (process.env.SERVED_MODEL && process.env.NEXT_MODEL) {
       const first = await logLine(/server model: (.*)$/, 10000);
       if (first) lap(`the extension names the served model: ${first[1]}`); else failures.push('the extension never logged the served model');
-      const health = async () => (await fetch(`${API}/health`)).json();
+      const health = async () => (await fetch(`${API}/health`, { headers: AUTH })).json();
       const before = (await health()).model.sha256;
       const logFrom = await settledLogLength();
       fs.copyFileSync(process.env.NEXT_MODEL, `${process.env.SERVED_MODEL}.tmp`);
@@ -720,6 +736,14 @@ async function clearLine(page) {
     const ids = new Set(exchanges.map((e) => e.clientId));
     if (ids.size !== 1 || !/^[0-9a-f-]{36}$/.test([...ids][0] ?? '')) failures.push(`X-Client-Id: the requests carried ${JSON.stringify([...ids])}, not one window id`);
     else lap(`X-Client-Id: all ${exchanges.length} requests carried ${[...ids][0]}`);
+
+    // every request carried the token set in step 0, none was refused, and no settings file holds it
+    const unauthorized = exchanges.filter((e) => e.auth !== AUTH.Authorization || e.response?.status === 401);
+    const leaked = [path.join(UD, 'User', 'settings.json'), path.join(WS, '.vscode', 'settings.json')]
+      .filter((f) => fs.existsSync(f) && fs.readFileSync(f, 'utf8').includes(API_TOKEN));
+    if (unauthorized.length) failures.push(`API token: ${unauthorized.length} of ${exchanges.length} requests went without it or were refused: ${JSON.stringify(unauthorized[0].auth)} -> ${JSON.stringify(unauthorized[0].response)}`);
+    else if (leaked.length) failures.push(`API token: written to ${leaked.join(', ')}`);
+    else lap(`API token: all ${exchanges.length} requests carried it, none refused, in no settings file`);
 
     // 4) the server goes away: one non-modal notice, the status bar says offline, no more notices while typing
     if (process.env.SERVER_PID) {

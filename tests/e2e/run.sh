@@ -113,8 +113,12 @@ save_checkpoint(sys.argv[2], c.model, c.config, c.tokenizer, step=c.step, meta={
 save_checkpoint(sys.argv[3], c.model, c.config, c.tokenizer, step=c.step, meta={**c.meta, "e2e": "a project's"},
                 half=True)
 PYCODE
+# a team's server: a token per person (server.py --tokens-file); e2e.js gives the extension this one with its
+# command "Set API Token" (VS Code's secret storage), as a user does
+API_TOKEN=$("$PY" -c "import secrets; print(secrets.token_urlsafe(24))")
+printf '# the e2e test\ne2e-user %s\n' "$API_TOKEN" > "$RUN/tokens"
 setsid "$PY" server.py --host 127.0.0.1 --port "$API_PORT" --model "$RUN/served.pt" --models-dir "$RUN/models" \
-  > "$RUN/server.log" 2>&1 &
+  --tokens-file "$RUN/tokens" > "$RUN/server.log" 2>&1 &
 PIDS+=($!)
 for i in $(seq 1 1200); do
   curl -sf -o /dev/null "http://127.0.0.1:$API_PORT/health" && break
@@ -220,7 +224,7 @@ t "code-server listening on $CS_PORT"
 
 # 8) the browser test
 RC=0
-SERVED_MODEL="$RUN/served.pt" NEXT_MODEL="$RUN/next.pt" PROJECT_MODEL="$RUN/models/proj.pt" SERVER_PID=${PIDS[0]} CS_PORT=$CS_PORT API="http://127.0.0.1:$API_PORT" PROXY_PORT=$PROXY_PORT WS="$RUN/ws" UD="$RUN/ud" CHROME="$RUN/chrome" SHOTS="$REPORTS" \
+API_TOKEN=$API_TOKEN SERVED_MODEL="$RUN/served.pt" NEXT_MODEL="$RUN/next.pt" PROJECT_MODEL="$RUN/models/proj.pt" SERVER_PID=${PIDS[0]} CS_PORT=$CS_PORT API="http://127.0.0.1:$API_PORT" PROXY_PORT=$PROXY_PORT WS="$RUN/ws" UD="$RUN/ud" CHROME="$RUN/chrome" SHOTS="$REPORTS" \
   "$NODE24" tests/e2e/e2e.js || RC=$?
 t "browser test finished, rc=$RC; screenshots and logs in reports/e2e/"
 [ $RC -eq 0 ] && echo "e2e: 1 passed, 0 failed" || echo "e2e: 0 passed, 1 failed"

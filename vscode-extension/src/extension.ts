@@ -14,6 +14,8 @@ import { Suggestion } from './filters';
 import { ServerMonitor, ServerState } from './monitor';
 
 const SECTION = 'pythonAutocomplete';
+/** The API token's key in VS Code's secret storage (command Set API Token). */
+const SECRET_KEY = `${SECTION}.apiToken`;
 const SELECTOR: vscode.DocumentSelector = [{ language: 'python' }];
 /** The server accepts at most 512K characters of input_extra text. */
 const EXTRA_MAX = 524288;
@@ -159,8 +161,18 @@ export function activate(context: vscode.ExtensionContext): void {
   let client: AutocompleteClient | undefined;
   // this window's affinity key for the server (X-Client-Id): random, so it names no one; one per activation
   const clientId = randomUUID();
+  // The API token: VS Code's secret storage (command Set API Token), else the apiToken setting. A team's server
+  // gives each person a token of their own (server.py --tokens-file): it belongs in no settings.json, where a
+  // workspace's would be committed with the project's model setting.
+  let storedToken = '';
+  const loadToken = async () => {
+    storedToken = (await context.secrets.get(SECRET_KEY)) ?? '';
+    client = undefined;
+    warnedRejected = false;
+  };
+  const tokenLoaded = loadToken();
   const getClient = () => {
-    client ??= new AutocompleteClient({ serverUrl: settings.serverUrl, apiToken: settings.apiToken, timeoutMs: settings.requestTimeoutMs, clientId });
+    client ??= new AutocompleteClient({ serverUrl: settings.serverUrl, apiToken: storedToken || settings.apiToken, timeoutMs: settings.requestTimeoutMs, clientId });
     return client;
   };
 
@@ -204,10 +216,10 @@ export function activate(context: vscode.ExtensionContext): void {
   let warnedRejected = false;
   const engine = new CompletionEngine(getClient, monitor, log, (err) => {
     // a wrong token, or a model name the server does not have (its message lists the names it has)
-    const setting = err.type === 'unknown_model' ? 'model' : 'apiToken';
-    if (warnedRejected || (err.status !== 401 && err.status !== 403 && setting !== 'model')) return;
+    const model = err.type === 'unknown_model';
+    if (warnedRejected || (err.status !== 401 && err.status !== 403 && !model)) return;
     warnedRejected = true;
-    void vscode.window.showWarningMessage(`Python Autocomplete: ${err.message} (check pythonAutocomplete.${setting}).`);
+    void vscode.window.showWarningMessage(`Python Autocomplete: ${err.message} (${model ? 'check pythonAutocomplete.model' : 'run "Python Autocomplete: Set API Token"'}).`);
   }, (model, named) => {
     // the first answer, or the server swapped in another model (make train wrote a new one), or a file of a folder
     // with another model: say which; /health describes the server's default model, a named one is named here
@@ -391,6 +403,7 @@ export function activate(context: vscode.ExtensionContext): void {
   /** Suggestions at `pos`, or undefined when there is no answer (disabled, cancelled, server down, error). */
   async function suggestAt(doc: vscode.TextDocument, pos: vscode.Position, token: vscode.CancellationToken): Promise<Suggestion[] | undefined> {
     if (!settings.enabled) return undefined;
+    await tokenLoaded; // read once at activation: resolved at every later keystroke
     const cell = notebookCellOf(doc);
     // a cell that a cell magic runs as another language (%%bash, %%sql): no Python to suggest (notebook.ts)
     if (cell && !pythonBody(doc.lineAt(0).text)) return undefined;
@@ -538,7 +551,21 @@ export function activate(context: vscode.ExtensionContext): void {
       settings = { ...readSettings(), mode: pick.label as Settings['mode'] };
       applyMode();
     }),
+    vscode.commands.registerCommand(`${SECTION}.setApiToken`, async () => {
+      const value = await vscode.window.showInputBox({
+        title: 'Python Autocomplete: API token', password: true, ignoreFocusOut: true,
+        prompt: "The completion server's token for you, kept in VS Code's secret storage (not in settings). Empty: remove it.",
+      });
+      if (value === undefined) return;
+      if (value.trim()) await context.secrets.store(SECRET_KEY, value.trim());
+      else await context.secrets.delete(SECRET_KEY);
+      await loadToken();
+      engine.cache.clear();
+      log(`api token ${value.trim() ? 'stored in secret storage' : 'removed from secret storage'}`);
+    }),
+    context.secrets.onDidChange((e) => { if (e.key === SECRET_KEY) void loadToken(); }), // another window set it
     vscode.commands.registerCommand(`${SECTION}.selectModel`, async () => {
+      await tokenLoaded;
       let listed: { default: string; models: string[] };
       try {
         listed = await getClient().models();
