@@ -14,8 +14,9 @@ Checking. A request's `Authorization: Bearer T` is compared with every token of 
 `autocomplete_user_requests_total{user}`; a prompt is never logged, a token never shown.
 
 Changes without a restart. The file is looked at (one `os.stat`) at most every `check_interval_s` as requests
-arrive. A changed file is read once it has held for reload.SETTLE_S, so a line removed takes that person's access
-away within seconds. A file that does not parse is refused:
+arrive. A changed file is read at the first look once its last write is reload.SETTLE_S old, so a line removed
+takes that person's access away at the first request `check_interval_s` after the last look. A file that does not
+parse is refused:
 - at start, with its line number and why (the server exits 2);
 - later (or when the file is gone), it is logged and the tokens read before keep working, so that a typo does
   not lock the team out.
@@ -117,10 +118,13 @@ class TokenSet:
             if signature == self._signature:
                 self._seen = None
                 return
-            if signature != self._seen:
-                self._seen, self._seen_at = signature, now  # changed: read it once it stops changing
+            # changed: read it once it has stopped changing, now if its last write is SETTLE_S old already (a file
+            # that is gone is read now too, and kept to the tokens read before)
+            held = signature is None or time.time() - signature[3] / 1e9 >= SETTLE_S
+            if not held and signature != self._seen:
+                self._seen, self._seen_at = signature, now
                 return
-            if now - self._seen_at < SETTLE_S:
+            if not held and now - self._seen_at < SETTLE_S:
                 return
             self._signature, self._seen = signature, None
             try:
