@@ -39,11 +39,15 @@ class RemotePredictor:
             body["kind"] = kind
         if max_suggestions != 1:
             body["max_suggestions"] = max_suggestions
+        answer = self.post(body)
+        return [Completion(t, p) for t, p in zip(answer["prediction"], answer["probs"])]
+
+    def post(self, body: dict) -> dict:
+        """The server's answer to `body` at `self.url`; RuntimeError on any status but 200."""
         r = self.session.post(self.url, json=body, timeout=self.timeout_s)
         if r.status_code != 200:
             raise RuntimeError(f"server answered {r.status_code}: {r.text[:200]}")
-        answer = r.json()
-        return [Completion(t, p) for t, p in zip(answer["prediction"], answer["probs"])]
+        return r.json()
 
     def clear_cache(self) -> None:
         """The server's caches are its own: a real client cannot clear them either."""
@@ -86,10 +90,7 @@ class InfillPredictor(RemotePredictor):
 
     def complete(self, prompt: str, suffix: str = "", kind: str | None = None, max_suggestions: int = 1,
                  time_budget_ms: float | None = None, extra: Sequence[str | tuple[str, str]] = ()) -> list[Completion]:
-        r = self.session.post(self.url, json=self.request(prompt, suffix, extra), timeout=self.timeout_s)
-        if r.status_code != 200:
-            raise RuntimeError(f"server answered {r.status_code}: {r.text[:200]}")
-        content = r.json()["content"]
+        content = self.post(self.request(prompt, suffix, extra))["content"]
         line = prompt.rpartition("\n")[2]
         if not line.strip():  # the blanks the line already holds are not inserted again
             lead = min(len(content) - len(content.lstrip(" \t")), len(line))
