@@ -214,6 +214,14 @@ async function clearLine(page) {
   const statusText = () => page.evaluate(() => [...document.querySelectorAll('.statusbar-item')].map((e) => e.textContent).find((t) => /PyAC/.test(t)) || '');
   const statusIs = (re, timeout) => page.waitForFunction((src) => [...document.querySelectorAll('.statusbar-item')].some((e) => new RegExp(src).test(e.textContent)), re.source, { timeout }).then(() => true, () => false);
   const toasts = () => page.evaluate(() => [...document.querySelectorAll('.notification-toast')].filter((e) => /Python Autocomplete/.test(e.textContent)).map((e) => (e.querySelector('.notification-list-item-message') || e).textContent.slice(0, 200)));
+  // run one of the extension's commands from the command palette, by its title after "Python Autocomplete: "
+  const startCommand = async (title) => {
+    await page.keyboard.press('Control+Shift+P');
+    await page.waitForSelector('.quick-input-widget input', { state: 'visible', timeout: 20000 });
+    await page.keyboard.type(`Python Autocomplete: ${title}`);
+    await page.waitForSelector(`.quick-input-list .monaco-list-row[aria-label*="${title}"]`, { timeout: 20000 });
+    await page.keyboard.press('Enter');
+  };
   try {
     await page.goto(`http://127.0.0.1:${CS_PORT}/?folder=${WS}`);
     await page.waitForSelector('.monaco-workbench', { timeout: 90000 });
@@ -234,11 +242,7 @@ async function clearLine(page) {
 
     // 0) the API token, as a user of a team's server sets it: the command "Set API Token", a password box; kept in
     //    VS Code's secret storage, never in a settings file (checked at the end)
-    await page.keyboard.press('Control+Shift+P');
-    await page.waitForSelector('.quick-input-widget input', { state: 'visible', timeout: 20000 });
-    await page.keyboard.type('Python Autocomplete: Set API Token');
-    await page.waitForSelector('.quick-input-list .monaco-list-row[aria-label*="Set API Token"]', { timeout: 20000 });
-    await page.keyboard.press('Enter');
+    await startCommand('Set API Token');
     await page.waitForSelector('.quick-input-widget input[type="password"]', { state: 'visible', timeout: 20000 });
     await page.keyboard.type(API_TOKEN);
     await page.keyboard.press('Enter');
@@ -343,14 +347,10 @@ async function clearLine(page) {
       return { docText, logFrom, exFrom, shown, got, sent: got ? got.ex.request.input_extra || [] : [] };
     };
 
-    // run one of the extension's commands from the command palette and pick `item` in its quick pick; returns the
-    // quick pick's rows as offered
+    // run one of the extension's commands (startCommand) and pick `item` in its quick pick; returns the quick
+    // pick's rows as offered
     const runCommand = async (title, item) => {
-      await page.keyboard.press('Control+Shift+P');
-      await page.waitForSelector('.quick-input-widget input', { state: 'visible', timeout: 20000 });
-      await page.keyboard.type(`Python Autocomplete: ${title}`);
-      await page.waitForSelector(`.quick-input-list .monaco-list-row[aria-label*="${title}"]`, { timeout: 20000 });
-      await page.keyboard.press('Enter');
+      await startCommand(title);
       await page.waitForSelector(`.quick-input-list .monaco-list-row[aria-label*="${item}"]`, { timeout: 20000 });
       const rows = await page.$$eval('.quick-input-list .monaco-list-row', (els) => els.map((e) => e.getAttribute('aria-label')));
       await page.keyboard.type(item);
