@@ -57,7 +57,7 @@ from serving.gate import ModelGate, QueueFull  # noqa: F401 - re-exported (tests
 from serving.loading import load_for_inference, load_model, model_info, plain  # noqa: F401 - re-exported
 from serving.metrics import Metrics
 from serving.models import (DEFAULT_MAX_MODELS, ModelSet, ModelUnavailable, UnknownModel, model_path,
-                            preload_order, served_names)
+                            served_names)
 from serving.pool import EngineError, LocalEngine, NoWorker, PoolConfig, WorkerLost, WorkerPool
 from serving.reload import CheckpointWatcher, ModelReloader
 from serving.tokens import SHARED_USER, TokenFileError, TokenSet
@@ -749,8 +749,7 @@ def main(argv=None) -> int:
                                      loader=lambda: load_model(str(model), args.device, args.quantize))
                 where = "in the server process"
                 if args.preload_models:  # the named models load while this process serves (serving/models.py)
-                    paths = preload_order(args.models_dir, model, args.max_models)
-                    threading.Thread(target=named.preload, args=(paths,), name="models-preload", daemon=True).start()
+                    named.start_preload(args.models_dir, model)
             else:
                 pool = WorkerPool(PoolConfig(
                     model=str(model), workers=args.workers, slots=args.slots, device=args.device,

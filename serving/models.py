@@ -186,13 +186,21 @@ class ModelSet:
                     gc.collect()
             return entry.served
 
+    def start_preload(self, models_dir: str | os.PathLike | None, default: str | os.PathLike) -> threading.Thread:
+        """--preload-models: load `models_dir`'s models (preload_order, at most max_models) on a thread of their
+        own while this engine serves."""
+        paths = preload_order(models_dir, default, self.max_models)
+        thread = threading.Thread(target=self.preload, args=(paths,), name="models-preload", daemon=True)
+        thread.start()
+        return thread
+
     def preload(self, paths: list[str]) -> int:
-        """Load `paths` (preload_order) before any request asks for them, one after the other on the caller's
-        thread; a request for one meanwhile waits for that load as for a first one. A file that does not load is
-        logged and answered 503 when asked for, as without preloading. Returns how many loaded."""
+        """Load `paths` before any request asks for them, one after the other on the caller's thread; a request
+        for one meanwhile waits for that load as for a first one. A file that does not load is logged and
+        answered 503 when asked for, as without preloading. Returns how many loaded."""
         loaded = 0
         t0 = time.perf_counter()
-        for path in paths[:self.max_models]:
+        for path in paths:
             try:
                 self.get(path)
                 loaded += 1

@@ -129,9 +129,7 @@ def main(conn, cfg: dict) -> None:
     trim()  # loading's transient copies (the checkpoint's tensors, quantization) back to the OS
     conn.send(("ready", info))
     if cfg.get("preload_models"):  # --preload-models: the named models load while this worker serves (models.py)
-        from .models import preload_order
-        paths = preload_order(cfg.get("models_dir"), cfg["model"], cfg["max_models"])
-        threading.Thread(target=models.preload, args=(paths,), name="models-preload", daemon=True).start()
+        models.start_preload(cfg.get("models_dir"), cfg["model"])
     send_lock = threading.Lock()
     queues = [queue.SimpleQueue() for _ in predictors]
     busy = [0]
