@@ -13,6 +13,8 @@ and the engine's project context); `input_extra` is llama.cpp /infill's list of
 `{"filename": str, "text": str}` chunks (other files, recently edited regions) for the project context.
     POST /infill        llama.cpp's fill-in-the-middle request and answer (serving/infill.py): llama.vim and
                         llama.vscode use this server as they use llama-server
+    POST /v1/completions, GET /v1/health, GET /v1beta/server_setting, POST /v1/events
+                        Tabby's server API (serving/tabby.py): Tabby's agent, and the editors it serves
     GET  /health        200 {"status": "ok", "model": {...}} when ready, 503 while loading
     GET  /metrics       Prometheus text format (prometheus_client)
     GET  /models        {"default": str, "models": [str]}: the names "model" may take
@@ -52,7 +54,7 @@ from pathlib import Path
 from flask import Flask, Response, g, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from serving import infill
+from serving import infill, tabby
 from serving.gate import ModelGate, QueueFull  # noqa: F401 - re-exported (tests, embedders)
 from serving.loading import load_for_inference, load_model, model_info, plain  # noqa: F401 - re-exported
 from serving.metrics import Metrics
@@ -426,6 +428,18 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
         return Computed(completions, model_sha, queue_ms=(queued - start) * 1000,
                         engine_ms=(engine_done - queued) * 1000, compute_ms=compute_ms)
 
+    def compute_showable(args: dict, start: float) -> Computed:
+        """`compute`, for clients that show no completion of blanks only (llama.vim, llama.vscode, Tabby's
+        agent): when the best is blanks and line breaks (`"\\n    "` after `for x in xs:`), the engine goes on
+        after them, once (serving/infill.py `blanks_only`)."""
+        computed = compute(args, start)
+        if infill.blanks_only(computed.completions):
+            now = time.perf_counter()
+            after = {**args, "prompt": args["prompt"] + computed.completions[0][0], "max_suggestions": 1}
+            more = compute(with_remaining_budget(after, (now - start) * 1000), now)
+            computed = computed.continued(more)
+        return computed
+
     def model_name(args: dict) -> str:
         return Path(args["model_path"] or config.default_model).stem
 
@@ -474,18 +488,58 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
         if options.n_predict == 0:  # "read these chunks": nothing to compute (serving/infill.py)
             computed = Computed([], None, 0.0, 0.0, 0.0)
         else:
-            computed = compute(args, start)
-            if infill.blanks_only(computed.completions):
-                # Only blanks and line breaks: nothing a plugin shows. The engine goes on after them, once.
-                now = time.perf_counter()
-                after = {**args, "prompt": args["prompt"] + computed.completions[0][0], "max_suggestions": 1}
-                more = compute(with_remaining_budget(after, (now - start) * 1000), now)
-                computed = computed.continued(more)
+            computed = compute_showable(args, start)
         g.latency_seconds = time.perf_counter() - start
         results = infill.answers([text for text, _ in computed.completions], options, model_name(args), truncated,
                                  computed.timings())
         text, mimetype = infill.body(results, options)
         return Response(text, mimetype=mimetype, headers={"Server-Timing": computed.server_timing()})
+
+    @app.post("/v1/completions")
+    def tabby_completions():
+        """Tabby's completion route (serving/tabby.py): Tabby's agent and the editors it serves."""
+        start = time.perf_counter()
+        require_token()
+        try:
+            try:
+                fields, python = tabby.translate_request(read_json_object())
+            except tabby.BadTabbyRequest as e:
+                raise ApiError(400, str(e), "bad_field") from None
+            args = completion_args(fields, config)
+        except ApiError as e:
+            state.metrics.error(e.kind)
+            raise
+        cid = tabby.completion_id()
+        if not python:  # a Python model has nothing to offer in another language's file
+            return jsonify(tabby.answer([], cid))
+        computed = compute_showable(args, start)
+        g.latency_seconds = time.perf_counter() - start
+        response = jsonify(tabby.answer([text for text, _ in computed.completions], cid))
+        response.headers["Server-Timing"] = computed.server_timing()
+        return response
+
+    @app.route("/v1/health", methods=["GET", "POST"])
+    def tabby_health():
+        require_token()  # as Tabby's: a 401 here is how the agent learns it needs a token
+        if state.engine is None or not state.engine.healthy:
+            return health()  # the 503 that /health gives
+        return jsonify(tabby.health(Path(config.default_model).stem, __version__))
+
+    @app.get("/v1beta/server_setting")
+    def tabby_server_setting():
+        require_token()
+        return jsonify(tabby.server_setting())
+
+    @app.post("/v1/events")
+    def tabby_events():
+        require_token()
+        try:
+            kind = tabby.event_type(read_json_object())
+        except tabby.BadTabbyRequest as e:
+            state.metrics.error("bad_field")
+            raise ApiError(400, str(e), "bad_field") from None
+        state.metrics.client_event(kind)
+        return Response("", status=200, mimetype="text/plain")
 
     @app.get("/health")
     def health():

@@ -42,6 +42,10 @@ class Metrics:
         # by the person whose token asked (--tokens-file, serving/tokens.py): one label per line of that file
         self.user_requests = Counter("autocomplete_user_requests", "Completions answered, by the token's user.",
                                      ["user"], registry=self.registry)
+        # what editors did with the suggestions shown (Tabby's agent posts them, serving/tabby.py): select over
+        # view is how often the team takes a suggestion; the type is one of serving.tabby.EVENT_TYPES or "other"
+        self.client_events = Counter("autocomplete_client_events", "Suggestion events editors reported, by type.",
+                                     ["type"], registry=self.registry)
         self.registry.register(_StateCollector(state))
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float | None = None):
@@ -59,6 +63,9 @@ class Metrics:
         self.model_requests.labels(model).inc()
         if user is not None:
             self.user_requests.labels(user).inc()
+
+    def client_event(self, kind: str):
+        self.client_events.labels(kind).inc()
 
     def add_engine_time(self, seconds: float):
         self.engine_seconds.inc(seconds)
