@@ -11,7 +11,7 @@ DATA ?= data
 export PYTHONUNBUFFERED := 1
 
 .PHONY: install data data-default train train-cpu serve eval bench bench-server bench-replicas soak nginx-conf test test-python \
-	test-extension test-e2e extension clean
+	test-extension test-e2e test-tabby extension clean
 
 # Idempotent: the stamp is newer than both requirement files, so a second run does nothing.
 install: $(VENV)/.installed
@@ -118,7 +118,7 @@ soak: install
 nginx-conf: install
 	@$(PY) -m serving.nginx --listen $(HOST):$(PORT) $(REPLICAS)
 
-test: test-python test-extension test-e2e
+test: test-python test-extension test-e2e test-tabby
 
 # pytest exits 5 when it collects nothing; that is not a failure of the suite.
 test-python: install
@@ -129,6 +129,11 @@ test-extension:
 
 test-e2e: install extension
 	@if [ -x tests/e2e/run.sh ]; then tests/e2e/run.sh; fi
+
+# Tabby's agent (npm tabby-agent, fetched into .e2e/) against a real server: its language server, its JSON-lines
+# protocol, Neovim's LSP client when nvim is installed (scripts/tabby_agent_check.py).
+test-tabby: install
+	$(PY) scripts/tabby_agent_check.py
 
 extension:
 	@if [ -f vscode-extension/package.json ]; then $(MAKE) -C vscode-extension vsix; fi

@@ -502,15 +502,21 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
         require_token()
         try:
             try:
-                fields, python = tabby.translate_request(read_json_object())
+                asked = tabby.translate_request(read_json_object())
             except tabby.BadTabbyRequest as e:
                 raise ApiError(400, str(e), "bad_field") from None
-            args = completion_args(fields, config)
+            if asked.repository and config.models_dir:  # the repository's own model, where there is one
+                try:
+                    model_path(asked.repository, config.models_dir, config.default_model)
+                    asked.fields["model"] = asked.repository
+                except UnknownModel:
+                    pass
+            args = completion_args(asked.fields, config)
         except ApiError as e:
             state.metrics.error(e.kind)
             raise
         cid = tabby.completion_id()
-        if not python:  # a Python model has nothing to offer in another language's file
+        if not asked.python:  # a Python model has nothing to offer in another language's file
             return jsonify(tabby.answer([], cid))
         computed = compute_showable(args, start)
         g.latency_seconds = time.perf_counter() - start

@@ -31,8 +31,11 @@ from .metrics import (EDITOR_SUFFIX_LINES, char_surprise, clip_text, following_l
                       percentile, sample_inside_spans, sample_regions, simulate_typing, token_stats)
 from .predictor import Predictor, PredictorConfig
 from .project import EXTRA_CHARS, neighbours, split_projects
-from .remote import InfillPredictor, RemotePredictor
+from .remote import InfillPredictor, RemotePredictor, TabbyPredictor
 from .views import keystrokes_html, surprise_html
+
+# --server-api: which of the server's APIs the typing simulation asks, with which client's request
+REMOTE_APIS = {"autocomplete": RemotePredictor, "infill": InfillPredictor, "tabby": TabbyPredictor}
 
 KIND_NAMES = {"auto": None, "word": "word", "line": "line", "block": "block"}
 PROTOCOLS = ["lines", "project", "middle", "middle-nosuffix", "inside", "inside-nosuffix"]
@@ -108,9 +111,10 @@ def parse_args(argv=None):
     p.add_argument("--server", metavar="URL",
                    help="type through a running completion server (e.g. http://127.0.0.1:5000) instead of an "
                         "in-process predictor; --model still gives bits/char and accuracy")
-    p.add_argument("--server-api", choices=["autocomplete", "infill"], default="autocomplete",
-                   help="with --server: ask POST /autocomplete (the extension's request) or the llama.cpp-compatible "
-                        "POST /infill with llama.vim's request (evaluate/remote.py InfillPredictor)")
+    p.add_argument("--server-api", choices=list(REMOTE_APIS), default="autocomplete",
+                   help="with --server: ask POST /autocomplete (the extension's request), the llama.cpp-compatible "
+                        "POST /infill with llama.vim's request (evaluate/remote.py InfillPredictor) or Tabby's "
+                        "POST /v1/completions with Tabby's agent's request (TabbyPredictor)")
     p.add_argument("--token", help="API token for --server")
     p.add_argument("--server-model", metavar="NAME",
                    help="with --server: the server's model NAME answers (one of its --models-dir DIR/NAME.pt, "
@@ -286,7 +290,7 @@ def evaluate(args) -> dict:
     predictor = Predictor.from_checkpoint(args.model, config=config, quantize=args.quantize)
     model, tokenizer = predictor.model, predictor.tokenizer
     # What the typing simulation and line completion ask: this process's predictor, or the server.
-    remote = InfillPredictor if args.server_api == "infill" else RemotePredictor
+    remote = REMOTE_APIS[args.server_api]
     completer = remote(args.server, args.token, model=args.server_model) if args.server else predictor
     texts, extras, project_of = load_texts(args)
     out = Path(args.out)

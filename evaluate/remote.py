@@ -7,6 +7,8 @@ and `model` (one of a `--models-dir` server's models, serving/models.py) when on
 
 `InfillPredictor` (`--server-api infill`) asks the server's llama.cpp-compatible `/infill` (serving/infill.py)
 what llama.vim asks it: the request llama.vim builds at the cursor, its answer read the way llama.vim shows it.
+`TabbyPredictor` (`--server-api tabby`) asks the server's Tabby-compatible `/v1/completions` (serving/tabby.py)
+what Tabby's agent asks it.
 """
 from __future__ import annotations
 
@@ -96,3 +98,31 @@ class InfillPredictor(RemotePredictor):
             lead = min(len(content) - len(content.lstrip(" \t")), len(line))
             content = content[lead:]
         return [Completion(content, 1.0)] if content.strip() else []  # blanks only: llama.vim offers nothing
+
+
+class TabbyPredictor(RemotePredictor):
+    """The server as Tabby's agent (npm tabby-agent 1.5.0, its createSegments) uses it through `/v1/completions`:
+    `prefix` the last `prefix_lines` lines before the cursor (the cursor line's start among them), `suffix` the
+    first `suffix_lines` from it (the cursor line's rest among them); the project's other files go in
+    `relevant_snippets_from_changed_files` (the agent's VS Code and IntelliJ clients send snippets of recently
+    edited files and declarations there; its language server sends none). The first choice is what the agent
+    shows (scripts/tabby_agent_check.py compares the two)."""
+
+    def __init__(self, url: str, token: str | None = None, timeout_s: float = 30.0, model: str | None = None,
+                 prefix_lines: int = 20, suffix_lines: int = 20):
+        super().__init__(url, token, timeout_s, model)
+        self.url = url.rstrip("/") + "/v1/completions"
+        self.prefix_lines, self.suffix_lines = prefix_lines, suffix_lines
+
+    def request(self, prompt: str, suffix: str = "", extra: Sequence[str | tuple[str, str]] = ()) -> dict:
+        segments = {"prefix": "".join(prompt.splitlines(keepends=True)[-self.prefix_lines:]),
+                    "suffix": "".join(suffix.splitlines(keepends=True)[:self.suffix_lines])}
+        if extra:
+            segments["relevant_snippets_from_changed_files"] = [
+                {"filepath": f, "body": t, "score": 1.0} for f, t in extra_chunks(extra)]
+        return {"language": "python", "segments": segments}
+
+    def complete(self, prompt: str, suffix: str = "", kind: str | None = None, max_suggestions: int = 1,
+                 time_budget_ms: float | None = None, extra: Sequence[str | tuple[str, str]] = ()) -> list[Completion]:
+        choices = self.post(self.request(prompt, suffix, extra))["choices"]
+        return [Completion(c["text"], 1.0) for c in choices[:max_suggestions]]

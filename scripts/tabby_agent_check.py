@@ -64,8 +64,10 @@ def fetch_agent(cache: Path) -> Path:
     if (package / "dist" / "cli.js").is_file():
         return package
     cache.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["npm", "pack", f"tabby-agent@{AGENT_VERSION}", "--pack-destination", str(cache)],
-                   check=True, cwd=cache, stdout=subprocess.DEVNULL)
+    packed = subprocess.run(["npm", "pack", f"tabby-agent@{AGENT_VERSION}", "--pack-destination", str(cache)],
+                            cwd=cache, capture_output=True, text=True)
+    if packed.returncode != 0:
+        raise SystemExit(f"npm pack tabby-agent@{AGENT_VERSION} failed: {packed.stderr[-2000:]}")
     with tarfile.open(cache / f"tabby-agent-{AGENT_VERSION}.tgz") as tar:
         tar.extractall(cache, filter="data")
     return package

@@ -20,7 +20,13 @@ editor for a token). The completion request maps onto ours:
     segments.suffix                           suffix (the 20 lines below)
     segments.declarations [{filepath, body}]  input_extra chunks {filename, text}, in this order:
     segments.relevant_snippets_from_changed_files [{filepath, body, score}]  (best first, as sent)
+    segments.git_url                          model, where the server has one by the repository's name
     language                                  "python" (or none): answered; any other: no choices, no worker
+
+A team's server with a model per project (`--models-dir`, serving/models.py) answers with the model named as
+the repository: `segments.git_url` (the agent sends the `origin` remote's URL) ending in `billing.git` asks
+`billing` where DIR/billing.pt exists (the nightly recipe in docs/server.md names each model so), else the
+default model. The agent has no setting for a model, so the repository names it.
 
 `clipboard`, `user`, `temperature`, `seed` and `debug_options` are ignored: the engine's beam search is its own,
 and the tokens file names the user. A best completion of blanks only is continued as for /infill
@@ -39,7 +45,9 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import uuid
+from dataclasses import dataclass
 
 # The version of Tabby's server API that /v1/health names: its four routes above (clients/tabby-openapi
 # 0.17.0). The agent compares it with 0.9.0 before it asks for the server's settings.
@@ -81,10 +89,23 @@ def _snippets(segments: dict, name: str) -> list[dict]:
     return chunks
 
 
-def translate_request(body: dict) -> tuple[dict, bool]:
-    """A /v1/completions body -> (the /autocomplete body that asks the engine the same, whether to ask at
-    all: False for a language other than Python). Raises BadTabbyRequest for a field of the wrong shape; the
-    /autocomplete body's own checks (sizes, `input_extra`'s) are server.completion_args's."""
+@dataclass
+class TabbyRequest:
+    fields: dict        # the /autocomplete body that asks the engine the same
+    python: bool        # False for another language: nothing to ask
+    repository: str     # the last part of `segments.git_url` ("billing" for ...acme/billing.git), or ""
+
+
+def repository_name(git_url: str) -> str:
+    """The repository's name in its remote URL: `https://host/acme/billing.git`, `git@host:acme/billing.git`,
+    `file:///srv/repos/billing/` -> "billing"."""
+    name = re.split(r"[/:\\]", git_url.strip().rstrip("/\\"))[-1]
+    return name[:-len(".git")] if name.endswith(".git") else name
+
+
+def translate_request(body: dict) -> TabbyRequest:
+    """A /v1/completions body -> what to ask the engine. Raises BadTabbyRequest for a field of the wrong shape;
+    the /autocomplete body's own checks (sizes, `input_extra`'s) are server.completion_args's."""
     language = _optional_string(body, "language", "")
     segments = body.get("segments")
     if not isinstance(segments, dict):
@@ -95,7 +116,8 @@ def translate_request(body: dict) -> tuple[dict, bool]:
     suffix = _optional_string(segments, "suffix", "segments.")
     extra = _snippets(segments, "declarations") + _snippets(segments, "relevant_snippets_from_changed_files")
     request = {"prompt": prefix, "suffix": suffix, "input_extra": extra}
-    return request, language.lower() in PYTHON_LANGUAGES
+    return TabbyRequest(request, language.lower() in PYTHON_LANGUAGES,
+                        repository_name(_optional_string(segments, "git_url", "segments.")))
 
 
 def completion_id() -> str:
