@@ -115,6 +115,9 @@ def parse_args(argv=None):
                    help="with --server: ask POST /autocomplete (the extension's request), the llama.cpp-compatible "
                         "POST /infill with llama.vim's request (evaluate/remote.py InfillPredictor) or Tabby's "
                         "POST /v1/completions with Tabby's agent's request (TabbyPredictor)")
+    p.add_argument("--tabby-lines", type=int, nargs=2, metavar=("ABOVE", "BELOW"), default=(20, 20),
+                   help="with --server-api tabby: the lines before and after the cursor the agent sends (its "
+                        "completion.prompt.maxPrefixLines / maxSuffixLines; 20 and 20 by default)")
     p.add_argument("--token", help="API token for --server")
     p.add_argument("--server-model", metavar="NAME",
                    help="with --server: the server's model NAME answers (one of its --models-dir DIR/NAME.pt, "
@@ -291,7 +294,9 @@ def evaluate(args) -> dict:
     model, tokenizer = predictor.model, predictor.tokenizer
     # What the typing simulation and line completion ask: this process's predictor, or the server.
     remote = REMOTE_APIS[args.server_api]
-    completer = remote(args.server, args.token, model=args.server_model) if args.server else predictor
+    lines = {"prefix_lines": args.tabby_lines[0], "suffix_lines": args.tabby_lines[1]} \
+        if args.server_api == "tabby" else {}
+    completer = remote(args.server, args.token, model=args.server_model, **lines) if args.server else predictor
     texts, extras, project_of = load_texts(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -299,6 +304,7 @@ def evaluate(args) -> dict:
     cols = [(kind, protocol) for protocol in args.protocol for kind in args.kind]
     report = {"model": str(args.model), "server": args.server, "server_model": args.server_model,
               "server_api": args.server_api if args.server else None, "autoindent": args.autoindent,
+              "tabby_lines": list(args.tabby_lines) if args.server and args.server_api == "tabby" else None,
               "beam_width": args.beam_width,
               "auto_beam_width": args.auto_beam_width, "split": None if args.files else args.split, "files": [],
               "kinds": args.kind, "protocols": args.protocol, "columns": [_col(k, p) for k, p in cols],

@@ -17,8 +17,11 @@ tabby-agent@1.5.0`, cached in .e2e/tabby-agent; `--agent DIR` uses a copy whose 
 3. The JSON-lines protocol with the editor's declarations (as Tabby's IntelliJ and Vim plugins send them):
    the completion uses a name only the declaration holds, and `postEvent` "view" and "select" are counted in
    /metrics (`autocomplete_client_events_total`), as are the user's completions (`..._user_requests_total`).
-4. A wrong token: the agent's status becomes "unauthorized" and the language server says so to the editor.
-5. Neovim's built-in LSP client (`--nvim`, when one is found; 0.7 and later) starts the agent, asks for a
+4. What the agent shows (its cache, debounce and post-processing between the server and the editor) is what
+   `python -m evaluate --server-api tabby` reads (evaluate/remote.py TabbyPredictor), at cursor positions in a
+   real file (this repository's serving/gate.py): at least 90 % of them agree.
+5. A wrong token: the agent's status becomes "unauthorized" and the language server says so to the editor.
+6. Neovim's built-in LSP client (`--nvim`, when one is found; 0.7 and later) starts the agent, asks for a
    completion in a buffer, applies the first item's edit and writes the file: the file must hold the typed
    text and the completion.
 
@@ -194,6 +197,33 @@ def metric(server: ServerProcess, name: str, labels: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+# Step 4: cursor positions in a real file (this repository's), every AGREEMENT_STEP characters of its start.
+AGREEMENT_FILE, AGREEMENT_CHARS, AGREEMENT_STEP, AGREEMENT = "serving/gate.py", 3000, 37, 0.9
+
+
+def agreement(agent: Agent, server: ServerProcess, project: Path) -> tuple[int, list]:
+    """At each position, the agent's first choice (provideCompletions, as Tabby's editor plugins ask) against
+    what evaluate/remote.py's TabbyPredictor reads from the server: (how many agree, [(where, shown, read)])."""
+    from evaluate.remote import TabbyPredictor
+    reader = TabbyPredictor(server.url, TOKEN)
+    text = (ROOT / AGREEMENT_FILE).read_text()
+    same, differ = 0, []
+    for position in range(AGREEMENT_STEP, min(len(text), AGREEMENT_CHARS), AGREEMENT_STEP):
+        result = agent.call("provideCompletions", {"filepath": str(project / "gate.py"), "language": "python",
+                                                   "text": text, "position": position, "manually": True},
+                            {"signal": True})
+        choices = (result or {}).get("choices") or []
+        shown = choices[0]["text"] if choices else ""
+        read = reader.complete(text[:position], text[position:])
+        read = read[0].text if read else ""
+        if shown == read:
+            same += 1
+        else:
+            line = text.count("\n", 0, position) + 1
+            differ.append((f"line {line} `{text[:position].rsplit(chr(10), 1)[-1].strip()}`", shown, read))
+    return same, differ
+
+
 NVIM_LUA = r"""
 local cli, out, line, col = _G.arg_cli, _G.arg_out, _G.arg_line, _G.arg_col
 vim.cmd('edit ' .. out)
@@ -242,7 +272,7 @@ def main(argv=None) -> int:
     parser.add_argument("--agent", type=Path, help="tabby-agent's package folder (default: npm, cached in "
                                                     ".e2e/tabby-agent)")
     parser.add_argument("--node", default=shutil.which("node") or "node")
-    parser.add_argument("--nvim", default=shutil.which("nvim"), help="Neovim for step 5 (default: on PATH)")
+    parser.add_argument("--nvim", default=shutil.which("nvim"), help="Neovim for step 6 (default: on PATH)")
     args = parser.parse_args(argv)
     package = args.agent or fetch_agent(ROOT / ".e2e" / "tabby-agent")
     cli = package / "dist" / "cli.js"
@@ -315,10 +345,18 @@ def main(argv=None) -> int:
                 check(metric(server, "autocomplete_client_events_total", 'type="view"') == views + 1
                       and metric(server, "autocomplete_client_events_total", 'type="select"') == selects + 1,
                       "postEvent view and select are counted in /metrics")
+
+                # 4. what the agent shows is what `python -m evaluate --server-api tabby` reads
+                same, differ = agreement(agent, server, project)
+                for where, shown, read in differ[:5]:
+                    print(f"     differ at {where}: the agent shows {shown!r}, TabbyPredictor reads {read!r}")
+                check(same >= AGREEMENT * (same + len(differ)),
+                      f"the agent shows TabbyPredictor's first choice at {same} of {same + len(differ)} cursor "
+                      f"positions in {AGREEMENT_FILE} (at least {AGREEMENT:.0%})")
             finally:
                 agent.close()
 
-            # 4. a wrong token
+            # 5. a wrong token
             bad_home = tmp / "bad-home"
             write_agent_config(bad_home, server.url, "not-the-token")
             agent = Agent(args.node, cli, bad_home, lsp=True)
@@ -331,7 +369,7 @@ def main(argv=None) -> int:
                 agent.close()
             check("unauthorized" in shown, f"a wrong token: the editor is told `{shown}`")
 
-            # 5. Neovim
+            # 6. Neovim
             if args.nvim:
                 version = subprocess.run([args.nvim, "--version"], capture_output=True, text=True).stdout
                 print(f"     {version.splitlines()[0]}")

@@ -266,3 +266,29 @@ def test_fuzz_completion_bodies(srv, body):
     assert r.status_code in (200, 400, 413), (r.status_code, r.text[:300])
     if r.status_code == 200:
         assert all(c["text"].strip() for c in r.json()["choices"])
+
+
+def test_evaluate_types_with_the_agents_request(srv, loaded, tmp_path):
+    """`python -m evaluate --server-api tabby` (evaluate/remote.py TabbyPredictor): the agent's request, the 20
+    lines before and after the cursor, and its first choice."""
+    from evaluate.__main__ import main
+    from evaluate.remote import TabbyPredictor
+    agent = TabbyPredictor(srv.url, TOKEN)
+    assert agent.url == srv.url + "/v1/completions"
+    body = agent.request("x\n" * 30 + "    y = f(", "z)\n" + "w\n" * 30, [("m.py", "v = 1\n")])
+    assert body["segments"]["prefix"] == "x\n" * 19 + "    y = f("
+    assert body["segments"]["suffix"] == "z)\n" + "w\n" * 19
+    assert body["segments"]["relevant_snippets_from_changed_files"] == [{"filepath": "m.py", "body": "v = 1\n",
+                                                                          "score": 1.0}]
+    text = TINY_TEXT[:TINY_TEXT.index("        self.assertEqual(add(")] + "        self.assertEq"
+    prefix = "".join(text.splitlines(keepends=True)[-20:])
+    expected = loaded[0].complete(prefix, "", max_suggestions=3)[0].text
+    assert [c.text for c in agent.complete(text)] == [expected]
+    f = tmp_path / "tiny.py"
+    f.write_text(TINY_TEXT)
+    out = tmp_path / "tabby"
+    assert main(["--model", str(srv.cmd[srv.cmd.index("--model") + 1]), "--files", str(f), "--max-chars", "300",
+                 "--line-samples", "0", "--server", srv.url, "--token", TOKEN, "--server-api", "tabby",
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "eval.json").read_text())
+    assert report["server_api"] == "tabby" and report["overall"]["saved_auto"] > 0.3  # the tiny model knows its text

@@ -108,6 +108,7 @@ async function askServer(prompt, suffix) {
 // /autocomplete request body and the answer the extension received (a request the extension aborted
 // is aborted upstream too, and recorded without an answer).
 const exchanges = [];
+const events = []; // the bodies of the extension's POST /v1/events (suggestion events: view, select)
 function startProxy() {
   const up = new URL(API);
   const sockets = new Set();
@@ -121,6 +122,9 @@ function startProxy() {
       if (req.url === '/autocomplete') {
         try { ex.request = JSON.parse(buf.toString('utf8')); } catch { /* recorded as null */ }
         exchanges.push(ex);
+      }
+      if (req.url === '/v1/events') {
+        try { events.push(JSON.parse(buf.toString('utf8'))); } catch { events.push(null); }
       }
       const fwd = http.request({ host: up.hostname, port: up.port, path: req.url, method: req.method, headers: { ...req.headers, host: up.host } }, (pres) => {
         const out = [];
@@ -322,6 +326,14 @@ async function clearLine(page) {
         break;
       }
       lap(`${sc.name}: saved line is ${JSON.stringify(after.slice(before.length))}`);
+      // the suggestion events: the answer behind the ghost text was reported viewed, and its accept as select
+      if (got) {
+        const id = got.ex.response.id;
+        const reported = (type) => events.some((e) => e?.type === type && e.completion_id === id);
+        const until = Date.now() + 5000;
+        while (!(reported('view') && reported('select')) && Date.now() < until) await sleep(100);
+        if (!reported('view') || !reported('select')) failures.push(`${sc.name}: the extension reported ${JSON.stringify(events.filter((e) => e?.completion_id === id))} for answer ${id}; expected a view and a select`);
+      }
       accepted++;
       await page.keyboard.press('End');
       await page.keyboard.press('Enter'); // next line (autoIndent is off, so it starts at column 1)
@@ -744,6 +756,17 @@ async function clearLine(page) {
     if (unauthorized.length) failures.push(`API token: ${unauthorized.length} of ${exchanges.length} requests went without it or were refused: ${JSON.stringify(unauthorized[0].auth)} -> ${JSON.stringify(unauthorized[0].response)}`);
     else if (leaked.length) failures.push(`API token: written to ${leaked.join(', ')}`);
     else lap(`API token: all ${exchanges.length} requests carried it, none refused, in no settings file`);
+
+    // 3b) the suggestion events reached the server's /metrics: one count per event the extension sent
+    {
+      await sleep(500); // an event the proxy has seen may still be on its way to the server
+      const metrics = await (await fetch(`${API}/metrics`, { headers: AUTH })).text();
+      const counted = (type) => Number(metrics.match(new RegExp(`^autocomplete_client_events_total\\{type="${type}"\\} (\\S+)$`, 'm'))?.[1] ?? 0);
+      const sent = (type) => events.filter((e) => e?.type === type).length;
+      const pairs = ['view', 'select'].map((t) => `${sent(t)} ${t} sent, ${counted(t)} counted`);
+      if (sent('select') < 1 || ['view', 'select'].some((t) => counted(t) !== sent(t))) failures.push(`suggestion events: ${pairs.join('; ')}`);
+      else lap(`suggestion events: ${pairs.join('; ')} (the server's /metrics)`);
+    }
 
     // 4) the server goes away: one non-modal notice, the status bar says offline, no more notices while typing
     if (process.env.SERVER_PID) {

@@ -11,6 +11,9 @@
 export interface CachedCompletion {
   text: string;
   prob: number;
+  /** The answer's id and the completion's index in it (events.ts); a typed-into remainder keeps both. */
+  id?: string;
+  index?: number;
 }
 
 /** Hash states of s.slice(0, n) for n = s.length - back .. s.length (index k: the prefix s.length - k), as keys. */
@@ -107,7 +110,7 @@ export class CompletionCache {
       const typedText = prompt.slice(prompt.length - typed);
       const rest = cached
         .filter((c) => c.text.length > typed && c.text.startsWith(typedText))
-        .map((c) => ({ text: c.text.slice(typed), prob: c.prob }));
+        .map((c) => ({ ...c, text: c.text.slice(typed) }));
       if (rest.length > 0) return rest;
     }
     return undefined;

@@ -2,7 +2,9 @@
 //   POST /autocomplete {prompt, suffix?, kind?, max_suggestions?, input_extra?: [{filename, text}], model?}
 //     -> {success: true, prediction: [str], probs: [float], id, ms, model} | {success: false, error} (4xx/503)
 //   GET /health -> 200 when ready
+//   POST /v1/events {type: 'view' | 'select', completion_id, choice_index} -> 200 (events.ts)
 import { anySignal } from './debounce';
+import type { SuggestionEvent } from './events';
 
 export interface CompletionRequest {
   prompt: string;
@@ -136,6 +138,17 @@ export class AutocompleteClient {
     }
     const names = Array.isArray(body?.models) ? body.models.filter((n: unknown): n is string => typeof n === 'string') : [];
     return { default: typeof body?.default === 'string' ? body.default : '', models: names };
+  }
+
+  /** POST /v1/events (events.ts): the HTTP status, 0 when it was not answered. Never throws. */
+  async postEvent(event: SuggestionEvent): Promise<number> {
+    try {
+      const [res] = await this.send('/v1/events', { method: 'POST', body: JSON.stringify(event) });
+      await res.arrayBuffer().catch(() => undefined);
+      return res.status;
+    } catch {
+      return 0;
+    }
   }
 
   /** True when GET /health answers 2xx; never throws except for 'aborted'. */

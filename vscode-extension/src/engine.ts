@@ -78,7 +78,7 @@ export class CompletionEngine {
   async suggest(ctx: RequestContext, settings: EngineSettings, cancel?: AbortSignal): Promise<EngineResult> {
     const filterCtx = { linePrefix: ctx.linePrefix, lineSuffix: ctx.lineSuffix, nextNonBlankLine: ctx.nextNonBlankLine, maxLength: settings.maxSuggestionLength };
     const toSuggestions = (cs: CachedCompletion[]) =>
-      applyFilters(cs.map((c) => ({ text: c.text, prob: c.prob, replaceLength: 0 })), filterCtx);
+      applyFilters(cs.map((c) => ({ text: c.text, prob: c.prob, replaceLength: 0, id: c.id, index: c.index })), filterCtx);
 
     // an answer depends on the extra context and the model asked for too: they salt the cache key
     const extra = ctx.extra ?? NO_EXTRA;
@@ -122,7 +122,7 @@ export class CompletionEngine {
       if (settings.model) req.model = settings.model;
       const res = await this.client().complete(req, signal);
       this.monitor.requestEnded({ latencyMs: res.latencyMs });
-      const completions = res.prediction.map((text, i) => ({ text, prob: res.probs[i] }));
+      const completions = res.prediction.map((text, i) => ({ text, prob: res.probs[i], id: res.id || undefined, index: i }));
       const name = settings.model ?? '';
       const before = this.models.get(name);
       if (res.model !== undefined && res.model !== before) {

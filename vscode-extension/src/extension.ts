@@ -10,6 +10,7 @@ import { DocumentLike, ExtraContext, notebookOfKey, withLf } from './extraContex
 import { ExtraChunk } from './ring';
 import { projectSourceFiles } from './gitFiles';
 import { isNotProject, neighbourOrder, NOT_PROJECT_GLOB } from './workspaceContext';
+import { SuggestionEvents } from './events';
 import { Suggestion } from './filters';
 import { ServerMonitor, ServerState } from './monitor';
 
@@ -124,6 +125,7 @@ interface Settings extends EngineSettings {
   requestTimeoutMs: number;
   timeBudgetMs: number;
   model: string;
+  reportEvents: boolean;
 }
 
 function readSettings(): Settings {
@@ -150,6 +152,7 @@ function readSettings(): Settings {
     requestTimeoutMs: num('requestTimeoutMs', 5000, 100),
     timeBudgetMs: Math.min(5000, num('timeBudgetMs', 300, 0)),
     model: (c.get<string>('model', '') ?? '').trim(),
+    reportEvents: c.get<boolean>('reportEvents', true),
     maxSuggestions: 3,
   };
 }
@@ -427,6 +430,10 @@ export function activate(context: vscode.ExtensionContext): void {
   }
 
   const rangeFor = (pos: vscode.Position, s: Suggestion) => new vscode.Range(pos, pos.translate(0, s.replaceLength));
+  // "view" and "select" for the server's /metrics (events.ts): VS Code runs an item's command when it is accepted
+  const events = new SuggestionEvents((e) => getClient().postEvent(e), () => settings.reportEvents);
+  const ACCEPTED = `${SECTION}.suggestionAccepted`; // internal: not in the command palette
+  const accepted = (s: Suggestion): vscode.Command => ({ title: 'accepted', command: ACCEPTED, arguments: [s.id, s.index] });
 
   const inline: vscode.InlineCompletionItemProvider = {
     async provideInlineCompletionItems(doc, pos, _ctx, token) {
@@ -435,7 +442,8 @@ export function activate(context: vscode.ExtensionContext): void {
       if (!suggestions) return [];
       // one line per answered position (the e2e test reads it): what the ghost text is, or null for none
       log(`inline at ${pos.line + 1}:${pos.character + 1} shown=${JSON.stringify(suggestions[0]?.text ?? null)} replace=${suggestions[0]?.replaceLength ?? 0}`);
-      return suggestions.map((s) => new vscode.InlineCompletionItem(s.text, rangeFor(pos, s)));
+      events.shown(suggestions[0]?.id, suggestions[0]?.index); // the ghost text is the first
+      return suggestions.map((s) => new vscode.InlineCompletionItem(s.text, rangeFor(pos, s), accepted(s)));
     },
   };
 
@@ -455,8 +463,10 @@ export function activate(context: vscode.ExtensionContext): void {
         item.preselect = i === 0;
         item.detail = 'Python Autocomplete';
         item.documentation = new vscode.MarkdownString().appendCodeblock(s.text, 'python');
+        item.command = accepted(s);
         return item;
       });
+      events.shown(suggestions[0]?.id, suggestions[0]?.index); // the list opens on the first (preselect)
       return new vscode.CompletionList(items, true); // incomplete: ask again as the user types
     },
   };
@@ -532,6 +542,7 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
     vscode.languages.registerInlineCompletionItemProvider(SELECTOR, inline),
     { dispose: () => listRegistration?.dispose() },
+    vscode.commands.registerCommand(ACCEPTED, (id?: string, index?: number) => events.accepted(id, index)),
     vscode.commands.registerCommand(`${SECTION}.toggle`, async () => {
       const enabled = !settings.enabled;
       await vscode.workspace.getConfiguration(SECTION).update('enabled', enabled, vscode.ConfigurationTarget.Global);

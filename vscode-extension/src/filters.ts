@@ -7,6 +7,10 @@ export interface Suggestion {
   /** How many characters after the cursor the text replaces (closing brackets/quotes it already ends with). */
   replaceLength: number;
   prob: number;
+  /** The server answer it comes from (its `id`) and its place in that answer's `prediction`: what a
+   *  suggestion event names (events.ts). Absent for suggestions built here. */
+  id?: string;
+  index?: number;
 }
 
 export interface FilterContext {

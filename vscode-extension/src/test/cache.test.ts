@@ -33,6 +33,12 @@ describe('cache', () => {
     assert.strictEqual(cache.size, 1);
   });
 
+  it('a typed-into remainder keeps its answer\'s id and index', () => {
+    const cache = new CompletionCache();
+    cache.set('x = os.', '', [{ text: 'path', prob: 0.6, id: 'a1', index: 0 }, { text: 'pardir', prob: 0.3, id: 'a1', index: 1 }]);
+    assert.deepStrictEqual(cache.get('x = os.pat', ''), [{ text: 'h', prob: 0.6, id: 'a1', index: 0 }]);
+  });
+
   it('misses when the typed characters leave every suggestion, or complete it exactly', () => {
     const cache = new CompletionCache();
     cache.set('x = os.', '', [c('path')]);

@@ -60,6 +60,14 @@ describe('engine (real HTTP server)', () => {
     assert.ok(monitor.lastLatencyMs! >= 0);
   });
 
+  it('names each suggestion\'s answer and place in it, also when it comes from the cache (suggestion events)', async () => {
+    server.setHandler((_r, res) => sendJson(res, 200, { ...ok(['path.join(a, b)', 'getcwd()']), id: 'answer-1' }));
+    const r1 = await engine.suggest(at('import os\np = os.'), settings);
+    assert.deepStrictEqual(r1.suggestions.map((s) => [s.text, s.id, s.index]), [['path.join(a, b)', 'answer-1', 0], ['getcwd()', 'answer-1', 1]]);
+    const r2 = await engine.suggest(at('import os\np = os.g'), settings); // typed into the second
+    assert.deepStrictEqual([r2.source, r2.suggestions.map((s) => [s.text, s.id, s.index])], ['cache', [['etcwd()', 'answer-1', 1]]]);
+  });
+
   it('drops its cached answers when the server answers with another model (a reload)', async () => {
     const models: string[] = [];
     const client = new AutocompleteClient({ serverUrl: server.url, timeoutMs: 2000 });
