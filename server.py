@@ -540,10 +540,13 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
     def tabby_events():
         require_token()
         try:
-            kind = tabby.event_type(read_json_object())
-        except tabby.BadTabbyRequest as e:
-            state.metrics.error("bad_field")
-            raise ApiError(400, str(e), "bad_field") from None
+            try:
+                kind = tabby.event_type(read_json_object())
+            except tabby.BadTabbyRequest as e:
+                raise ApiError(400, str(e), "bad_field") from None
+        except ApiError as e:
+            state.metrics.error(e.kind)
+            raise
         state.metrics.client_event(kind)
         return Response("", status=200, mimetype="text/plain")
 

@@ -13,28 +13,17 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import server
 from benchmarks.server_load import ServerProcess
 from server import ServerConfig, create_app
 from serving import tabby
 from tests.test_server_http import SERVER_ARGS, json_values
+from tests.test_server_infill import client, loaded  # noqa: F401 - fixtures: the tiny model's app
 from tests.test_server_reload import other_checkpoint  # noqa: F401 - a fixture
 from tests.tiny_model import TINY_TEXT
 
 torch.set_num_threads(1)
 TOKEN = "tabby-token-for-tests"
 PREFIX = "import unittest\n\n\nclass TestAdd(unittest.TestCase):\n    def test_add(self):\n        self.assertEq"
-
-
-@pytest.fixture(scope="module")
-def loaded(checkpoint):
-    return server.load_model(str(checkpoint))
-
-
-@pytest.fixture(scope="module")
-def client(loaded, checkpoint):
-    predictor, info = loaded
-    return create_app(predictor, ServerConfig(model_info=info, default_model=str(checkpoint))).test_client()
 
 
 def autocomplete(client, prompt: str, suffix: str = "", extra=None) -> list[str]:

@@ -162,8 +162,10 @@ function answeredExchange(from, docText, suffix) {
     const p = ex.request.prompt;
     if (typeof p !== 'string' || !docText.startsWith(p) || docText.slice(p.length).includes('\n')) continue;
     const typed = docText.slice(p.length);
+    // the extension's trimTrailingWhitespace: a trailing line break always; trailing blanks only before code
+    const trim = (t) => (suffix.split('\n')[0].trim() === '' ? t.replace(/\s*\n\s*$/u, '') : t.replace(/\s+$/u, ''));
     const best = (ex.response.prediction || []).filter((t) => t.length > typed.length && t.startsWith(typed))
-      .map((t) => t.slice(typed.length).replace(/\s+$/u, '')).find((t) => t.length > 0);
+      .map((t) => trim(t.slice(typed.length))).find((t) => t.length > 0);
     return { ex, typed, best };
   }
   return null;

@@ -56,11 +56,18 @@ export const truncateToMaxLength: Filter = {
   },
 };
 
-/** Trailing spaces/newlines are never worth a keystroke and leave stray whitespace when accepted. */
+/**
+ * Trailing whitespace: a line break at the end (with the blanks around it) is cut: it would show as an empty ghost
+ * line, and Enter gives it. Blanks that end the suggestion's last line are kept where the cursor is at the end of its
+ * line: the space after `return`, `import` or `=` is the next key, and accepting it saves that key (typing the 40
+ * standard files with an editor that indents: 56.0 % of keystrokes saved, against 52.9 % when every trailing blank was
+ * cut, as until 2026-12-07; docs/extension.md). Where code follows the cursor on its line they are cut: `f(x |)`.
+ */
 export const trimTrailingWhitespace: Filter = {
   name: 'trimTrailingWhitespace',
-  apply(s) {
-    return { ...s, text: s.text.replace(/\s+$/u, '') };
+  apply(s, ctx) {
+    const text = ctx.lineSuffix.trim() === '' ? s.text.replace(/\s*\n\s*$/u, '') : s.text.replace(/\s+$/u, '');
+    return { ...s, text };
   },
 };
 

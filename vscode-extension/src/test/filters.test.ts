@@ -9,9 +9,18 @@ const ctx = (over: Partial<FilterContext> = {}): FilterContext => ({ linePrefix:
 
 describe('filters', () => {
   describe('trimTrailingWhitespace', () => {
-    it('removes trailing spaces and newlines, keeps leading and inner whitespace', () => {
+    it('cuts a trailing line break with the blanks around it, keeps leading and inner whitespace', () => {
       assert.strictEqual(trimTrailingWhitespace.apply(s(' x = 1  \n\n'), ctx())!.text, ' x = 1');
-      assert.strictEqual(trimTrailingWhitespace.apply(s('a\n    b\t'), ctx())!.text, 'a\n    b');
+      assert.strictEqual(trimTrailingWhitespace.apply(s('a\n    b\n    '), ctx())!.text, 'a\n    b');
+      assert.strictEqual(trimTrailingWhitespace.apply(s('\n    '), ctx())!.text, ''); // blanks only: dropEmpty drops it
+    });
+
+    it('keeps the blanks that end the last line at the end of a line (the next key), cuts them before code', () => {
+      assert.strictEqual(trimTrailingWhitespace.apply(s('return '), ctx({ linePrefix: '    ' }))!.text, 'return ');
+      assert.strictEqual(trimTrailingWhitespace.apply(s('import '), ctx({ lineSuffix: '  ' }))!.text, 'import ');
+      assert.strictEqual(trimTrailingWhitespace.apply(s('a\n    b\t'), ctx())!.text, 'a\n    b\t');
+      assert.strictEqual(trimTrailingWhitespace.apply(s('x '), ctx({ linePrefix: 'f(', lineSuffix: ')' }))!.text, 'x');
+      assert.strictEqual(trimTrailingWhitespace.apply(s('x, '), ctx({ linePrefix: 'f(', lineSuffix: ' as f:' }))!.text, 'x,');
     });
   });
 
