@@ -36,7 +36,8 @@ Privacy. The agent sends anonymous usage events to app.tabbyml.com unless told n
 it not to: `/v1beta/server_setting` always answers `disable_client_side_telemetry: true`, and `/v1/health`
 names the Tabby API version whose routes are served here (`TABBY_API_VERSION`), so the agent asks for the
 setting (it skips the question for versions before 0.9.0). The agent stores the setting per endpoint and
-applies it at once.
+applies it at once. (On its very first start it has sent two events before it asks: docs/server.md tells users to
+turn them off in its config.toml too.)
 
 The `view`/`select`/`dismiss` events the agent posts are counted (`autocomplete_client_events_total{type}`):
 with `select` over `view` a team's server sees how often its suggestions are taken.
