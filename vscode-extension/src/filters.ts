@@ -61,7 +61,8 @@ export const truncateToMaxLength: Filter = {
  * line, and Enter gives it. Blanks that end the suggestion's last line are kept where the cursor is at the end of its
  * line: the space after `return`, `import` or `=` is the next key, and accepting it saves that key (typing the 40
  * standard files with an editor that indents: 56.0 % of keystrokes saved, against 52.9 % when every trailing blank was
- * cut, as until 2026-12-07; docs/extension.md). Where code follows the cursor on its line they are cut: `f(x |)`.
+ * cut, as until 2026-12-07; docs/extension.md), and so is a suggestion of blanks only on its line (indentation: Tab
+ * inserts it; dropping it measured 0.6 points less). Where code follows the cursor on its line they are cut: `f(x |)`.
  */
 export const trimTrailingWhitespace: Filter = {
   name: 'trimTrailingWhitespace',

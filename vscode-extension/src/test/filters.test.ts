@@ -19,6 +19,7 @@ describe('filters', () => {
       assert.strictEqual(trimTrailingWhitespace.apply(s('return '), ctx({ linePrefix: '    ' }))!.text, 'return ');
       assert.strictEqual(trimTrailingWhitespace.apply(s('import '), ctx({ lineSuffix: '  ' }))!.text, 'import ');
       assert.strictEqual(trimTrailingWhitespace.apply(s('a\n    b\t'), ctx())!.text, 'a\n    b\t');
+      assert.strictEqual(applyFilters([s('        ')], ctx({ linePrefix: '    ' }))[0]?.text, '        '); // indentation
       assert.strictEqual(trimTrailingWhitespace.apply(s('x '), ctx({ linePrefix: 'f(', lineSuffix: ')' }))!.text, 'x');
       assert.strictEqual(trimTrailingWhitespace.apply(s('x, '), ctx({ linePrefix: 'f(', lineSuffix: ' as f:' }))!.text, 'x,');
     });
