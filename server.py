@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import hmac
+from contextlib import contextmanager
 import ipaddress
 import json
 import logging
@@ -443,15 +444,25 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
     def model_name(args: dict) -> str:
         return Path(args["model_path"] or config.default_model).stem
 
+    @contextmanager
+    def reading_request():
+        """Around reading a request's body: a field of the wrong shape for its dialect (serving/infill.py,
+        serving/tabby.py) is a 400 `bad_field`, and every client mistake is counted by its kind."""
+        try:
+            try:
+                yield
+            except (infill.BadInfill, tabby.BadTabbyRequest) as e:
+                raise ApiError(400, str(e), "bad_field") from None
+        except ApiError as e:
+            state.metrics.error(e.kind)
+            raise
+
     @app.post("/autocomplete")
     def autocomplete():
         start = time.perf_counter()
         require_token()
-        try:
+        with reading_request():
             args = parse_completion_request(config)
-        except ApiError as e:
-            state.metrics.error(e.kind)
-            raise
         computed = compute(args, start)
         done = time.perf_counter()
         g.latency_seconds = done - start
@@ -475,15 +486,9 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
         """llama.cpp's /infill (serving/infill.py): llama.vim and llama.vscode as they are."""
         start = time.perf_counter()
         require_token()
-        try:
-            try:
-                fields, options = infill.translate_request(read_json_object(), config.max_suggestions_limit)
-            except infill.BadInfill as e:
-                raise ApiError(400, str(e), "bad_field") from None
+        with reading_request():
+            fields, options = infill.translate_request(read_json_object(), config.max_suggestions_limit)
             args = completion_args(fields, config)
-        except ApiError as e:
-            state.metrics.error(e.kind)
-            raise
         truncated = len(fields["prompt"]) > config.max_prompt_chars
         if options.n_predict == 0:  # "read these chunks": nothing to compute (serving/infill.py)
             computed = Computed([], None, 0.0, 0.0, 0.0)
@@ -500,11 +505,8 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
         """Tabby's completion route (serving/tabby.py): Tabby's agent and the editors it serves."""
         start = time.perf_counter()
         require_token()
-        try:
-            try:
-                asked = tabby.translate_request(read_json_object())
-            except tabby.BadTabbyRequest as e:
-                raise ApiError(400, str(e), "bad_field") from None
+        with reading_request():
+            asked = tabby.translate_request(read_json_object())
             if asked.repository and config.models_dir:  # the repository's own model, where there is one
                 try:
                     model_path(asked.repository, config.models_dir, config.default_model)
@@ -512,9 +514,6 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
                 except UnknownModel:
                     pass
             args = completion_args(asked.fields, config)
-        except ApiError as e:
-            state.metrics.error(e.kind)
-            raise
         cid = tabby.completion_id()
         if not asked.python:  # a Python model has nothing to offer in another language's file
             return jsonify(tabby.answer([], cid))
@@ -539,14 +538,8 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
     @app.post("/v1/events")
     def tabby_events():
         require_token()
-        try:
-            try:
-                kind = tabby.event_type(read_json_object())
-            except tabby.BadTabbyRequest as e:
-                raise ApiError(400, str(e), "bad_field") from None
-        except ApiError as e:
-            state.metrics.error(e.kind)
-            raise
+        with reading_request():
+            kind = tabby.event_type(read_json_object())
         state.metrics.client_event(kind)
         return Response("", status=200, mimetype="text/plain")
 

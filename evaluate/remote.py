@@ -20,8 +20,10 @@ from .predictor import Completion, extra_chunks
 
 
 class RemotePredictor:
+    PATH = "/autocomplete"  # the server's route this client's requests go to
+
     def __init__(self, url: str, token: str | None = None, timeout_s: float = 30.0, model: str | None = None):
-        self.url = url.rstrip("/") + "/autocomplete"
+        self.url = url.rstrip("/") + self.PATH
         self.model = model
         self.session = requests.Session()  # keep-alive, like an editor's client
         if token:
@@ -67,10 +69,11 @@ class InfillPredictor(RemotePredictor):
     line the answer's leading blanks, as many as the line holds, are the line's own and are not inserted; an
     answer of blanks only is not offered."""
 
+    PATH = "/infill"
+
     def __init__(self, url: str, token: str | None = None, timeout_s: float = 30.0, model: str | None = None,
                  prefix_lines: int = 256, suffix_lines: int = 64):
         super().__init__(url, token, timeout_s, model)
-        self.url = url.rstrip("/") + "/infill"
         self.prefix_lines, self.suffix_lines = prefix_lines, suffix_lines
 
     def request(self, prompt: str, suffix: str = "", extra: Sequence[str | tuple[str, str]] = ()) -> dict:
@@ -108,10 +111,11 @@ class TabbyPredictor(RemotePredictor):
     edited files and declarations there; its language server sends none). The first choice is what the agent
     shows (scripts/tabby_agent_check.py compares the two)."""
 
+    PATH = "/v1/completions"
+
     def __init__(self, url: str, token: str | None = None, timeout_s: float = 30.0, model: str | None = None,
                  prefix_lines: int = 20, suffix_lines: int = 20):
         super().__init__(url, token, timeout_s, model)
-        self.url = url.rstrip("/") + "/v1/completions"
         self.prefix_lines, self.suffix_lines = prefix_lines, suffix_lines
 
     def request(self, prompt: str, suffix: str = "", extra: Sequence[str | tuple[str, str]] = ()) -> dict:

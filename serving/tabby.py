@@ -44,6 +44,7 @@ with `select` over `view` a team's server sees how often its suggestions are tak
 """
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import re
@@ -136,8 +137,10 @@ def answer(completions: list[str], cid: str) -> dict:
     return {"id": cid, "choices": choices}
 
 
+@functools.cache
 def cpu_name() -> str:
-    """The CPU's model name (Linux's /proc/cpuinfo), else what `platform` knows."""
+    """The CPU's model name (Linux's /proc/cpuinfo), else what `platform` knows; read once, not at each
+    /v1/health."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
