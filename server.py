@@ -59,7 +59,7 @@ from serving import infill, tabby
 from serving.gate import ModelGate, QueueFull  # noqa: F401 - re-exported (tests, embedders)
 from serving.loading import load_for_inference, load_model, model_info, plain  # noqa: F401 - re-exported
 from serving.metrics import Metrics
-from serving.models import (DEFAULT_MAX_MODELS, ModelSet, ModelUnavailable, UnknownModel, model_path,
+from serving.models import (DEFAULT_MAX_MODELS, ModelSet, ModelUnavailable, UnknownModel, model_path, served_path,
                             served_names)
 from serving.pool import EngineError, LocalEngine, NoWorker, PoolConfig, WorkerLost, WorkerPool
 from serving.reload import CheckpointWatcher, ModelReloader
@@ -377,9 +377,10 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
                               response.status_code, seconds)
         return response
 
-    def compute(args: dict, start: float) -> Computed:
+    def compute(args: dict, start: float, answers: bool = True) -> Computed:
         """Wait for an engine slot (the client's, serving/pool.py) and compute `args`' completions;
-        ApiError when there is no answer to give, ClientGone when nobody waits for it any more."""
+        ApiError when there is no answer to give, ClientGone when nobody waits for it any more. `answers`:
+        counted as a client's request answered (not for a second computation of one request's answer)."""
         retry = {"Retry-After": str(config.retry_after_s)}
         engine = state.engine
         if engine is None:
@@ -425,7 +426,8 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
         finally:
             engine.leave(slot)
         state.metrics.add_engine_time(engine_done - queued)
-        state.metrics.answered(model_name(args), g.get("user") if config.tokens is not None else None)
+        if answers:
+            state.metrics.answered(model_name(args), g.get("user") if config.tokens is not None else None)
         return Computed(completions, model_sha, queue_ms=(queued - start) * 1000,
                         engine_ms=(engine_done - queued) * 1000, compute_ms=compute_ms)
 
@@ -437,7 +439,7 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
         if infill.blanks_only(computed.completions):
             now = time.perf_counter()
             after = {**args, "prompt": args["prompt"] + computed.completions[0][0], "max_suggestions": 1}
-            more = compute(with_remaining_budget(after, (now - start) * 1000), now)
+            more = compute(with_remaining_budget(after, (now - start) * 1000), now, answers=False)
             computed = computed.continued(more)
         return computed
 
@@ -507,12 +509,8 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
         require_token()
         with reading_request():
             asked = tabby.translate_request(read_json_object())
-            if asked.repository and config.models_dir:  # the repository's own model, where there is one
-                try:
-                    model_path(asked.repository, config.models_dir, config.default_model)
-                    asked.fields["model"] = asked.repository
-                except UnknownModel:
-                    pass
+            if asked.repository and served_path(asked.repository, config.models_dir, config.default_model)[0]:
+                asked.fields["model"] = asked.repository  # the repository's own model, where there is one
             args = completion_args(asked.fields, config)
         cid = tabby.completion_id()
         if not asked.python:  # a Python model has nothing to offer in another language's file

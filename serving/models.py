@@ -90,18 +90,28 @@ def served_names(models_dir: str | os.PathLike | None, default: str | os.PathLik
     return out
 
 
-def model_path(name: str, models_dir: str | os.PathLike | None, default: str | os.PathLike) -> str | None:
-    """The checkpoint a request's `"model": name` is answered by: None for the default model (`default`'s own
-    name, or a file in `models_dir` that is `default`), else `models_dir`/name.pt. Raises UnknownModel."""
+def served_path(name: str, models_dir: str | os.PathLike | None, default: str | os.PathLike) -> tuple[bool, str | None]:
+    """(whether `name` is served, the checkpoint that answers it: None for the default model). A few stats, no
+    directory listing: Tabby's route asks it of every request's repository name (serving/tabby.py)."""
     if name == Path(default).stem:
-        return None
+        return True, None
     if models_dir and NAME_PATTERN.fullmatch(name):
         path = Path(models_dir) / f"{name}{CHECKPOINT_SUFFIX}"
         if path.is_file():
             try:
-                return None if os.path.samefile(path, default) else str(path)
+                return True, None if os.path.samefile(path, default) else str(path)
             except OSError:  # the default's file is gone (it is loaded): this one is another model
-                return str(path)
+                return True, str(path)
+    return False, None
+
+
+def model_path(name: str, models_dir: str | os.PathLike | None, default: str | os.PathLike) -> str | None:
+    """The checkpoint a request's `"model": name` is answered by: None for the default model (`default`'s own
+    name, or a file in `models_dir` that is `default`), else `models_dir`/name.pt. Raises UnknownModel, whose
+    message lists the names served."""
+    served, path = served_path(name, models_dir, default)
+    if served:
+        return path
     if not models_dir:
         raise UnknownModel(f"this server serves one model, {Path(default).stem!r}; start it with --models-dir DIR "
                            f"to serve DIR/NAME.pt as \"model\": \"NAME\"")

@@ -85,7 +85,9 @@ def test_a_blank_best_completion_goes_on_to_the_code(client):
     text = TINY_TEXT[:TINY_TEXT.index("    def test_add(self):") + len("    def test_add(self):")]
     blanks = autocomplete(client, text, "\n\n")[0]
     assert blanks.startswith("\n") and not blanks.strip()
+    asked = answered(client)
     first = complete(client, {"prefix": text, "suffix": "\n\n"})["choices"][0]["text"]
+    assert answered(client) == asked + 1  # one request answered, though the engine computed twice
     code = autocomplete(client, text + blanks, "\n\n")[0]
     assert code.strip() and first == blanks + code
 
