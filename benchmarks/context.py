@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from benchmarks import part_main
-from benchmarks.server_load import Client, ServerProcess, percentile, prompt_files, tree_memory_mib
+from benchmarks.server_load import Client, ServerProcess, metric_value, percentile, prompt_files, tree_memory_mib
 from evaluate.metrics import line_starts_of, prompt_at
 
 
@@ -78,11 +78,8 @@ def run(args) -> str:
                 status, ms, _ = client.complete({"prompt": prompt_at(text, starts, cursor + k, 20)})
                 today.append(ms)
         mem_after = tree_memory_mib(server.proc.pid)
-        metrics = Client(server.port).conn
-        metrics.request("GET", "/metrics")
-        lines = metrics.getresponse().read().decode().splitlines()
-    store = {line.split()[0]: float(line.split()[1]) for line in lines
-             if line.startswith("autocomplete_engine_context_") and not line.startswith("#")}
+        store = {name: metric_value(server.port, f"autocomplete_engine_context_{name}")
+                 for name in ("block_bytes", "blocks", "segment_bytes", "segments")}
 
     def row(name, ms):
         return f"| {name} | {len(ms)} | {percentile(ms, 50):.1f} | {percentile(ms, 90):.1f} | " \
@@ -99,10 +96,10 @@ def run(args) -> str:
            f"Server memory ({mem_after['processes']} processes, summed): PSS {mem_loaded['pss']:.0f} MiB after "
            f"loading, {mem_after['pss']:.0f} MiB after the runs (VmRSS {mem_loaded['rss']:.0f} / "
            f"{mem_after['rss']:.0f} MiB); "
-           f"context store: {store.get('autocomplete_engine_context_block_bytes', 0) / 2**20:.1f} MiB of token ids "
-           f"in {store.get('autocomplete_engine_context_blocks', 0):.0f} blocks, "
-           f"{store.get('autocomplete_engine_context_segment_bytes', 0) / 2**20:.1f} MiB of indexes in "
-           f"{store.get('autocomplete_engine_context_segments', 0):.0f} segments."]
+           f"context store: {store['block_bytes'] / 2**20:.1f} MiB of token ids "
+           f"in {store['blocks']:.0f} blocks, "
+           f"{store['segment_bytes'] / 2**20:.1f} MiB of indexes in "
+           f"{store['segments']:.0f} segments."]
     return "\n".join(out)
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import requests
 
+from serving.metrics import sample_value
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = ROOT / "server.py"
 
@@ -295,10 +297,9 @@ def tree_memory_mib(pid: int) -> dict[str, float]:
     return {"rss": rss / 1024, "pss": pss / 1024, "processes": n}
 
 
-def metric_value(port: int, name: str) -> float:
-    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + " ") or line.startswith(name + "{"))
+def metric_value(port: int, name: str, **labels: str) -> float:
+    """A figure of the server's /metrics: `name`'s samples with `labels`, summed (serving/metrics.py)."""
+    return sample_value(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text, name, **labels)
 
 
 VARIANTS = {

@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from serving.infill import blank_line_indent
-
+from .indent import blank_line_indent
 from .kinds import string_end
 
 
@@ -177,7 +176,7 @@ def simulate_typing(predictor, text: str, kind: str | None = None, context_lines
     (the project-aware protocol: other files of the project); `suffix` (the code after the cursor, the
     edit-in-the-middle protocol) too.
 
-    `autoindent`: the editor indents each new line as Vim's and VS Code's Python rules do (serving/infill.py
+    `autoindent`: the editor indents each new line as Vim's and VS Code's Python rules do (indent.py
     `blank_line_indent`: the line above's indentation, one level more after `:`, one less after `return`, ...).
     Where that is the line's indentation its blanks cost nothing; elsewhere the typist types them one by one as
     without it (deleting a guess that is too deep is not counted)."""

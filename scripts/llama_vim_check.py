@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import pty
-import re
 import select
 import shutil
 import sys
@@ -33,6 +32,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.server_load import ServerProcess  # noqa: E402
+from serving.metrics import samples  # noqa: E402
 
 CALC = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n"
 DEMO = "import os\n\n\ndef list_py(folder):\n"
@@ -69,8 +69,8 @@ class Vim:
 
 def infill_statuses(url: str) -> dict[str, float]:
     text = requests.get(url + "/metrics", timeout=30).text
-    pattern = r'^autocomplete_requests_total\{endpoint="/infill",method="POST",status="(\d+)"\} (\S+)'
-    return {m.group(1): float(m.group(2)) for m in re.finditer(pattern, text, re.M)}
+    return {labels["status"]: value for labels, value in samples(text, "autocomplete_requests_total")
+            if labels.get("endpoint") == "/infill" and labels.get("method") == "POST"}
 
 
 def main(argv=None) -> int:

@@ -49,6 +49,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchmarks.server_load import ServerProcess  # noqa: E402
+from serving.metrics import sample_value  # noqa: E402
 
 AGENT_VERSION = "1.5.0"
 TOKEN, USER = "tabby-check-token-7f3a", "alice"
@@ -193,10 +194,9 @@ def server_choices(server: ServerProcess, prefix: str, suffix: str, token: str, 
     return [c["text"] for c in r.json()["choices"]]
 
 
-def metric(server: ServerProcess, name: str, labels: str) -> float:
+def metric(server: ServerProcess, name: str, **labels: str) -> float:
     text = requests.get(server.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).text
-    found = re.search(rf"^{re.escape(name)}\{{{re.escape(labels)}\}} (\S+)$", text, re.M)
-    return float(found.group(1)) if found else 0.0
+    return sample_value(text, name, **labels)
 
 
 # Step 4: cursor positions in a real file (this repository's), every AGREEMENT_STEP characters of its start.
@@ -301,7 +301,7 @@ def main(argv=None) -> int:
             write_agent_config(home, server.url, TOKEN)
 
             # 1. the language server
-            before = metric(server, "autocomplete_user_requests_total", f'user="{USER}"')
+            before = metric(server, "autocomplete_user_requests_total", user=USER)
             agent = Agent(args.node, cli, home, lsp=True)
             try:
                 answer = lsp_session(agent, project, TYPED)
@@ -317,7 +317,7 @@ def main(argv=None) -> int:
             check(bool(shown) and all(s.startswith(word) for s in shown)
                   and [s[len(word):] for s in shown] == expected[:len(shown)],
                   f"textDocument/completion gives the server's own choices {expected}")
-            after = metric(server, "autocomplete_user_requests_total", f'user="{USER}"')
+            after = metric(server, "autocomplete_user_requests_total", user=USER)
             check(after > before, f"the agent's requests carried {USER}'s token ({after - before:.0f} completions)")
 
             # 2. telemetry
@@ -348,12 +348,12 @@ def main(argv=None) -> int:
                 check(any(t.startswith("pixel_histogram") for t in texts)
                       and not any(t.startswith("pixel_histogram") for t in alone),
                       "the completion takes the declared name (segments.declarations reached the engine)")
-                views = metric(server, "autocomplete_client_events_total", 'type="view"')
-                selects = metric(server, "autocomplete_client_events_total", 'type="select"')
+                views = metric(server, "autocomplete_client_events_total", type="view")
+                selects = metric(server, "autocomplete_client_events_total", type="select")
                 for kind in ("view", "select"):
                     agent.call("postEvent", {"type": kind, "completion_id": result["id"], "choice_index": 0})
-                check(metric(server, "autocomplete_client_events_total", 'type="view"') == views + 1
-                      and metric(server, "autocomplete_client_events_total", 'type="select"') == selects + 1,
+                check(metric(server, "autocomplete_client_events_total", type="view") == views + 1
+                      and metric(server, "autocomplete_client_events_total", type="select") == selects + 1,
                       "postEvent view and select are counted in /metrics")
 
                 # 4. the agent shows the server's answers (or its own post-processing of them)

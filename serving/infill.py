@@ -29,7 +29,7 @@ Two shapes of the plugins' requests would leave them nothing to show, and are co
 
 - A blank cursor line is sent without its blanks (`prompt` ""; llama.vscode gives their number as `n_indent`,
   llama.vim gives 0). At a line start the model's likeliest completion is the indentation itself. The line's
-  indentation goes into the prompt (`n_indent` blanks, else the editor's guess, `blank_line_indent`) and in
+  indentation goes into the prompt (`n_indent` blanks, else the editor's guess, evaluate/indent.py) and in
   front of the answer.
 - A best completion of blanks and line breaks only (`"\\n        "` after `for x in xs:`) is not shown by llama.vim
   and dropped by llama.vscode, where llama.cpp's model would have gone on to the code. The engine is asked
@@ -54,6 +54,8 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+
+from evaluate.indent import blank_line_indent
 
 # What llama-server calls its error types, by status (its `error_type`); clients show the message.
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
@@ -139,42 +141,6 @@ def translate_request(body: dict, max_suggestions: int) -> tuple[dict, InfillOpt
         if budget > 0:
             request["time_budget_ms"] = budget
     return request, options
-
-
-def last_code_line(text: str) -> str | None:
-    """The last line of `text` that is not blank (None: there is none), found from the end: `text` may be a
-    client's 64K-character prefix, and splitting all of it on each request cost ~110 us."""
-    end = len(text)
-    while end >= 0:
-        start = text.rfind("\n", 0, end) + 1
-        if text[start:end].strip():
-            return text[start:end]
-        end = start - 1
-    return None
-
-
-def blank_line_indent(prefix: str, n_indent: int) -> str:
-    """The whitespace a blank cursor line holds in the editor, which llama.vim and llama.vscode leave out of
-    `prompt` (they send "" there): llama.vscode sends its width as `n_indent`, llama.vim sends 0. A model that
-    reads a prompt ending at a line start offers the indentation itself as the likeliest completion, which
-    the plugin has nothing to show for; with the line's indentation in the prompt it offers the line's code.
-    Without `n_indent` it is the editor's own guess (Vim's indent/python.vim, VS Code's onEnterRules): the
-    line above's indentation, one level more after a line ending with `:`, one less after `return`, `pass`,
-    `raise`, `break` or `continue`."""
-    above = last_code_line(prefix)
-    if above is None:
-        return " " * n_indent
-    indent = above[:len(above) - len(above.lstrip(" \t"))]
-    unit = "\t" if indent.startswith("\t") else "    "
-    if n_indent > 0:  # the editor's own count of the line's blanks (a tab counts one)
-        return unit[0] * n_indent
-    code = above.split("#", 1)[0].rstrip() if "#" in above and "'" not in above and '"' not in above \
-        else above.rstrip()
-    if code.endswith(":"):
-        return indent + unit
-    if code.lstrip().split(" ", 1)[0] in ("return", "pass", "raise", "break", "continue"):
-        return indent[:-len(unit)] if indent.endswith(unit) else ""
-    return indent
 
 
 def blanks_only(completions: list) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
 
 try:  # the *_created samples only add noise to this endpoint
     from prometheus_client import disable_created_metrics
@@ -121,3 +122,17 @@ class _StateCollector:
             else:
                 yield CounterMetricFamily(f"autocomplete_engine_{name.removesuffix('_total')}",
                                           "Engine counter, summed over workers and slots.", value=value)
+
+
+def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """(labels, value) of every sample named `name` (`autocomplete_errors_total`, ...) in a /metrics page, read
+    by prometheus_client's own parser: how the scripts and benchmarks read the server's figures."""
+    return [(dict(s.labels), s.value) for family in text_string_to_metric_families(text)
+            for s in family.samples if s.name == name]
+
+
+def sample_value(text: str, name: str, **labels: str) -> float:
+    """The sum of `name`'s samples whose labels include `labels` (all of them when none are given); 0.0 when
+    there is none (a labelled counter has no sample before its first count)."""
+    return sum(value for have, value in samples(text, name)
+               if all(have.get(k) == v for k, v in labels.items()))

@@ -170,6 +170,30 @@ def test_metrics_prometheus_text(client):
             float(line.rsplit(" ", 1)[1])
 
 
+def test_metrics_samples_are_read_by_label(client):
+    """serving.metrics.sample_value, how the scripts and benchmarks read /metrics, sums a name's samples whose
+    labels include the ones asked for."""
+    from serving.metrics import samples, sample_value
+
+    def page():
+        return client.get("/metrics").get_data(as_text=True)
+    ok = sample_value(page(), "autocomplete_requests_total", endpoint="/autocomplete", status="200")
+    bad = sample_value(page(), "autocomplete_requests_total", endpoint="/autocomplete", status="400")
+    every = sample_value(page(), "autocomplete_requests_total")
+    client.post("/autocomplete", json={"prompt": "a"})
+    client.post("/autocomplete", json={"prompt": "b"})
+    client.post("/autocomplete", json={"prompt": 1})
+    text = page()
+    assert sample_value(text, "autocomplete_requests_total", endpoint="/autocomplete", status="200") == ok + 2
+    assert sample_value(text, "autocomplete_requests_total", endpoint="/autocomplete", status="400") == bad + 1
+    # and the /metrics page `every` was read from (a page counts itself once it is sent)
+    assert sample_value(text, "autocomplete_requests_total") == every + 3 + 1
+    assert sample_value(text, "autocomplete_requests_total", status="999") == 0.0
+    assert sample_value(text, "autocomplete_queue_depth") == 0.0 and sample_value(text, "autocomplete_model_ready") == 1.0
+    assert {"endpoint": "/autocomplete", "method": "POST", "status": "400"} in \
+        [labels for labels, _ in samples(text, "autocomplete_requests_total")]
+
+
 def test_metrics_include_engine_stats(client):
     client.post("/autocomplete", json={"prompt": "import sys\nsys."})
     client.post("/autocomplete", json={"prompt": "import sys\nsys."})

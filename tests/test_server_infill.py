@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 import server
 from benchmarks.server_load import ServerProcess
 from server import ServerConfig, create_app
-from serving.infill import InfillOptions, blank_line_indent, cut, select_fields
+from evaluate.indent import blank_line_indent, code_of_line
+from serving.infill import InfillOptions, cut, select_fields
 from tests.test_server_http import SERVER_ARGS, json_values
 from tests.tiny_model import TINY_TEXT
 
@@ -96,12 +97,30 @@ def test_blanks_only_go_on_to_the_code(client):
     ("if x:\n\tif y:\n", 0, "\t\t"),
     ("x = {'a': 1,  # a comment: not the end\n", 0, ""),
     ("x = 1  # why:\n", 0, ""),                           # a colon in a comment opens nothing
+    ("if x:  # don't\n", 0, "    "),                      # a quote in the comment opens no string
+    ('if s == "#":\n', 0, "    "),                         # a # in a string is no comment
+    ("x = '#'  # why:\n", 0, ""),
+    ("def f():\n    return\n", 0, ""),
     ("", 0, ""), ("", 4, "    "),
     ("def f(x):\n", 8, " " * 8),                          # the editor's count wins
     ("if x:\n\ty = 1\n", 2, "\t\t"),
 ])
 def test_blank_line_indent(prefix, n_indent, indent):
     assert blank_line_indent(prefix, n_indent) == indent
+
+
+@pytest.mark.parametrize("line,code", [
+    ("x = 1  # c", "x = 1"),
+    ("x = '#'  # c", "x = '#'"),
+    (r's = "a\"#" # c', r's = "a\"#"'),                     # an escaped quote does not end the string
+    ("s = '''#''' + \"'\"  # c:", "s = '''#''' + \"'\""),    # triple quotes, and a quote inside the other kind
+    ("d = {'a': 1,  # x: y", "d = {'a': 1,"),
+    ("print('unterminated #", "print('unterminated #"),   # a string open to the line end holds the rest
+    ("# only a comment", ""),
+    ("    x = 1   ", "    x = 1"),
+])
+def test_code_of_line(line, code):
+    assert code_of_line(line) == code
 
 
 def test_cut_stops_where_llama_cpp_would():
