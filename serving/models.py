@@ -26,7 +26,8 @@ for or not.
 
 A new file under a served name (make train wrote it). Before a named model answers, its file's signature
 (one `os.stat`) is compared with the one it was loaded from, at most every `check_interval_s`; a signature
-that changed and then held for reload.SETTLE_S is loaded on a thread while the old model keeps answering, and
+that changed and settled (reload.FileWatch, as for the default model) is loaded on a thread while the old model
+keeps answering, and
 swapped in when ready (a file that fails to load is logged and not tried again until it changes). As with the
 default model, every answer names the model file that computed it (`model`: its sha256 prefix), so the
 editor drops its cached answers.
@@ -40,11 +41,11 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .reload import SETTLE_S, file_signature
+from .reload import FileWatch, file_signature
 
 log = logging.getLogger("autocomplete.models")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
@@ -147,10 +148,7 @@ class Served:
 class _Entry:
     path: str
     served: Served
-    checked: float = field(default_factory=time.monotonic)
-    seen: tuple | None = None       # a changed signature first seen at `seen_at`, waiting to settle
-    seen_at: float = 0.0
-    tried: tuple | None = None      # a signature that failed to load: not tried again
+    watch: FileWatch                # its file; `known`: the signature served, or the last that failed to load
     loading: bool = False
 
 
@@ -186,7 +184,8 @@ class ModelSet:
             if entry is None:
                 served = self._first_load(path)
                 with self._lock:
-                    entry = self._entries[path] = _Entry(path, served)
+                    watch = FileWatch(path, self.check_interval_s, served.signature)
+                    entry = self._entries[path] = _Entry(path, served, watch)
                     self._first_loads.pop(path, None)
                     self.loads += 1
                     dropped = self._evict()
@@ -248,25 +247,15 @@ class ModelSet:
         return dropped
 
     def _look(self, entry: _Entry) -> None:
-        """(Holding the lock.) Look at the file at most every check_interval_s; start a reload once a new
-        signature has held for SETTLE_S."""
-        now = time.monotonic()
-        # a change just seen is looked at again sooner, as reload.CheckpointWatcher does
-        wait = min(self.check_interval_s, SETTLE_S) if entry.seen else self.check_interval_s
-        if entry.loading or now - entry.checked < wait:
+        """(Holding the lock.) Start a reload once the file has changed and settled (reload.FileWatch: a file
+        that is gone is still served from memory)."""
+        if entry.loading:
             return
-        entry.checked = now
-        signature = file_signature(entry.path)
-        if signature is None or signature == entry.served.signature or signature == entry.tried:
-            entry.seen = None  # gone (still served from memory), unchanged, or known broken
-            return
-        if signature != entry.seen:
-            entry.seen, entry.seen_at = signature, now  # changed: read it once it stops changing
-            return
-        if now - entry.seen_at < SETTLE_S:
+        changed = entry.watch.change(time.monotonic())
+        if changed is None:
             return
         entry.loading = True
-        threading.Thread(target=self._reload, args=(entry, signature), name="model-set-reload", daemon=True).start()
+        threading.Thread(target=self._reload, args=(entry, changed[0]), name="model-set-reload", daemon=True).start()
 
     def _reload(self, entry: _Entry, signature: tuple) -> None:
         try:
@@ -275,10 +264,10 @@ class ModelSet:
             log.error("models: reload of %s failed, still serving the model loaded before: %s", entry.path,
                       " ".join(str(e).split())[:300])
             with self._lock:
-                entry.tried, entry.loading, entry.seen = signature, False, None
+                entry.watch.known, entry.loading = signature, False  # not tried again until it changes
             return
         with self._lock:
-            entry.served, entry.loading, entry.seen = served, False, None
+            entry.served, entry.watch.known, entry.loading = served, served.signature, False
             self.reloads += 1
         log.info("models: serving the new %s (sha256 %s)", entry.path, served.sha256)
 

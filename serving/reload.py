@@ -9,9 +9,9 @@ it is someone else's job.
 What is watched (`CheckpointWatcher`). The path, polled every `--reload-interval` seconds (2 by default;
 0: never), by its signature `(device, inode, size, mtime)`: one `os.stat`, a few microseconds, no
 dependency (inotify would need one, and would see nothing across some network file systems). A changed
-signature is acted on once it has held for 0.5 s more (one more look, sooner than the interval), so a file
-copied in place (`cp`, not a rename) is read only after the writer stopped; `make train` renames, so a new
-inode appears whole. A path that vanishes is waited for (nothing is reloaded, the loaded model keeps
+signature is acted on once its writer has stopped (`FileWatch`: its time is 0.5 s old, or it held for 0.5 s, one
+more look sooner than the interval), so a file copied in place (`cp`, not a rename) is read only after the
+writer stopped; `make train` renames, so a new inode appears whole. A path that vanishes is waited for (nothing is reloaded, the loaded model keeps
 serving). SIGUSR1 reloads at once, whether or not the file changed (for `--reload-interval 0`, or a file
 system whose times do not move). Not SIGHUP, nginx's and gunicorn's reload signal: closing the terminal of
 `make serve` sends SIGHUP to the whole foreground group, and that must still end the server.
@@ -49,6 +49,54 @@ def file_signature(path: str) -> tuple | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+class FileWatch:
+    """When to read again a file that is replaced or rewritten under a running server: the checkpoint it
+    serves (`CheckpointWatcher`), a named model (models.py), the tokens file (tokens.py).
+
+    `change(now)` looks (one os.stat) at most every `interval_s`, and every SETTLE_S while a change settles. A
+    signature other than `known` (the one last read, or tried and failed: not tried again) is ready to read
+    once its writer has stopped: its mtime is SETTLE_S old already (a file renamed into place by a writer that
+    finished), or the same signature was seen SETTLE_S before (a file copied in place, `cp`, written while we
+    look). A file that is gone is ready too with `gone_is_change` (it is read, fails, and says so), else it is
+    waited for (what was read from it keeps serving). The caller reads the file and sets `known` to what it
+    read. `monotonic` times; not thread-safe (each user holds its own lock or is its own thread)."""
+
+    def __init__(self, path: str, interval_s: float, known: tuple | None, gone_is_change: bool = False):
+        self.path = path
+        self.interval_s = interval_s
+        self.known = known
+        self.gone_is_change = gone_is_change
+        self.checked = time.monotonic()
+        self.seen: tuple | None = None  # a changed signature waiting to settle, first seen at `seen_at`
+        self.seen_at = 0.0
+
+    @property
+    def wait_s(self) -> float:
+        """Until the next look: sooner while a change settles."""
+        return min(self.interval_s, SETTLE_S) if self.seen else self.interval_s
+
+    def change(self, now: float, due: bool = False) -> tuple[tuple | None] | None:
+        """(the signature to read,) when the file has changed and settled; None when there is nothing to read
+        (or `wait_s` has not passed since the last look, unless `due`: a caller that waited it already)."""
+        if not due and now - self.checked < self.wait_s:
+            return None
+        self.checked = now
+        signature = file_signature(self.path)
+        if signature == self.known or (signature is None and not self.gone_is_change):
+            self.seen = None
+            return None
+        if signature is None or time.time() - signature[3] / 1e9 >= SETTLE_S:
+            self.seen = None
+            return (signature,)
+        if signature != self.seen:
+            self.seen, self.seen_at = signature, now
+            return None
+        if now - self.seen_at < SETTLE_S:
+            return None
+        self.seen = None
+        return (signature,)
 
 
 class ModelReloader:
@@ -101,26 +149,19 @@ class ModelReloader:
 
 
 class CheckpointWatcher(threading.Thread):
-    """Looks at the reloader's path every `interval_s`; a new signature that still holds at the next look,
-    SETTLE_S later, reloads."""
+    """Looks at the reloader's path every `interval_s` (a FileWatch) and reloads once a change has settled."""
 
     def __init__(self, reloader: ModelReloader, interval_s: float):
         super().__init__(name="checkpoint-watcher", daemon=True)
         self.reloader = reloader
-        self.interval_s = interval_s
+        self.watch = FileWatch(reloader.path, interval_s, reloader.signature)
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        seen = self.reloader.signature
-        wait = self.interval_s
-        while not self.stopped.wait(wait):
-            now = file_signature(self.reloader.path)
-            if now is not None and now == seen and now != self.reloader.signature:
+        while not self.stopped.wait(self.watch.wait_s):
+            self.watch.known = self.reloader.signature  # SIGUSR1 may have reloaded meanwhile
+            if self.watch.change(time.monotonic(), due=True) is not None:
                 self.reloader.reload("the file changed")
-            # A change just seen is looked at again sooner: a renamed file is whole at once, so the wait is
-            # only for a writer still copying in place, whose writes move the size and time within 0.5 s.
-            wait = min(self.interval_s, SETTLE_S) if now != seen else self.interval_s
-            seen = now
 
     def stop(self) -> None:
         self.stopped.set()

@@ -14,7 +14,7 @@ Checking. A request's `Authorization: Bearer T` is compared with every token of 
 `autocomplete_user_requests_total{user}`; a prompt is never logged, a token never shown.
 
 Changes without a restart. The file is looked at (one `os.stat`) at most every `check_interval_s` as requests
-arrive. A changed file is read at the first look once its last write is reload.SETTLE_S old, so a line removed
+arrive. A changed file is read at the first look once its last write is reload.SETTLE_S old (reload.FileWatch), so a line removed
 takes that person's access away at the first request `check_interval_s` after the last look. A file that does not
 parse is refused:
 - at start, with its line number and why (the server exits 2);
@@ -32,7 +32,7 @@ import re
 import threading
 import time
 
-from .reload import SETTLE_S, file_signature
+from .reload import FileWatch, file_signature
 
 log = logging.getLogger("autocomplete.tokens")
 NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
@@ -77,11 +77,9 @@ class TokenSet:
         self.path = path
         self.check_interval_s = check_interval_s
         self._lock = threading.Lock()
-        self._signature = file_signature(path)
+        # a file that is gone is read too: it fails, is logged, and the tokens read before stay
+        self._watch = FileWatch(path, check_interval_s, file_signature(path), gone_is_change=True)
         self._users = self._read()  # TokenFileError at start: the server refuses to run
-        self._checked = time.monotonic()
-        self._seen: tuple | None = None   # a changed signature waiting to settle, since _seen_at
-        self._seen_at = 0.0
         self.reloads = 0
 
     def _read(self) -> list[tuple[str, bytes]]:
@@ -108,25 +106,11 @@ class TokenSet:
             return len(self._users)
 
     def _look(self) -> None:
-        now = time.monotonic()
         with self._lock:
-            wait = min(self.check_interval_s, SETTLE_S) if self._seen else self.check_interval_s
-            if now - self._checked < wait:
+            changed = self._watch.change(time.monotonic())
+            if changed is None:
                 return
-            self._checked = now
-            signature = file_signature(self.path)
-            if signature == self._signature:
-                self._seen = None
-                return
-            # changed: read it once it has stopped changing, now if its last write is SETTLE_S old already (a file
-            # that is gone is read now too, and kept to the tokens read before)
-            held = signature is None or time.time() - signature[3] / 1e9 >= SETTLE_S
-            if not held and signature != self._seen:
-                self._seen, self._seen_at = signature, now
-                return
-            if not held and now - self._seen_at < SETTLE_S:
-                return
-            self._signature, self._seen = signature, None
+            self._watch.known = changed[0]
             try:
                 users = self._read()
             except TokenFileError as e:

@@ -226,3 +226,38 @@ def test_sigusr1_reloads_the_in_process_engine_and_the_file_is_not_watched_with_
 
 def test_reload_interval_is_checked():
     assert server.main(["--reload-interval", "-1"]) == 2
+
+
+def test_file_watch_reads_a_change_once_its_writer_stopped(tmp_path):
+    """serving.reload.FileWatch, which the checkpoint watcher, the named models and the tokens file share."""
+    from serving.reload import SETTLE_S, FileWatch, file_signature
+    path = tmp_path / "watched"
+    path.write_text("one")
+    t = 1000.0  # the watch's own clock (monotonic seconds), given to each look
+    watch = FileWatch(str(path), interval_s=2.0, known=file_signature(path))
+    watch.checked = t
+    assert watch.change(t + 2.0) is None  # unchanged
+    path.write_text("two, longer")  # just written: its writer may go on
+    assert watch.change(t + 3.0) is None  # not yet looked at: the interval since the last look has not passed
+    assert watch.change(t + 4.0) is None and watch.wait_s == SETTLE_S  # seen; looked at again sooner
+    assert watch.change(t + 4.0 + SETTLE_S / 2, due=True) is None  # held, but not for SETTLE_S yet
+    new = file_signature(path)
+    assert watch.change(t + 4.0 + SETTLE_S, due=True) == (new,)
+    watch.known = new  # the caller read it
+    assert watch.change(t + 10.0) is None and watch.wait_s == 2.0
+    # a write that ended SETTLE_S ago (a file renamed into place): read at the first look
+    path.write_text("three")
+    os.utime(path, (time.time() - 2 * SETTLE_S,) * 2)
+    assert watch.change(t + 12.0) == (file_signature(path),)
+    watch.known = file_signature(path)
+    # a write that goes on between looks is waited for
+    path.write_text("four")
+    assert watch.change(t + 14.0) is None
+    path.write_text("four, more")
+    assert watch.change(t + 14.0 + SETTLE_S, due=True) is None  # another signature: it settles from now
+    assert watch.change(t + 14.0 + 2 * SETTLE_S, due=True) == (file_signature(path),)
+    # a file that is gone: waited for, unless the caller wants to hear of it
+    path.unlink()
+    assert watch.change(t + 20.0) is None and watch.seen is None
+    tokens_like = FileWatch(str(path), interval_s=2.0, known=("some", "signature", 1, 2), gone_is_change=True)
+    assert tokens_like.change(time.monotonic(), due=True) == (None,)
