@@ -86,6 +86,10 @@ def parse_args(argv=None):
     p.add_argument("--autoindent", action="store_true",
                    help="lines and project protocols: the editor indents each new line (evaluate/metrics.py "
                         "simulate_typing); its blanks cost nothing where that is the line's indentation")
+    p.add_argument("--accept-words", action="store_true",
+                   help="lines and project protocols: the typist also accepts a suggestion's next word alone "
+                        "(Ctrl+Right in VS Code) where the whole suggestion is not right (evaluate/metrics.py "
+                        "simulate_typing)")
     p.add_argument("--start-fraction", type=float, default=0.0,
                    help="type each file from this fraction of it (0: from the top; the text before is there)")
     p.add_argument("--no-context", action="store_true",
@@ -304,6 +308,7 @@ def evaluate(args) -> dict:
     cols = [(kind, protocol) for protocol in args.protocol for kind in args.kind]
     report = {"model": str(args.model), "server": args.server, "server_model": args.server_model,
               "server_api": args.server_api if args.server else None, "autoindent": args.autoindent,
+              "accept_words": args.accept_words,
               "tabby_lines": list(args.tabby_lines) if args.server and args.server_api == "tabby" else None,
               "beam_width": args.beam_width,
               "auto_beam_width": args.auto_beam_width, "split": None if args.files else args.split, "files": [],
@@ -338,7 +343,7 @@ def evaluate(args) -> dict:
             else:
                 lines = args.context_lines if protocol == "lines" else 0  # project: the whole text before the cursor
                 r = simulate_typing(completer, text, KIND_NAMES[kind], lines, extra=extra, start=start, end=end,
-                                    autoindent=args.autoindent)
+                                    autoindent=args.autoindent, accept_words=args.accept_words)
             totals[col][0] += r.chars
             totals[col][1] += r.keystrokes
             all_ms[col] += r.request_ms

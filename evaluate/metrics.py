@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .indent import blank_line_indent
+from serving.indent import blank_line_indent
 from .kinds import string_end
 
 
@@ -67,6 +67,23 @@ class TypingResult:
     @property
     def saved(self) -> float:
         return 1 - self.keystrokes / self.chars if self.chars else 0.0
+
+
+# VS Code's word, as its "Accept Next Word Of Inline Suggestion" (Ctrl+Right) takes it: the editor's default
+# word definition (Python's language configuration sets none), ASCII classes as in JavaScript.
+WORD_SEPARATORS = "`~!@#$%^&*()-=+[{]}\\|;:'\",.<>/?"
+WORD = re.compile(r"(-?\d*\.\d\w*)|([^" + re.escape(WORD_SEPARATORS) + r"\s]+)", re.ASCII)
+BLANKS = re.compile(r"\s+")
+
+
+def next_word_end(suggestion: str) -> int:
+    """How much of `suggestion` one Ctrl+Right accepts (VS Code's `acceptNextWord`, read in code-server 4.139.1's
+    workbench): a word at its start, else what comes before the next word, but never past the end of its first
+    run of blanks (`"self.x"` -> `self`, then `.`, then `x`; `" = y"` -> `" "`)."""
+    found = WORD.search(suggestion)
+    end = (found.end() if found.start() == 0 else found.start()) if found else len(suggestion)
+    blanks = BLANKS.search(suggestion)
+    return blanks.end() if blanks and blanks.end() < end else end
 
 
 # The extension's default suffix (`pythonAutocomplete.suffixLines`): the lines after the cursor's line, of
@@ -171,15 +188,19 @@ def sample_inside_spans(text: str, n: int, rng: random.Random, min_chars: int = 
 
 def simulate_typing(predictor, text: str, kind: str | None = None, context_lines: int = 20,
                     extra: list[str] | None = None, start: int = 0, end: int | None = None,
-                    suffix: str = "", autoindent: bool = False) -> TypingResult:
+                    suffix: str = "", autoindent: bool = False, accept_words: bool = False) -> TypingResult:
     """Type text[start:end] (the text before `start` is already there); `extra` goes with every request
     (the project-aware protocol: other files of the project); `suffix` (the code after the cursor, the
     edit-in-the-middle protocol) too.
 
-    `autoindent`: the editor indents each new line as Vim's and VS Code's Python rules do (indent.py
+    `autoindent`: the editor indents each new line as Vim's and VS Code's Python rules do (serving/indent.py
     `blank_line_indent`: the line above's indentation, one level more after `:`, one less after `return`, ...).
     Where that is the line's indentation its blanks cost nothing; elsewhere the typist types them one by one as
-    without it (deleting a guess that is too deep is not counted)."""
+    without it (deleting a guess that is too deep is not counted).
+
+    `accept_words`: a typist who also takes a suggestion word by word (Ctrl+Right in VS Code, `next_word_end`;
+    JetBrains' and Tabby's plugins have the same): where the whole suggestion is not the next characters but its
+    next word is, one keystroke accepts that word, and the next request comes from after it."""
     starts = line_starts_of(text)
     end = len(text) if end is None else end
     result = TypingResult(chars=end - start, keystrokes=0)
@@ -197,6 +218,9 @@ def simulate_typing(predictor, text: str, kind: str | None = None, context_lines
         if s and text.startswith(s, i) and i + len(s) <= end:
             result.accepted.append((i - start, i - start + len(s)))
             i += len(s)
+        elif accept_words and s and text.startswith(s[:(w := next_word_end(s))], i) and i + w <= end:
+            result.accepted.append((i - start, i - start + w))
+            i += w
         else:
             i += 1
         if autoindent and i < end and text[i - 1] == "\n":

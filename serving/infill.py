@@ -29,7 +29,7 @@ Two shapes of the plugins' requests would leave them nothing to show, and are co
 
 - A blank cursor line is sent without its blanks (`prompt` ""; llama.vscode gives their number as `n_indent`,
   llama.vim gives 0). At a line start the model's likeliest completion is the indentation itself. The line's
-  indentation goes into the prompt (`n_indent` blanks, else the editor's guess, evaluate/indent.py) and in
+  indentation goes into the prompt (`n_indent` blanks, else the editor's guess, serving/indent.py) and in
   front of the answer.
 - A best completion of blanks and line breaks only (`"\\n        "` after `for x in xs:`) is not shown by llama.vim
   and dropped by llama.vscode, where llama.cpp's model would have gone on to the code. The engine is asked
@@ -55,7 +55,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from evaluate.indent import blank_line_indent
+from .indent import blank_line_indent
 
 # What llama-server calls its error types, by status (its `error_type`); clients show the message.
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",

@@ -11,9 +11,9 @@ import torch
 
 from evaluate.__main__ import main
 from evaluate.metrics import (bracket_spans, char_surprise, clip_text, edit_similarity, header_span,
-                              levenshtein, line_completion, line_scores, line_starts_of, prompt_at,
+                              levenshtein, line_completion, line_scores, line_starts_of, next_word_end, prompt_at,
                               sample_inside_spans, sample_line_cuts, simulate_typing, token_stats)
-from evaluate.predictor import Predictor
+from evaluate.predictor import Completion, Predictor
 from tests.tiny_model import TINY_TEXT, make_tiny_checkpoint
 
 
@@ -75,6 +75,40 @@ def test_autoindent_blanks_cost_nothing_where_the_editor_guesses_them():
     from evaluate.breakdown import keystroke_breakdown
     counts = keystroke_breakdown(text, 0, len(text), r.accepted, set(), r.indented)
     assert sum(counts.values()) == r.keystrokes
+
+
+@pytest.mark.parametrize("suggestion,word", [
+    ("self.x", "self"), (".x", "."), (" = y", " "), ("(a, b)", "("), ("  foo", "  "), ("foo bar", "foo"),
+    ("0.5)", "0.5"), (", ", ", "), ("\n    return", "\n    "), ("x", "x"),
+])
+def test_next_word_is_what_vs_codes_ctrl_right_accepts(suggestion, word):
+    assert suggestion[:next_word_end(suggestion)] == word
+
+
+class Fixed:
+    """A completer that offers one suggestion wherever the text typed so far ends with a key of `by_end`."""
+
+    def __init__(self, by_end: dict[str, str]):
+        self.by_end = by_end
+
+    def complete(self, prompt, **options):
+        return [Completion(s, 0.5) for end, s in self.by_end.items() if prompt.endswith(end)][:1]
+
+
+def test_a_word_accepting_typist_takes_the_right_words_of_a_wrong_suggestion():
+    text = "result = self.items[0]\n"
+    completer = Fixed({"result = ": "self.values[0]", "result = self": ".values[0]", "result = self.": "items[1]"})
+    whole = simulate_typing(completer, text, context_lines=0)
+    assert whole.accepted == [] and whole.keystrokes == len(text)
+    words = simulate_typing(completer, text, context_lines=0, accept_words=True)
+    # "self", then "." by Ctrl+Right (the word after each is wrong), then "items" ("[1]" is wrong); each
+    # accepted word is a new request's place, as each typed character is
+    start = len("result = ")
+    assert words.accepted == [(start, start + 4), (start + 4, start + 5), (start + 5, start + 10)]
+    assert words.keystrokes == len(text) - (4 + 1 + 5) + 3
+    # a whole suggestion that is right is taken whole, one keystroke, by both typists
+    right = Fixed({"result = ": "self.items[0]"})
+    assert simulate_typing(right, text, context_lines=0, accept_words=True).accepted == [(start, start + 13)]
 
 
 def test_token_stats_chunked_equals_one_pass(ckpt, predictor):

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import server
 from benchmarks.server_load import ServerProcess
 from server import ServerConfig, create_app
-from evaluate.indent import blank_line_indent, code_of_line
+from serving.indent import blank_line_indent, code_of_line
 from serving.infill import InfillOptions, cut, select_fields
 from tests.test_server_http import SERVER_ARGS, json_values
 from tests.tiny_model import TINY_TEXT

@@ -1,6 +1,6 @@
 """The indentation an editor gives a new line: what the typist does not type, and what a plugin leaves out.
 
-Two users of one guess. The server (serving/infill.py) puts a blank cursor line's indentation back into the
+Two users of one guess. The server (infill.py) puts a blank cursor line's indentation back into the
 prompt, which llama.vim and llama.vscode send without it; `python -m evaluate --autoindent` (metrics.py
 `simulate_typing`) lets the simulated editor indent each new line, as Vim's indent/python.vim and VS Code's
 onEnterRules do, so the typist does not pay for blanks the editor types. Both follow the same rule: the last
