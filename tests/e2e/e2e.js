@@ -62,6 +62,21 @@ const NOTEBOOK = {
 // Edit inside a line: the line `head + rest` is typed at the end, the cursor goes back before `rest`, `typed` is
 // typed there. No suggestion may run into the rest of the line (the engine's stop rule and repeat trim).
 const INSIDE = { name: 'inside-a-line', head: 'with open(path', rest: ') as f:', typed: ', ' };
+// Accept the next word (Ctrl+Right, VS Code's editor.action.inlineSuggest.acceptNextWord): typed at the end of
+// main.py; the suggestion must be of more than one word. The first word goes in, the rest stays shown (the editor
+// asks again and the extension answers from its cache), Tab takes the rest. `python -m evaluate --accept-words`
+// measures this typist (docs/extension.md "Word by word").
+const NEXT_WORD = { name: 'accept-next-word', typed: 'stem = os.path.', autoClosed: '' };
+// VS Code's next word (its acceptNextWord with the default word definition, which Python's configuration keeps):
+// a word at the start, else what comes before the next word, never past the first run of blanks.
+const WORD = /(-?\d*\.\d\w*)|([^`~!@#$%^&*()\-=+[{\]}\\|;:'",.<>/?\s]+)/;
+function nextWordEnd(text) {
+  const m = text.match(WORD);
+  let end = m ? (m.index === 0 ? m[0].length : m.index) : text.length;
+  const blanks = /\s+/.exec(text);
+  if (blanks && blanks.index + blanks[0].length < end) end = blanks.index + blanks[0].length;
+  return end;
+}
 
 const t0 = Date.now();
 const lap = (m) => console.log(`  [e2e.js ${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}`);
@@ -403,6 +418,38 @@ async function clearLine(page) {
       else if (!sent.some((c) => c.filename === 'billing.py' && c.text === BILLING)) failures.push(`${name}: input_extra does not carry billing.py from disk: ${JSON.stringify(sent.map((c) => c.filename))}`);
       if (fs.existsSync(path.join(WS, '.git')) && sent.some((c) => c.filename.startsWith('generated/'))) failures.push(`${name}: input_extra carries generated/schema_pb2.py, which the workspace's .gitignore leaves out: ${JSON.stringify(sent.map((c) => c.filename))}`);
       if (typeof shown !== 'string' || !shown.startsWith(PROJECT.want)) failures.push(`${name}: expected ghost text starting with ${JSON.stringify(PROJECT.want)}, the extension showed ${JSON.stringify(shown ?? 'nothing')}`);
+      await clearLine(page);
+      const back = await saveAndCheck(page, doc);
+      if (back !== doc) failures.push(`${name}: the file did not go back to what it was: ends ${JSON.stringify(back.slice(-60))}`);
+    }
+
+    // 1a') accept the next word, then the rest (NEXT_WORD)
+    if (!failures.length) {
+      const { name } = NEXT_WORD;
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('Control+End');
+      const { docText, shown: answer } = await typeAtEnd(doc, NEXT_WORD.typed, NEXT_WORD.autoClosed);
+      const shown = answer?.text;
+      const word = typeof shown === 'string' ? shown.slice(0, nextWordEnd(shown)) : '';
+      const ghost = () => page.evaluate((sel) => [...document.querySelectorAll(sel)].map((e) => e.textContent.replace(/\u00a0/g, ' ')).join(''), GHOST);
+      const visible = await page.waitForSelector(GHOST, { state: 'visible', timeout: 10000 }).then(() => true, () => false);
+      if (!visible || typeof shown !== 'string' || !word || word === shown) {
+        failures.push(`${name}: expected ghost text of more than one word after ${JSON.stringify(NEXT_WORD.typed)}, the extension showed ${JSON.stringify(shown ?? 'nothing')} (visible: ${visible})`);
+      } else {
+        await page.keyboard.press('Control+ArrowRight');
+        const rest = shown.slice(word.length);
+        const restShown = await page.waitForFunction(([sel, r]) => [...document.querySelectorAll(sel)].map((e) => e.textContent.replace(/\u00a0/g, ' ')).join('') === r, [GHOST, rest], { timeout: 5000 }).then(() => true, () => false);
+        lap(`${name}: ghost ${JSON.stringify(shown)}; Ctrl+Right took ${JSON.stringify(word)}; then shown ${JSON.stringify(await ghost())}`);
+        await shot(`${name}_after_word`);
+        if (!restShown) failures.push(`${name}: after Ctrl+Right took ${JSON.stringify(word)} the ghost text is ${JSON.stringify(await ghost())}, expected the rest ${JSON.stringify(rest)}`);
+        await page.keyboard.press('Tab');
+        await sleep(300);
+        await page.keyboard.press('Escape');
+        const expected = docText + shown;
+        const after = await saveAndCheck(page, expected);
+        if (after !== expected) failures.push(`${name}: file on disk ends with ${JSON.stringify(after.slice(doc.length))}, expected ${JSON.stringify(expected.slice(doc.length))}`);
+        else lap(`${name}: saved line is ${JSON.stringify(after.slice(doc.length))}`);
+      }
       await clearLine(page);
       const back = await saveAndCheck(page, doc);
       if (back !== doc) failures.push(`${name}: the file did not go back to what it was: ends ${JSON.stringify(back.slice(-60))}`);
