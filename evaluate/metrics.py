@@ -199,7 +199,7 @@ def simulate_typing(predictor, text: str, kind: str | None = None, context_lines
     without it (deleting a guess that is too deep is not counted).
 
     `accept_words`: a typist who also takes a suggestion word by word (Ctrl+Right in VS Code, `next_word_end`;
-    JetBrains' and Tabby's plugins have the same): where the whole suggestion is not the next characters but its
+    llama.vim's `keymap_fim_accept_word`): where the whole suggestion is not the next characters but its
     next word is, one keystroke accepts that word, and the next request comes from after it."""
     starts = line_starts_of(text)
     end = len(text) if end is None else end
