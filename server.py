@@ -475,6 +475,7 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
             "id": uuid.uuid4().hex,
             "ms": round((done - start) * 1000, 3),
         }
+        state.metrics.remember_answer(body["id"], model_name(args))  # for the editor's events on it
         if computed.model_sha:  # which model answered (sha256 prefix of its file): a client's cache of
             body["model"] = computed.model_sha  # answers is void once it changes (a reload, serving/reload.py)
         response = jsonify(body)
@@ -517,6 +518,7 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
             return jsonify(tabby.answer([], cid))
         computed = compute_showable(args, start)
         g.latency_seconds = time.perf_counter() - start
+        state.metrics.remember_answer(cid, model_name(args))  # for the agent's events on it
         response = jsonify(tabby.answer([text for text, _ in computed.completions], cid))
         response.headers["Server-Timing"] = computed.server_timing()
         return response
@@ -537,8 +539,8 @@ def create_app(predictor, config: ServerConfig | None = None) -> Flask:
     def tabby_events():
         require_token()
         with reading_request():
-            kind = tabby.event_type(read_json_object())
-        state.metrics.client_event(kind)
+            kind, answer_id = tabby.read_event(read_json_object())
+        state.metrics.client_event(kind, answer_id)
         return Response("", status=200, mimetype="text/plain")
 
     @app.get("/health")

@@ -9,6 +9,9 @@ reports (documented as a reset, as Prometheus counters allow).
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,6 +21,12 @@ try:  # the *_created samples only add noise to this endpoint
     disable_created_metrics()
 except ImportError:  # older prometheus_client
     pass
+
+# Answers whose model a later suggestion event can still be told by (ids of ~32 characters: ~1 MB at most). An
+# editor reports a view within a second of the answer and an accept within seconds more; an event for an id
+# forgotten (older, from before a restart, answered by another replica) is counted as model "unknown".
+ANSWERS_REMEMBERED = 8192
+UNKNOWN_MODEL = "unknown"
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -43,10 +52,15 @@ class Metrics:
         # by the person whose token asked (--tokens-file, serving/tokens.py): one label per line of that file
         self.user_requests = Counter("autocomplete_user_requests", "Completions answered, by the token's user.",
                                      ["user"], registry=self.registry)
-        # what editors did with the suggestions shown (Tabby's agent posts them, serving/tabby.py): select over
-        # view is how often the team takes a suggestion; the type is one of serving.tabby.EVENT_TYPES or "other"
-        self.client_events = Counter("autocomplete_client_events", "Suggestion events editors reported, by type.",
-                                     ["type"], registry=self.registry)
+        # what editors did with the suggestions shown (Tabby's agent and the extension post them, serving/tabby.py):
+        # select over view is how often the team takes a suggestion, per model (a project's fine-tuned one against
+        # the default); the type is one of serving.tabby.EVENT_TYPES or "other", the model that of the answer the
+        # event names (`answered_by`), else UNKNOWN_MODEL
+        self.client_events = Counter("autocomplete_client_events",
+                                     "Suggestion events editors reported, by type and by the model that answered.",
+                                     ["type", "model"], registry=self.registry)
+        self.answered_by: OrderedDict[str, str] = OrderedDict()  # answer id -> model name, the newest last
+        self._answers_lock = threading.Lock()
         self.registry.register(_StateCollector(state))
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float | None = None):
@@ -65,8 +79,17 @@ class Metrics:
         if user is not None:
             self.user_requests.labels(user).inc()
 
-    def client_event(self, kind: str):
-        self.client_events.labels(kind).inc()
+    def remember_answer(self, answer_id: str, model: str):
+        """An answer sent with `answer_id` (the `id` editors name in their events) was computed by `model`."""
+        with self._answers_lock:
+            self.answered_by[answer_id] = model
+            if len(self.answered_by) > ANSWERS_REMEMBERED:
+                self.answered_by.popitem(last=False)
+
+    def client_event(self, kind: str, answer_id: str):
+        with self._answers_lock:
+            model = self.answered_by.get(answer_id, UNKNOWN_MODEL)
+        self.client_events.labels(kind, model).inc()
 
     def add_engine_time(self, seconds: float):
         self.engine_seconds.inc(seconds)

@@ -165,8 +165,9 @@ def server_setting() -> dict:
     return {"disable_client_side_telemetry": True}
 
 
-def event_type(body: dict) -> str:
-    """The counted type of a /v1/events body (a LogEventRequest); BadTabbyRequest when it is not one."""
+def read_event(body: dict) -> tuple[str, str]:
+    """(the counted type, the answer's id) of a /v1/events body (a LogEventRequest); BadTabbyRequest when it is
+    not one."""
     kind = body.get("type")
     if not isinstance(kind, str):
         raise BadTabbyRequest('"type" is required and must be a string ("view", "select" or "dismiss")')
@@ -177,4 +178,4 @@ def event_type(body: dict) -> str:
     index = body.get("choice_index")
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
         raise BadTabbyRequest('"choice_index" is required and must be an integer >= 0')
-    return kind if kind in EVENT_TYPES else "other"
+    return (kind if kind in EVENT_TYPES else "other"), cid

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from benchmarks.server_load import ServerProcess
 from server import ServerConfig, create_app
 from serving import tabby
+from serving.metrics import sample_value
 from tests.test_server_http import SERVER_ARGS, json_values
 from tests.test_server_infill import client, loaded  # noqa: F401 - fixtures: the tiny model's app
 from tests.test_server_reload import other_checkpoint  # noqa: F401 - a fixture
@@ -113,6 +114,11 @@ def test_the_repositorys_model_answers(loaded, checkpoint, other_checkpoint, tmp
         assert choices(url) == asked("billing"), url
     for url in (None, "", "https://github.com/acme/payroll.git", "https://h/x/../../etc/passwd"):
         assert choices(url) == asked(), url  # no model by that name: the default, never an error
+    # the agent's events on each answer count for the model that gave it
+    for url in ("https://github.com/acme/billing.git", "https://github.com/acme/payroll.git"):
+        cid = complete(team, {"prefix": prompt, "git_url": url})["id"]
+        team.post("/v1/events", json={"type": "select", "completion_id": cid, "choice_index": 0})
+    assert events(team, type="select", model="billing") == 1 and events(team, type="select", model="default") == 1
 
 
 def test_repository_name():
@@ -139,18 +145,32 @@ def test_health_and_settings_as_the_agent_reads_them(client):
     assert client.get("/v1beta/server_setting").get_json() == {"disable_client_side_telemetry": True}
 
 
-def test_events_are_counted(client):
-    def count(kind):
-        found = re.search(rf'^autocomplete_client_events_total\{{type="{kind}"\}} (\S+)$',
-                          client.get("/metrics").get_data(as_text=True), re.M)
-        return float(found.group(1)) if found else 0.0
+def events(client, **labels) -> float:
+    return sample_value(client.get("/metrics").get_data(as_text=True), "autocomplete_client_events_total", **labels)
 
-    before = {k: count(k) for k in ("view", "select", "dismiss", "other")}
+
+def test_events_are_counted(client):
+    before = {k: events(client, type=k) for k in ("view", "select", "dismiss", "other")}
     for kind in ("view", "view", "select", "dismiss", "tweet"):
         r = client.post("/v1/events?select_kind=line", json={"type": kind, "completion_id": "cmpl-1",
                                                              "choice_index": 0, "view_id": "v", "elapsed": 5})
         assert r.status_code == 200 and r.get_data() == b""
-    assert {k: count(k) - before[k] for k in before} == {"view": 2, "select": 1, "dismiss": 1, "other": 1}
+    assert {k: events(client, type=k) - before[k] for k in before} == \
+        {"view": 2, "select": 1, "dismiss": 1, "other": 1}
+
+
+def test_events_name_the_model_that_answered(client):
+    """An event is counted under the model of the answer it names (the agent's choice id, the extension's
+    /autocomplete answer id), so that select over view compares models; an id the server did not give is
+    "unknown"."""
+    tabby_id = complete(client, {"prefix": PREFIX, "suffix": "\n"})["id"]
+    r = client.post("/autocomplete", json={"prompt": PREFIX})
+    extension_id = r.get_json()["id"]
+    before = {(t, m): events(client, type=t, model=m) for t in ("view", "select") for m in ("tiny", "unknown")}
+    for kind, cid in [("view", tabby_id), ("select", tabby_id), ("view", extension_id), ("view", "cmpl-never")]:
+        client.post("/v1/events", json={"type": kind, "completion_id": cid, "choice_index": 0})
+    after = {key: events(client, type=key[0], model=key[1]) - n for key, n in before.items()}
+    assert after == {("view", "tiny"): 2, ("select", "tiny"): 1, ("view", "unknown"): 1, ("select", "unknown"): 0}
 
 
 @pytest.mark.parametrize("path,body,status", [
@@ -234,7 +254,7 @@ def test_the_agents_requests_over_http(srv, loaded):
         assert r.status_code == 200
         metrics = s.get(srv.url + "/metrics", timeout=30).text
     assert 'autocomplete_requests_total{endpoint="/v1/completions",method="POST",status="200"} 1.0' in metrics
-    assert 'autocomplete_client_events_total{type="select"} 1.0' in metrics
+    assert sample_value(metrics, "autocomplete_client_events_total", type="select", model="tiny") == 1.0
 
 
 segment_objects = st.fixed_dictionaries({}, optional={
@@ -283,3 +303,17 @@ def test_evaluate_types_with_the_agents_request(srv, loaded, tmp_path):
                  "--out", str(out)]) == 0
     report = json.loads((out / "eval.json").read_text())
     assert report["server_api"] == "tabby" and report["overall"]["saved_auto"] > 0.3  # the tiny model knows its text
+
+
+def test_the_answers_remembered_for_events_are_bounded(client, monkeypatch):
+    import serving.metrics
+    from server import app_state
+    monkeypatch.setattr(serving.metrics, "ANSWERS_REMEMBERED", 3)
+    metrics = app_state(client.application).metrics
+    for i in range(4):
+        metrics.remember_answer(f"a{i}", "tiny")
+    assert len(metrics.answered_by) == 3 and "a0" not in metrics.answered_by  # the oldest goes first
+    before = events(client, type="dismiss", model="unknown")
+    metrics.client_event("dismiss", "a0")
+    metrics.client_event("dismiss", "a3")
+    assert events(client, type="dismiss", model="unknown") == before + 1
