@@ -811,15 +811,18 @@ async function clearLine(page) {
       await sleep(500); // an event the proxy has seen may still be on its way to the server
       const metrics = await (await fetch(`${API}/metrics`, { headers: AUTH })).text();
       // counted by type and by the model that gave the answer each event names: all of this server's answers
-      const samples = [...metrics.matchAll(/^autocomplete_client_events_total\{type="(\w+)",model="([^"]*)"\} (\S+)$/gm)];
-      const counted = (type, model) => samples.filter((m) => m[1] === type && (model === undefined || m[2] === model))
-        .reduce((n, m) => n + Number(m[3]), 0);
+      // (prometheus_client writes a sample's labels sorted by name)
+      const samples = [...metrics.matchAll(/^autocomplete_client_events_total\{([^}]*)\} (\S+)$/gm)].map((m) => ({
+        line: m[0], value: Number(m[2]), ...Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]])),
+      }));
+      const counted = (type, model) => samples.filter((m) => m.type === type && (model === undefined || m.model === model))
+        .reduce((n, m) => n + m.value, 0);
       const sent = (type) => events.filter((e) => e?.type === type).length;
       const pairs = ['view', 'select'].map((t) => `${sent(t)} ${t} sent, ${counted(t)} counted`);
       const unknown = counted('view', 'unknown') + counted('select', 'unknown');
       if (sent('select') < 1 || ['view', 'select'].some((t) => counted(t) !== sent(t))) failures.push(`suggestion events: ${pairs.join('; ')}`);
-      else if (unknown) failures.push(`suggestion events: ${unknown} counted for model "unknown": ${samples.map((m) => m[0]).join('; ')}`);
-      else lap(`suggestion events: ${pairs.join('; ')} (the server's /metrics: ${samples.map((m) => m[0]).join('; ')})`);
+      else if (unknown) failures.push(`suggestion events: ${unknown} counted for model "unknown": ${samples.map((m) => m.line).join('; ')}`);
+      else lap(`suggestion events: ${pairs.join('; ')} (the server's /metrics: ${samples.map((m) => m.line).join('; ')})`);
     }
 
     // 4) the server goes away: one non-modal notice, the status bar says offline, no more notices while typing
