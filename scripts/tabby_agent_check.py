@@ -348,13 +348,14 @@ def main(argv=None) -> int:
                 check(any(t.startswith("pixel_histogram") for t in texts)
                       and not any(t.startswith("pixel_histogram") for t in alone),
                       "the completion takes the declared name (segments.declarations reached the engine)")
-                views = metric(server, "autocomplete_client_events_total", type="view")
-                selects = metric(server, "autocomplete_client_events_total", type="select")
+                model = Path(args.model).stem  # the server's default model: the events count under its name
+                views = metric(server, "autocomplete_client_events_total", type="view", model=model)
+                selects = metric(server, "autocomplete_client_events_total", type="select", model=model)
                 for kind in ("view", "select"):
                     agent.call("postEvent", {"type": kind, "completion_id": result["id"], "choice_index": 0})
-                check(metric(server, "autocomplete_client_events_total", type="view") == views + 1
-                      and metric(server, "autocomplete_client_events_total", type="select") == selects + 1,
-                      "postEvent view and select are counted in /metrics")
+                check(metric(server, "autocomplete_client_events_total", type="view", model=model) == views + 1
+                      and metric(server, "autocomplete_client_events_total", type="select", model=model) == selects + 1,
+                      f"postEvent view and select are counted in /metrics, under the model that answered ({model})")
 
                 # 4. the agent shows the server's answers (or its own post-processing of them)
                 same, differ = agreement(agent, server, project)
