@@ -270,6 +270,8 @@ def _retype_spans(completer, text: str, spans, kind, args, suffix_lines: int | N
             total.chars += r.chars
             total.keystrokes += r.keystrokes
             total.request_ms += r.request_ms
+            total.shown += r.shown
+            total.accepted += r.accepted
     return total
 
 
@@ -317,6 +319,7 @@ def evaluate(args) -> dict:
               "start_fraction": args.start_fraction, "span_extra": args.span_extra, "context": not args.no_context}
     totals = {_col(k, p): [0, 0] for k, p in cols}  # column -> [chars, keystrokes]
     all_ms = {_col(k, p): [] for k, p in cols}
+    shown = {_col(k, p): [0, 0] for k, p in cols}  # column -> [suggestions shown, taken]
     by_class = {_col(k, p): Counter() for k, p in cols if p not in SPAN_PROTOCOLS}  # column -> keystrokes by class
     bits = tokens = correct = chars = 0
     t_start = time.time()
@@ -347,7 +350,10 @@ def evaluate(args) -> dict:
             totals[col][0] += r.chars
             totals[col][1] += r.keystrokes
             all_ms[col] += r.request_ms
+            shown[col][0] += r.shown
+            shown[col][1] += len(r.accepted)
             row[f"saved_{col}"] = r.saved
+            row[f"shown_{col}"], row[f"taken_{col}"] = r.shown, len(r.accepted)
             row[f"keystrokes_{col}"] = r.keystrokes
             row[f"chars_typed_{col}"] = r.chars
             row["chars_typed"] = max(row.get("chars_typed", 0), r.chars)
@@ -402,6 +408,9 @@ def evaluate(args) -> dict:
         "chars_typed": sum(row["chars_typed"] for row in report["files"]),
         **{f"chars_typed_{c}": n for c, (n, _) in totals.items()},
         **{f"keystrokes_by_class_{c}": dict(counts) for c, counts in by_class.items()},
+        # the share of the suggestions shown that the typist took (an editor's select / view)
+        **{f"shown_{c}": n for c, (n, _) in shown.items()},
+        **{f"taken_{c}": k for c, (_, k) in shown.items()},
         "bits_per_char": bits / max(chars, 1), "accuracy": correct / max(tokens, 1), "tokens": tokens,
         "line_completion": {p: line_scores(s) for p, s in line_results.items()},
         "seconds": time.time() - t_start,
@@ -430,6 +439,10 @@ def table(report: dict) -> str:
     for protocol, lc in o["line_completion"].items():
         lines.append(f"Line completion, {protocol} protocol ({lc['samples']} random cuts): exact match "
                      f"**{lc['exact_match']:.1%}**, edit similarity **{lc['edit_similarity']:.1%}**.")
+    if any(f"shown_{c}" in o for c in cols):
+        lines.append("Suggestions taken (of those shown; the editors' select / view, docs/server.md): "
+                     + ", ".join(f"{c} {o[f'taken_{c}']:,} of {o[f'shown_{c}']:,} ({o[f'taken_{c}'] / o[f'shown_{c}']:.1%})"
+                                 for c in cols if o.get(f"shown_{c}")) + ".")
     lines += summary_lines(report)
     lines.append("Request latency while typing: "
                  + ", ".join(f"{c} p50 {o[f'p50_ms_{c}']:.1f} / p90 {o[f'p90_ms_{c}']:.1f} / p99 {o[f'p99_ms_{c}']:.1f} ms"

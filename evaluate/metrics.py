@@ -63,6 +63,7 @@ class TypingResult:
     accepted: list[tuple[int, int]] = field(default_factory=list)  # [start, end) of accepted suggestions
     indented: list[tuple[int, int]] = field(default_factory=list)  # [start, end) of blanks the editor put there
     request_ms: list[float] = field(default_factory=list)
+    shown: int = 0  # requests that offered a suggestion (the editor would show it); len(accepted) of them were taken
 
     @property
     def saved(self) -> float:
@@ -215,6 +216,7 @@ def simulate_typing(predictor, text: str, kind: str | None = None, context_lines
         result.request_ms.append((time.perf_counter() - t0) * 1000)
         result.keystrokes += 1
         s = suggestions[0].text if suggestions else ""
+        result.shown += bool(s)
         if s and text.startswith(s, i) and i + len(s) <= end:
             result.accepted.append((i - start, i - start + len(s)))
             i += len(s)

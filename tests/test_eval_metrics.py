@@ -65,7 +65,7 @@ class Silent:
 
 def test_autoindent_blanks_cost_nothing_where_the_editor_guesses_them():
     text = "def zq(x):\n    if x:\n        return 1\n    return 2\nx = [\n    1,\n]\n"
-    assert simulate_typing(Silent(), text).keystrokes == len(text)
+    assert simulate_typing(Silent(), text).keystrokes == len(text) and simulate_typing(Silent(), text).shown == 0
     r = simulate_typing(Silent(), text, autoindent=True)
     # the editor's rule indents lines 2, 3 and 4 right (":" opens, "return" closes); not "    1," (no ":")
     line_starts = [i + 1 for i, c in enumerate(text) if c == "\n"]
@@ -99,13 +99,13 @@ def test_a_word_accepting_typist_takes_the_right_words_of_a_wrong_suggestion():
     text = "result = self.items[0]\n"
     completer = Fixed({"result = ": "self.values[0]", "result = self": ".values[0]", "result = self.": "items[1]"})
     whole = simulate_typing(completer, text, context_lines=0)
-    assert whole.accepted == [] and whole.keystrokes == len(text)
+    assert whole.accepted == [] and whole.keystrokes == len(text) and whole.shown == 3  # three wrong, none taken
     words = simulate_typing(completer, text, context_lines=0, accept_words=True)
     # "self", then "." by Ctrl+Right (the word after each is wrong), then "items" ("[1]" is wrong); each
     # accepted word is a new request's place, as each typed character is
     start = len("result = ")
     assert words.accepted == [(start, start + 4), (start + 4, start + 5), (start + 5, start + 10)]
-    assert words.keystrokes == len(text) - (4 + 1 + 5) + 3
+    assert words.keystrokes == len(text) - (4 + 1 + 5) + 3 and words.shown == 3
     # a whole suggestion that is right is taken whole, one keystroke, by both typists
     right = Fixed({"result = ": "self.items[0]"})
     assert simulate_typing(right, text, context_lines=0, accept_words=True).accepted == [(start, start + 13)]
@@ -171,6 +171,10 @@ def test_evaluate_command_on_files(ckpt, tmp_path, capsys):
     assert o["bits_per_char"] < 1 and o["line_completion"]["lines"]["samples"] == 10
     keys = (out / "tiny.py.auto.keystrokes.html").read_text()
     assert keys.count("class='acc acc-start'") >= 5
+    # every accept was of a suggestion shown; the table says how many were taken
+    row = report["files"][0]
+    assert 5 <= o["taken_auto"] == row["taken_auto"] == keys.count("class='acc acc-start'") < o["shown_auto"]
+    assert f"auto {o['taken_auto']:,} of {o['shown_auto']:,} ({o['taken_auto'] / o['shown_auto']:.1%})" in printed
     assert "span style='background:" in (out / "tiny.py.surprise.html").read_text()
 
 
