@@ -441,8 +441,9 @@ def table(report: dict) -> str:
                      f"**{lc['exact_match']:.1%}**, edit similarity **{lc['edit_similarity']:.1%}**.")
     if any(f"shown_{c}" in o for c in cols):
         lines.append("Suggestions taken (of those shown; the editors' select / view, docs/server.md): "
-                     + ", ".join(f"{c} {o[f'taken_{c}']:,} of {o[f'shown_{c}']:,} ({o[f'taken_{c}'] / o[f'shown_{c}']:.1%})"
-                                 for c in cols if o.get(f"shown_{c}")) + ".")
+                     + ", ".join(f"{c} {o[f'taken_{c}']:,} of {o[f'shown_{c}']:,} "
+                                 f"({o[f'taken_{c}'] / o[f'shown_{c}']:.1%})" for c in cols if o.get(f"shown_{c}"))
+                     + ".")
     lines += summary_lines(report)
     lines.append("Request latency while typing: "
                  + ", ".join(f"{c} p50 {o[f'p50_ms_{c}']:.1f} / p90 {o[f'p90_ms_{c}']:.1f} / p99 {o[f'p99_ms_{c}']:.1f} ms"

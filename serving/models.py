@@ -27,8 +27,8 @@ for or not.
 A new file under a served name (make train wrote it). Before a named model answers, its file's signature
 (one `os.stat`) is compared with the one it was loaded from, at most every `check_interval_s`; a signature
 that changed and settled (reload.FileWatch, as for the default model) is loaded on a thread while the old model
-keeps answering, and
-swapped in when ready (a file that fails to load is logged and not tried again until it changes). As with the
+keeps answering, and swapped in when ready (a file that fails to load is logged and not tried again until it
+changes). As with the
 default model, every answer names the model file that computed it (`model`: its sha256 prefix), so the
 editor drops its cached answers.
 """

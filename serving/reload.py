@@ -9,11 +9,11 @@ it is someone else's job.
 What is watched (`CheckpointWatcher`). The path, polled every `--reload-interval` seconds (2 by default;
 0: never), by its signature `(device, inode, size, mtime)`: one `os.stat`, a few microseconds, no
 dependency (inotify would need one, and would see nothing across some network file systems). A changed
-signature is acted on once its writer has stopped (`FileWatch`: its time is 0.5 s old, or it held for 0.5 s, one
-more look sooner than the interval), so a file copied in place (`cp`, not a rename) is read only after the
-writer stopped; `make train` renames, so a new inode appears whole. A path that vanishes is waited for (nothing is reloaded, the loaded model keeps
-serving). SIGUSR1 reloads at once, whether or not the file changed (for `--reload-interval 0`, or a file
-system whose times do not move). Not SIGHUP, nginx's and gunicorn's reload signal: closing the terminal of
+signature is acted on once its writer has stopped (`FileWatch`: its time is 0.5 s old, or it held for 0.5 s,
+one more look sooner than the interval), so a file copied in place (`cp`, not a rename) is read only after the
+writer stopped; `make train` renames, so a new inode appears whole. A path that vanishes is waited for
+(nothing is reloaded, the loaded model keeps serving). SIGUSR1 reloads at once, whether or not the file
+changed (for `--reload-interval 0`, or a file system whose times do not move). Not SIGHUP, nginx's and gunicorn's reload signal: closing the terminal of
 `make serve` sends SIGHUP to the whole foreground group, and that must still end the server.
 
 How the engine changes, no request lost (`ModelReloader`, the engines' `reload()`):

@@ -14,9 +14,9 @@ Checking. A request's `Authorization: Bearer T` is compared with every token of 
 `autocomplete_user_requests_total{user}`; a prompt is never logged, a token never shown.
 
 Changes without a restart. The file is looked at (one `os.stat`) at most every `check_interval_s` as requests
-arrive. A changed file is read at the first look once its last write is reload.SETTLE_S old (reload.FileWatch), so a line removed
-takes that person's access away at the first request `check_interval_s` after the last look. A file that does not
-parse is refused:
+arrive. A changed file is read at the first look once its last write is reload.SETTLE_S old (reload.FileWatch),
+so a line removed takes that person's access away at the first request `check_interval_s` after the last look.
+A file that does not parse is refused:
 - at start, with its line number and why (the server exits 2);
 - later (or when the file is gone), it is logged and the tokens read before keep working, so that a typo does
   not lock the team out.
