@@ -83,7 +83,7 @@ class Metrics:
         """An answer sent with `answer_id` (the `id` editors name in their events) was computed by `model`."""
         with self._answers_lock:
             self.answered_by[answer_id] = model
-            if len(self.answered_by) > ANSWERS_REMEMBERED:
+            while len(self.answered_by) > ANSWERS_REMEMBERED:
                 self.answered_by.popitem(last=False)
 
     def client_event(self, kind: str, answer_id: str):
