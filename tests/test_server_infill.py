@@ -17,6 +17,7 @@ from benchmarks.server_load import ServerProcess
 from server import ServerConfig, create_app
 from serving.indent import blank_line_indent, code_of_line
 from serving.infill import InfillOptions, cut, select_fields
+from serving.metrics import sample_value
 from tests.test_server_http import SERVER_ARGS, json_values
 from tests.tiny_model import TINY_TEXT
 
@@ -140,10 +141,9 @@ def test_select_fields_flattens_paths():
 
 
 def answered(client) -> float:
-    """How many completions the engine has computed (the server's metric)."""
-    line = next(line for line in client.get("/metrics").get_data(as_text=True).splitlines()
-                if line.startswith('autocomplete_model_requests_total{model="tiny"}'))
-    return float(line.split()[-1])
+    """How many completion requests the tiny model has answered (the server's metric; 0 before the first)."""
+    return sample_value(client.get("/metrics").get_data(as_text=True), "autocomplete_model_requests_total",
+                        model="tiny")
 
 
 def test_settings_llama_cpp_applies(client):

@@ -18,7 +18,7 @@ from server import ServerConfig, create_app
 from serving import tabby
 from serving.metrics import sample_value
 from tests.test_server_http import SERVER_ARGS, json_values
-from tests.test_server_infill import client, loaded  # noqa: F401 - fixtures: the tiny model's app
+from tests.test_server_infill import answered, client, loaded  # noqa: F401 - fixtures: the tiny model's app
 from tests.test_server_reload import other_checkpoint  # noqa: F401 - a fixture
 from tests.tiny_model import TINY_TEXT
 
@@ -37,13 +37,6 @@ def complete(client, segments: dict, language="python") -> dict:
     r = client.post("/v1/completions", json={"language": language, "segments": segments})
     assert r.status_code == 200, r.get_data(as_text=True)
     return r.get_json()
-
-
-def answered(client) -> float:
-    """How many completions the engine has computed (the server's metric)."""
-    found = re.search(r'^autocomplete_model_requests_total\{model="tiny"\} (\S+)$',
-                      client.get("/metrics").get_data(as_text=True), re.M)
-    return float(found.group(1)) if found else 0.0
 
 
 def test_completions_ask_what_autocomplete_asks(client):
