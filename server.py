@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import hmac
-from contextlib import contextmanager
 import ipaddress
 import json
 import logging
@@ -49,6 +48,7 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -39,8 +39,9 @@ setting (it skips the question for versions before 0.9.0). The agent stores the 
 applies it at once. (On its very first start it has sent two events before it asks: docs/server.md tells users to
 turn them off in its config.toml too.)
 
-The `view`/`select`/`dismiss` events the agent posts are counted (`autocomplete_client_events_total{type}`):
-with `select` over `view` a team's server sees how often its suggestions are taken.
+The `view`/`select`/`dismiss` events the agent posts are counted by type and by the model that gave the answer
+they name (`autocomplete_client_events_total{type,model}`, serving/metrics.py): with `select` over `view` a team's
+server sees how often each model's suggestions are taken.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 // Suggestion events for the server: "view" when an answer's suggestion is first shown, "select" when one is
-// accepted. The server counts them by type (autocomplete_client_events_total in /metrics), so a team sees how
-// often its suggestions are taken (select / view), per model and over time, as Tabby's agent reports them to the
-// same route (POST /v1/events, Tabby's shape: {type, completion_id, choice_index}; serving/tabby.py).
+// accepted. The server counts them by type and by the model that answered (autocomplete_client_events_total in
+// /metrics), so a team sees how often its suggestions are taken (select / view), per model and over time, as
+// Tabby's agent reports them to the same route (POST /v1/events, Tabby's shape: {type, completion_id,
+// choice_index}; serving/tabby.py).
 //
 // An answer counts one view however often it is shown again: VS Code asks at every keystroke, and a suggestion
 // the user types into comes back from the cache under its answer's id. Only the event's type, the answer's id and
